@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds use the host CPU's vector units: without -target-cpu, Swift's SIMD types lower to
+// scalar fmaf calls (DESIGN §7). Debug builds stay portable and quick to compile.
+let fastMath: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "native", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Ballast",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ballast", targets: ["ballast"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C shims: OpenBLAS's cblas.h lives under an openblas-pthread include dir, reached via pkg-config.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZMQ", path: "Sources/CZMQ", pkgConfig: "libzmq",
+                       providers: [.apt(["libzmq3-dev"])]),
+
+        // Numeric core: kernels (forward + backward) on raw float buffers. No IO.
+        .target(name: "BallastKernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
+        // Tensor containers on disk: safetensors reader/writer, JSON helpers. No model knowledge.
+        .target(name: "BallastFormats", swiftSettings: fastMath),
+        // GPT-2 model: config, planned parameter/activation/gradient buffers, forward/backward,
+        // scalar heads, KV-cache sampling, checkpoint folders.
+        .target(name: "BallastModel", dependencies: ["BallastKernels", "BallastFormats"], swiftSettings: fastMath),
+        // AdamW, gradient clipping, LR schedules.
+        .target(name: "BallastOptim", dependencies: ["BallastKernels"], swiftSettings: fastMath),
+        // Tokenizer, JSONL datasets, built-in SFT data generator.
+        .target(name: "BallastData", swiftSettings: fastMath),
+        // Training loops, YAML configs, metrics, progress, benchmarks.
+        .target(name: "BallastTrain", dependencies: [
+            "BallastModel", "BallastOptim", "BallastData", "BallastFormats",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: fastMath),
+        // Messaging over libzmq; the only module that touches libzmq.
+        .target(name: "BallastTransport", dependencies: ["CZMQ"]),
+        .executableTarget(name: "ballast", dependencies: [
+            "BallastTrain", "BallastModel", "BallastData", "BallastTransport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: fastMath),
+
+        .testTarget(name: "BallastKernelsTests", dependencies: ["BallastKernels"]),
+        .testTarget(name: "BallastModelTests", dependencies: ["BallastModel", "BallastOptim", "BallastFormats"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastModel"]),
+        .testTarget(name: "BallastTrainTests", dependencies: ["BallastTrain", "BallastData", "BallastTransport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

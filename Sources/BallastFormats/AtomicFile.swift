@@ -1,0 +1,54 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct FileWriteError: Error, CustomStringConvertible {
+    public let path: String
+    public let problem: String
+    public var description: String { "\(path): \(problem)" }
+}
+
+/// Crash-safe file replacement: a reader sees either the old file or the complete new one.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        let tmp = path + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw FileWriteError(path: tmp, problem: "cannot create (\(String(cString: strerror(errno))))") }
+        var ok = true
+        data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n <= 0 { ok = false; return }
+                done += n
+            }
+        }
+        if !ok || fsync(fd) != 0 {
+            let msg = String(cString: strerror(errno))
+            close(fd)
+            unlink(tmp)
+            throw FileWriteError(path: tmp, problem: "write failed (\(msg))")
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else {
+            let msg = String(cString: strerror(errno))
+            unlink(tmp)
+            throw FileWriteError(path: path, problem: "rename failed (\(msg))")
+        }
+        syncDirectory(dir.isEmpty ? "." : dir)
+    }
+
+    public static func write(_ string: String, to path: String) throws {
+        try write(Data(string.utf8), to: path)
+    }
+
+    public static func syncDirectory(_ dir: String) {
+        let dfd = open(dir, O_RDONLY)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
+        }
+    }
+}

@@ -1,0 +1,236 @@
+import Foundation
+
+/// Element types of the safetensors format that Ballast reads and writes.
+public enum DType: String, Sendable, CaseIterable {
+    case f64 = "F64", f32 = "F32", f16 = "F16", bf16 = "BF16"
+    case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
+
+    public var size: Int {
+        switch self {
+        case .f64, .i64: return 8
+        case .f32, .i32: return 4
+        case .f16, .bf16, .i16: return 2
+        case .i8, .u8, .bool: return 1
+        }
+    }
+}
+
+/// A failure to read a safetensors file: names the file and what is wrong with it.
+public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let problem: String
+    public init(file: String, problem: String) {
+        self.file = file
+        self.problem = problem
+    }
+    public var description: String { "\(file): \(problem)" }
+}
+
+/// A tensor to write: raw little-endian bytes with dtype and shape.
+public struct TensorData: Sendable {
+    public let dtype: DType
+    public let shape: [Int]
+    public let bytes: Data
+
+    public init(dtype: DType, shape: [Int], bytes: Data) {
+        precondition(bytes.count == shape.reduce(1, *) * dtype.size, "byte count does not match shape")
+        self.dtype = dtype
+        self.shape = shape
+        self.bytes = bytes
+    }
+
+    public init(floats: UnsafeBufferPointer<Float>, shape: [Int]) {
+        self.init(dtype: .f32, shape: shape, bytes: Data(buffer: floats))
+    }
+
+    public init(floats: [Float], shape: [Int]) {
+        self.init(dtype: .f32, shape: shape, bytes: floats.withUnsafeBufferPointer { Data(buffer: $0) })
+    }
+
+    public init(int32s: [Int32], shape: [Int]) {
+        self.init(dtype: .i32, shape: shape, bytes: int32s.withUnsafeBufferPointer { Data(buffer: $0) })
+    }
+}
+
+/// A validated, read-only safetensors file (https://github.com/huggingface/safetensors format):
+/// u64 little-endian header length N, N bytes of JSON header, then the data buffer.
+public struct SafeTensorsFile: Sendable {
+    public struct Info: Sendable, Equatable {
+        public let dtype: DType
+        public let shape: [Int]
+        /// Byte range inside the data buffer.
+        public let range: Range<Int>
+    }
+
+    public let path: String
+    public let tensors: [String: Info]
+    public let metadata: [String: String]
+    private let data: Data
+    private let dataStart: Int
+
+    /// Upper bound on the JSON header; real headers are kilobytes.
+    public static let maxHeaderBytes = 100 << 20
+
+    public init(path: String) throws {
+        let name = path
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+        } catch {
+            throw SafeTensorsError(file: name, problem: "cannot read file (\(error.localizedDescription))")
+        }
+        try self.init(data: data, name: name)
+    }
+
+    public init(data: Data, name: String) throws {
+        func fail(_ p: String) -> SafeTensorsError { SafeTensorsError(file: name, problem: p) }
+        guard data.count >= 8 else { throw fail("file is \(data.count) bytes, shorter than the 8-byte header length") }
+        let headerLen = data.withUnsafeBytes { raw -> UInt64 in
+            UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        }
+        guard headerLen <= UInt64(Self.maxHeaderBytes) else { throw fail("header length \(headerLen) exceeds the \(Self.maxHeaderBytes)-byte limit") }
+        guard Int(headerLen) <= data.count - 8 else {
+            throw fail("header length \(headerLen) runs past the end of the file (\(data.count) bytes): truncated?")
+        }
+        let headerBytes = data.subdata(in: data.startIndex + 8 ..< data.startIndex + 8 + Int(headerLen))
+        let json: Any
+        do {
+            json = try JSONSerialization.jsonObject(with: headerBytes)
+        } catch {
+            throw fail("header is not valid JSON")
+        }
+        guard let header = json as? [String: Any] else { throw fail("header is not a JSON object") }
+        let dataStart = 8 + Int(headerLen)
+        let dataSize = data.count - dataStart
+        var tensors: [String: Info] = [:]
+        var metadata: [String: String] = [:]
+        for (key, value) in header {
+            if key == "__metadata__" {
+                guard let m = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
+                for (k, v) in m {
+                    guard let s = v as? String else { throw fail("__metadata__ value for \"\(k)\" is not a string") }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard let entry = value as? [String: Any] else { throw fail("entry \"\(key)\" is not an object") }
+            guard let dt = entry["dtype"] as? String else { throw fail("tensor \"\(key)\" has no dtype") }
+            guard let dtype = DType(rawValue: dt) else { throw fail("tensor \"\(key)\" has unknown dtype \"\(dt)\"") }
+            guard let shapeAny = entry["shape"] as? [Any] else { throw fail("tensor \"\(key)\" has no shape list") }
+            var shape: [Int] = []
+            for d in shapeAny {
+                guard let n = d as? NSNumber, n.doubleValue == Double(n.intValue), n.intValue >= 0 else {
+                    throw fail("tensor \"\(key)\" has an invalid shape \(shapeAny)")
+                }
+                shape.append(n.intValue)
+            }
+            guard let offs = entry["data_offsets"] as? [Any], offs.count == 2,
+                  let b = (offs[0] as? NSNumber)?.intValue, let e = (offs[1] as? NSNumber)?.intValue else {
+                throw fail("tensor \"\(key)\" has no valid data_offsets pair")
+            }
+            guard b >= 0, b <= e else { throw fail("tensor \"\(key)\" has data_offsets [\(b), \(e)] out of order") }
+            guard e <= dataSize else {
+                throw fail("tensor \"\(key)\" data_offsets [\(b), \(e)] run past the data buffer of \(dataSize) bytes: truncated?")
+            }
+            var elements = 1
+            for d in shape {
+                let (r, o) = elements.multipliedReportingOverflow(by: d)
+                guard !o else { throw fail("tensor \"\(key)\" shape \(shape) overflows") }
+                elements = r
+            }
+            guard elements * dtype.size == e - b else {
+                throw fail("tensor \"\(key)\" has \(e - b) bytes but shape \(shape) of \(dt) needs \(elements * dtype.size)")
+            }
+            tensors[key] = Info(dtype: dtype, shape: shape, range: b..<e)
+        }
+        let sorted = tensors.sorted { $0.value.range.lowerBound < $1.value.range.lowerBound }
+        for i in sorted.indices.dropFirst() {
+            let prev = sorted[i - 1], cur = sorted[i]
+            if cur.value.range.lowerBound < prev.value.range.upperBound {
+                throw fail("tensors \"\(prev.key)\" and \"\(cur.key)\" overlap in the data buffer")
+            }
+        }
+        self.path = name
+        self.tensors = tensors
+        self.metadata = metadata
+        self.data = data
+        self.dataStart = dataStart
+    }
+
+    public var names: [String] { tensors.keys.sorted() }
+
+    public func info(_ name: String) throws -> Info {
+        guard let i = tensors[name] else { throw SafeTensorsError(file: path, problem: "no tensor named \"\(name)\"") }
+        return i
+    }
+
+    /// Raw bytes of a tensor.
+    public func bytes(_ name: String) throws -> Data {
+        let i = try info(name)
+        let s = data.startIndex + dataStart
+        return data.subdata(in: s + i.range.lowerBound ..< s + i.range.upperBound)
+    }
+
+    /// A floating-point tensor converted to Float32 (F32, F64, F16 and BF16 accepted).
+    public func floats(_ name: String) throws -> [Float] {
+        let i = try info(name)
+        let raw = try bytes(name)
+        let n = i.shape.reduce(1, *)
+        let out = raw.withUnsafeBytes { p -> [Float]? in
+            switch i.dtype {
+            case .f32: return (0..<n).map { Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            case .f64: return (0..<n).map { Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)))) }
+            case .bf16: return (0..<n).map { Float(bitPattern: UInt32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) << 16) }
+            case .f16: return (0..<n).map { Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
+            default: return nil
+            }
+        }
+        guard let out else { throw SafeTensorsError(file: path, problem: "tensor \"\(name)\" has dtype \(i.dtype.rawValue), expected a float type") }
+        return out
+    }
+
+    /// An integer tensor converted to Int (I64, I32, I16, I8, U8, BOOL accepted).
+    public func ints(_ name: String) throws -> [Int] {
+        let i = try info(name)
+        let raw = try bytes(name)
+        let n = i.shape.reduce(1, *)
+        let out = raw.withUnsafeBytes { p -> [Int]? in
+            switch i.dtype {
+            case .i64: return (0..<n).map { Int(Int64(littleEndian: p.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self))) }
+            case .i32: return (0..<n).map { Int(Int32(littleEndian: p.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self))) }
+            case .i16: return (0..<n).map { Int(Int16(littleEndian: p.loadUnaligned(fromByteOffset: $0 * 2, as: Int16.self))) }
+            case .i8: return (0..<n).map { Int(p.load(fromByteOffset: $0, as: Int8.self)) }
+            case .u8, .bool: return (0..<n).map { Int(p.load(fromByteOffset: $0, as: UInt8.self)) }
+            default: return nil
+            }
+        }
+        guard let out else { throw SafeTensorsError(file: path, problem: "tensor \"\(name)\" has dtype \(i.dtype.rawValue), expected an integer type") }
+        return out
+    }
+}
+
+public enum SafeTensorsWriter {
+    /// Serialises tensors (in the given order) with optional string metadata. The header is padded with
+    /// spaces to a multiple of 8 bytes so that the data buffer is aligned.
+    public static func encode(_ tensors: [(String, TensorData)], metadata: [String: String] = [:]) -> Data {
+        var header: [String: Any] = [:]
+        var offset = 0
+        for (name, t) in tensors {
+            header[name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.count]]
+            offset += t.bytes.count
+        }
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8)
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data(capacity: 8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(json)
+        for (_, t) in tensors { out.append(t.bytes) }
+        return out
+    }
+
+    /// Writes atomically: temporary file, fsync, rename, fsync of the directory.
+    public static func write(_ tensors: [(String, TensorData)], metadata: [String: String] = [:], to path: String) throws {
+        try AtomicFile.write(encode(tensors, metadata: metadata), to: path)
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+
+/// Token + position embedding.
+public enum Embedding {
+    /// out[N,C] = wte[tokens[n], :] + wpe[positions[n], :]
+    public static func forward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
+                               positions: UnsafePointer<Int32>, wte: UnsafePointer<Float>,
+                               wpe: UnsafePointer<Float>, n: Int, c: Int) {
+        for i in 0..<n {
+            let o = out + i * c, t = wte + Int(tokens[i]) * c, p = wpe + Int(positions[i]) * c
+            for j in 0..<c { o[j] = t[j] + p[j] }
+        }
+    }
+
+    /// dwte[tokens[n]] += dout[n]; dwpe[positions[n]] += dout[n]
+    public static func backward(dwte: UnsafeMutablePointer<Float>, dwpe: UnsafeMutablePointer<Float>,
+                                dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
+                                positions: UnsafePointer<Int32>, n: Int, c: Int) {
+        for i in 0..<n {
+            Vec.axpy(1, dout + i * c, dwte + Int(tokens[i]) * c, c)
+            Vec.axpy(1, dout + i * c, dwpe + Int(positions[i]) * c, c)
+        }
+    }
+}
+
+public enum LayerNorm {
+    /// out[N,C] = (inp - mean) * rstd * w + b; saves mean[N], rstd[N] for backward.
+    public static func forward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                               rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                               n: Int, c: Int, eps: Float = 1e-5) {
+        Parallel.forEachChunk(n, grain: 64) { rows in
+            for r in rows {
+                let x = inp + r * c, o = out + r * c
+                let m = Vec.sum(x, c) / Float(c)
+                var v: Float = 0
+                for j in 0..<c { let d = x[j] - m; v += d * d }
+                let s = 1 / (v / Float(c) + eps).squareRoot()
+                for j in 0..<c { o[j] = (x[j] - m) * s * weight[j] + bias[j] }
+                mean[r] = m
+                rstd[r] = s
+            }
+        }
+    }
+
+    /// dinp[N,C] += ∂L/∂inp; dweight[C] += Σ dout·x̂; dbias[C] += Σ dout.
+    public static func backward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
+                                dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int, c: Int) {
+        // Input gradients are row-independent and run in parallel; the weight/bias reductions run
+        // per thread into private accumulators, added in chunk order so results are reproducible.
+        let workers = max(1, min(Parallel.threads, n / 64))
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * 2 * c)
+        partial.initialize(repeating: 0, count: workers * 2 * c)
+        defer { partial.deallocate() }
+        let per = (n + workers - 1) / workers
+        Parallel.forEach(workers) { w in
+            let dw = partial + w * 2 * c, db = dw + c
+            let lo = w * per, hi = min(n, lo + per)
+            guard lo < hi else { return }
+            for r in lo..<hi {
+                let x = inp + r * c, dy = dout + r * c, dx = dinp + r * c
+                let m = mean[r], s = rstd[r]
+                var meanD: Float = 0, meanDX: Float = 0
+                for j in 0..<c {
+                    let xh = (x[j] - m) * s
+                    let dn = weight[j] * dy[j]
+                    meanD += dn
+                    meanDX += dn * xh
+                    db[j] += dy[j]
+                    dw[j] += xh * dy[j]
+                }
+                meanD /= Float(c)
+                meanDX /= Float(c)
+                for j in 0..<c {
+                    let xh = (x[j] - m) * s
+                    dx[j] += (weight[j] * dy[j] - meanD - xh * meanDX) * s
+                }
+            }
+        }
+        for w in 0..<workers {
+            Vec.axpy(1, partial + w * 2 * c, dweight, c)
+            Vec.axpy(1, partial + w * 2 * c + c, dbias, c)
+        }
+    }
+}
+
+/// GELU, tanh approximation (GPT-2's "gelu_new").
+public enum GELU {
+    static let k: Float = (2 / Float.pi).squareRoot()
+
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, n: Int) {
+        Parallel.forEachChunk(n, grain: 1 << 14) { r in
+            for i in r {
+                let x = inp[i]
+                let u = k * (x + 0.044715 * x * x * x)
+                out[i] = 0.5 * x * (1 + tanhf(u))
+            }
+        }
+    }
+
+    /// dinp[i] += dout[i] · gelu'(inp[i])
+    public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                dout: UnsafePointer<Float>, n: Int) {
+        Parallel.forEachChunk(n, grain: 1 << 14) { r in
+            for i in r {
+                let x = inp[i]
+                let u = k * (x + 0.044715 * x * x * x)
+                let t = tanhf(u)
+                let sech2 = 1 - t * t
+                let g = 0.5 * (1 + t) + 0.5 * x * sech2 * k * (1 + 3 * 0.044715 * x * x)
+                dinp[i] += g * dout[i]
+            }
+        }
+    }
+}
+
+/// Row-wise softmax and log-softmax.
+public enum Softmax {
+    /// out[N,V] = softmax(inp[N,V]) row-wise. `out` may alias `inp`.
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, n: Int, v: Int) {
+        for r in 0..<n {
+            let x = inp + r * v, o = out + r * v
+            let m = Vec.max(x, v)
+            var s: Float = 0
+            for j in 0..<v { let e = expf(x[j] - m); o[j] = e; s += e }
+            let inv = 1 / s
+            for j in 0..<v { o[j] *= inv }
+        }
+    }
+
+    /// dinp[N,V] += p ⊙ (dout − Σ p·dout) for p = softmax output.
+    public static func backward(dinp: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>,
+                                dout: UnsafePointer<Float>, n: Int, v: Int) {
+        for r in 0..<n {
+            let p = probs + r * v, dy = dout + r * v, dx = dinp + r * v
+            let s = Vec.dot(p, dy, v)
+            for j in 0..<v { dx[j] += p[j] * (dy[j] - s) }
+        }
+    }
+
+    /// log Σ exp(x) of one row, stable.
+    @inline(__always)
+    public static func logSumExp(_ x: UnsafePointer<Float>, _ v: Int) -> Float {
+        let m = Vec.max(x, v)
+        var s: Float = 0
+        for j in 0..<v { s += expf(x[j] - m) }
+        return m + logf(s)
+    }
+}
+
+/// Fused softmax + cross-entropy over rows of logits.
+public enum CrossEntropy {
+    /// For each row n: loss_n = −log softmax(logits_n)[target_n]; returns Σ_n weight_n · loss_n and
+    /// writes dlogits_n = weight_n · (softmax(logits_n) − onehot(target_n)). Rows with weight 0 get a
+    /// zero gradient (padding, prompt tokens). `dlogits` may alias `logits`. `losses` (optional) gets
+    /// the per-row unweighted loss.
+    @discardableResult
+    public static func forwardBackward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+                                       weights: UnsafePointer<Float>, dlogits: UnsafeMutablePointer<Float>,
+                                       losses: UnsafeMutablePointer<Float>? = nil, n: Int, v: Int) -> Float {
+        let rowLoss = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { rowLoss.deallocate() }
+        Parallel.forEachChunk(n, grain: 16) { rows in
+            for r in rows {
+                let x = logits + r * v, d = dlogits + r * v
+                let w = weights[r]
+                let t = Int(targets[r])
+                if w == 0 || t < 0 {
+                    let nll: Float = (t >= 0 && t < v) ? Softmax.logSumExp(x, v) - x[t] : 0
+                    rowLoss[r] = nll
+                    d.update(repeating: 0, count: v)
+                    continue
+                }
+                let m = Vec.max(x, v)
+                var s: Float = 0
+                for j in 0..<v { s += expf(x[j] - m) }
+                let lse = m + logf(s)
+                rowLoss[r] = lse - x[t]
+                let inv = 1 / s
+                for j in 0..<v { d[j] = w * expf(x[j] - m) * inv }
+                d[t] -= w
+            }
+        }
+        var total: Float = 0
+        for r in 0..<n { total += weights[r] * rowLoss[r] }
+        if let losses { losses.update(from: rowLoss, count: n) }
+        return total
+    }
+}
+
+/// Means over a mask, and their gradients.
+public enum MaskedMean {
+    /// Σ mask·x / max(Σ mask, 1)
+    public static func forward(_ x: UnsafePointer<Float>, mask: UnsafePointer<Float>, n: Int) -> Float {
+        let count = Vec.sum(mask, n)
+        return Vec.dot(x, mask, n) / max(count, 1)
+    }
+
+    /// dx[i] += dout · mask[i] / max(Σ mask, 1)
+    public static func backward(dx: UnsafeMutablePointer<Float>, dout: Float, mask: UnsafePointer<Float>, n: Int) {
+        let scale = dout / max(Vec.sum(mask, n), 1)
+        Vec.axpy(scale, mask, dx, n)
+    }
+}

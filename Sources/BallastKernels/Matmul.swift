@@ -1,0 +1,62 @@
+import CBLAS
+
+/// Row-major matrix products through OpenBLAS.
+public enum BLAS {
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// C[m,n] = alpha * op(A)[m,k] · op(B)[k,n] + beta * C. Row-major; `lda`, `ldb`, `ldc` are the
+    /// row strides of A, B, C as stored (A is [k,m] when `transA`).
+    @inline(__always)
+    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                            alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// `count` independent products C_i = alpha op(A_i) op(B_i) + beta C_i with fixed strides between
+    /// the operands of consecutive products.
+    public static func gemmBatched(transA: Bool = false, transB: Bool = false, count: Int, m: Int, n: Int, k: Int,
+                                   alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, strideA: Int,
+                                   b: UnsafePointer<Float>, ldb: Int, strideB: Int,
+                                   beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int) {
+        for i in 0..<count {
+            gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                 a: a + i * strideA, lda: lda, b: b + i * strideB, ldb: ldb,
+                 beta: beta, c: c + i * strideC, ldc: ldc)
+        }
+    }
+}
+
+/// GPT-2 "Conv1D" linear layer: weight stored [in, out] (Hugging Face layout), y = x W + b.
+public enum Linear {
+    /// out[N,OC] = inp[N,IC] · w[IC,OC] + bias[OC]
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                               n: Int, inC: Int, outC: Int) {
+        if let bias {
+            for r in 0..<n { (out + r * outC).update(from: bias, count: outC) }
+        }
+        BLAS.gemm(m: n, n: outC, k: inC, a: inp, lda: inC, b: weight, ldb: outC,
+                  beta: bias == nil ? 0 : 1, c: out, ldc: outC)
+    }
+
+    /// dinp[N,IC] += dout · wᵀ;  dweight[IC,OC] += inpᵀ · dout;  dbias[OC] += Σ_n dout.
+    /// `dinp` may be nil when the input needs no gradient.
+    public static func backward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                                dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                                inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                n: Int, inC: Int, outC: Int) {
+        if let dinp {
+            BLAS.gemm(transB: true, m: n, n: inC, k: outC, a: dout, lda: outC, b: weight, ldb: outC,
+                      beta: 1, c: dinp, ldc: inC)
+        }
+        BLAS.gemm(transA: true, m: inC, n: outC, k: n, a: inp, lda: inC, b: dout, ldb: outC,
+                  beta: 1, c: dweight, ldc: outC)
+        if let dbias {
+            for r in 0..<n { Vec.axpy(1, dout + r * outC, dbias, outC) }
+        }
+    }
+}

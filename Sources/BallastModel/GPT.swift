@@ -1,0 +1,361 @@
+import BallastKernels
+import Foundation
+
+/// A batch of token sequences, padded to a common length T. `mask` is 1 for real tokens and 0 for
+/// padding (left or right). Positions are derived from the mask: the k-th real token of a row has
+/// position k, so left-padded prompts get the same positions as unpadded ones.
+public struct TokenBatch: Sendable {
+    public var tokens: [Int32]
+    public var mask: [Float]
+    public let batch: Int
+    public let length: Int
+
+    public init(tokens: [Int32], mask: [Float], batch: Int, length: Int) {
+        precondition(tokens.count == batch * length && mask.count == batch * length, "batch shape mismatch")
+        self.tokens = tokens
+        self.mask = mask
+        self.batch = batch
+        self.length = length
+    }
+
+    /// Position ids from the mask: cumulative count of real tokens before each slot (0 at padding).
+    public var positions: [Int32] {
+        var out = [Int32](repeating: 0, count: tokens.count)
+        for b in 0..<batch {
+            var k: Int32 = 0
+            for t in 0..<length where mask[b * length + t] != 0 {
+                out[b * length + t] = k
+                k += 1
+            }
+        }
+        return out
+    }
+}
+
+/// A GPT-2 network with optional scalar heads. Parameters, gradients and activations each live in
+/// one planned allocation; forward keeps what backward needs, backward accumulates into `grads`.
+public final class GPT: @unchecked Sendable {
+    public let config: GPTConfig
+    public let layout: ParameterLayout
+    /// Flat parameters in `layout` order.
+    public let params: UnsafeMutablePointer<Float>
+    private var gradStorage: UnsafeMutablePointer<Float>?
+    /// Flat gradients, same layout. Allocated on first use so that inference-only models skip it.
+    public var grads: UnsafeMutablePointer<Float> {
+        if let g = gradStorage { return g }
+        let g = UnsafeMutablePointer<Float>.allocate(capacity: layout.count)
+        g.initialize(repeating: 0, count: layout.count)
+        gradStorage = g
+        return g
+    }
+    var acts: Activations?
+    var scratch: BackwardScratch?
+
+    public init(config: GPTConfig) throws {
+        try config.validate()
+        self.config = config
+        self.layout = ParameterLayout(config)
+        params = .allocate(capacity: layout.count)
+        params.initialize(repeating: 0, count: layout.count)
+    }
+
+    deinit {
+        params.deallocate()
+        gradStorage?.deallocate()
+    }
+
+    public var parameterCount: Int { layout.count }
+
+    public func zeroGrad() {
+        grads.update(repeating: 0, count: layout.count)
+    }
+
+    /// GPT-2's initialisation: N(0, 0.02) weights and embeddings, residual output projections scaled by
+    /// 1/√(2·n_layer), zero biases, unit LayerNorm gains.
+    public func initializeRandom(seed: UInt64) {
+        var rng = SeededRNG(seed: seed)
+        let residualStd = 0.02 / Float(2 * config.nLayer).squareRoot()
+        for e in layout.entries {
+            let p = params + e.offset
+            if e.name.hasSuffix("ln_1.weight") || e.name.hasSuffix("ln_2.weight") || e.name.hasSuffix("ln_f.weight") {
+                p.update(repeating: 1, count: e.count)
+            } else if e.shape.count == 1 {
+                p.update(repeating: 0, count: e.count)
+            } else {
+                let std: Float = e.name.hasSuffix("c_proj.weight") ? residualStd : 0.02
+                for i in 0..<e.count { p[i] = rng.nextGaussian() * std }
+            }
+        }
+    }
+
+    public func tensor(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
+        guard let e = layout.entry(named: name) else { return nil }
+        return UnsafeMutableBufferPointer(start: params + e.offset, count: e.count)
+    }
+
+    public func copyParameters(from other: GPT) {
+        precondition(other.config == config)
+        params.update(from: other.params, count: layout.count)
+    }
+
+    // MARK: Forward
+
+    /// Runs the network on `batch`. Logits [B,T,V] are computed when `computeLogits` (skip them for
+    /// reward models); scalar heads [B·T, H] always. Read results with `logits`, `headOutputs`.
+    public func forward(_ batch: TokenBatch, computeLogits: Bool = true) {
+        let b = batch.batch, t = batch.length
+        precondition(t <= config.nPositions, "sequence length \(t) exceeds n_positions \(config.nPositions)")
+        if acts == nil || acts!.capacityTokens < b * t || acts!.nHeadsCapacity < b * config.nHead * t * t {
+            acts = Activations(config: config, b: b, t: t)
+        }
+        let a = acts!
+        a.setShape(b: b, t: t)
+        a.computedLogits = computeLogits
+        let n = b * t, c = config.nEmbd, cfg = config, p = params
+        batch.tokens.withUnsafeBufferPointer { a.tokens.update(from: $0.baseAddress!, count: n) }
+        batch.mask.withUnsafeBufferPointer { a.mask.update(from: $0.baseAddress!, count: n) }
+        batch.positions.withUnsafeBufferPointer { a.positions.update(from: $0.baseAddress!, count: n) }
+        for i in 0..<n {
+            let tok = Int(a.tokens[i])
+            precondition(tok >= 0 && tok < cfg.vocabSize, "token id \(tok) outside vocabulary of \(cfg.vocabSize)")
+        }
+
+        Embedding.forward(out: a.encoded, tokens: a.tokens, positions: a.positions,
+                          wte: p + layout.wte, wpe: p + layout.wpe, n: n, c: c)
+        for l in 0..<cfg.nLayer {
+            let w = layout.blocks[l]
+            let la = a.layer(l)
+            let resIn = l == 0 ? a.encoded : a.layer(l - 1).res3
+            LayerNorm.forward(out: la.ln1, mean: la.ln1Mean, rstd: la.ln1Rstd, inp: resIn,
+                              weight: p + w.ln1w, bias: p + w.ln1b, n: n, c: c, eps: cfg.layerNormEpsilon)
+            Linear.forward(out: la.qkv, inp: la.ln1, weight: p + w.attnW, bias: p + w.attnB, n: n, inC: c, outC: 3 * c)
+            Attention.forward(out: la.atty, att: la.att, qkv: la.qkv, keyMask: a.mask, b: b, t: t, c: c, nHead: cfg.nHead)
+            GPT.residualLinear(out: la.res2, residual: resIn, inp: la.atty, weight: p + w.attnProjW,
+                               bias: p + w.attnProjB, n: n, inC: c, outC: c)
+            LayerNorm.forward(out: la.ln2, mean: la.ln2Mean, rstd: la.ln2Rstd, inp: la.res2,
+                              weight: p + w.ln2w, bias: p + w.ln2b, n: n, c: c, eps: cfg.layerNormEpsilon)
+            Linear.forward(out: la.fch, inp: la.ln2, weight: p + w.fcW, bias: p + w.fcB, n: n, inC: c, outC: 4 * c)
+            GELU.forward(out: a.gelu, inp: la.fch, n: n * 4 * c)
+            GPT.residualLinear(out: la.res3, residual: la.res2, inp: a.gelu, weight: p + w.fcProjW,
+                               bias: p + w.fcProjB, n: n, inC: 4 * c, outC: c)
+        }
+        let last = a.layer(cfg.nLayer - 1).res3
+        LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: last,
+                          weight: p + layout.lnfW, bias: p + layout.lnfB, n: n, c: c, eps: cfg.layerNormEpsilon)
+        if computeLogits {
+            // logits[N,V] = lnf[N,C] · wteᵀ (tied LM head)
+            BLAS.gemm(transB: true, m: n, n: cfg.vocabSize, k: c, a: a.lnf, lda: c, b: p + layout.wte, ldb: c,
+                      c: a.logits, ldc: cfg.vocabSize)
+        }
+        let nh = cfg.scalarHeads.count
+        if nh > 0 {
+            // heads[N,H] = lnf[N,C] · W_headsᵀ
+            BLAS.gemm(transB: true, m: n, n: nh, k: c, a: a.lnf, lda: c, b: p + layout.heads, ldb: c,
+                      c: a.heads, ldc: nh)
+        }
+    }
+
+    /// out[N,OC] = residual + inp · W + b, without a temporary.
+    static func residualLinear(out: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>,
+                               inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                               n: Int, inC: Int, outC: Int) {
+        for r in 0..<n {
+            let o = out + r * outC, x = residual + r * outC
+            for j in 0..<outC { o[j] = x[j] + bias[j] }
+        }
+        BLAS.gemm(m: n, n: outC, k: inC, a: inp, lda: inC, b: weight, ldb: outC, beta: 1, c: out, ldc: outC)
+    }
+
+    /// Logits of the last forward: [B, T, V] row-major.
+    public var logits: UnsafeBufferPointer<Float> {
+        let a = acts!
+        precondition(a.computedLogits, "forward ran with computeLogits: false")
+        return UnsafeBufferPointer(start: a.logits, count: a.b * a.t * config.vocabSize)
+    }
+
+    /// Scalar head outputs of the last forward: [B·T, H] row-major (H = config.scalarHeads.count).
+    public var headOutputs: UnsafeBufferPointer<Float> {
+        let a = acts!
+        return UnsafeBufferPointer(start: a.heads, count: a.b * a.t * config.scalarHeads.count)
+    }
+
+    /// Output of scalar head `head` at token (b, t) of the last forward.
+    public func head(_ head: Int, b: Int, t: Int) -> Float {
+        let a = acts!
+        return a.heads[(b * a.t + t) * config.scalarHeads.count + head]
+    }
+
+    /// Final hidden states (after ln_f) of the last forward: [B, T, C].
+    public var hiddenStates: UnsafeBufferPointer<Float> {
+        let a = acts!
+        return UnsafeBufferPointer(start: a.lnf, count: a.b * a.t * config.nEmbd)
+    }
+
+    /// Buffer for ∂L/∂logits [B,T,V], filled by the caller's loss before `backward()`.
+    public var dLogits: UnsafeMutablePointer<Float> { ensureScratch().dlogits }
+    /// Buffer for ∂L/∂heads [B·T, H], filled by the caller's loss before `backward()`.
+    public var dHeads: UnsafeMutablePointer<Float> { ensureScratch().dheads }
+
+    /// Zeroes `dLogits` and `dHeads` for the current batch shape.
+    public func clearOutputGradients() {
+        let a = acts!, s = ensureScratch()
+        let n = a.b * a.t
+        s.dlogits.update(repeating: 0, count: n * config.vocabSize)
+        if !config.scalarHeads.isEmpty { s.dheads.update(repeating: 0, count: n * config.scalarHeads.count) }
+    }
+
+    func ensureScratch() -> BackwardScratch {
+        let a = acts!
+        if scratch == nil || scratch!.capacityTokens < a.b * a.t {
+            scratch = BackwardScratch(config: config, tokens: a.capacityTokens)
+        }
+        return scratch!
+    }
+
+    // MARK: Backward
+
+    /// Accumulates parameter gradients into `grads` from ∂L/∂logits (`dLogits`, used when
+    /// `logitsGradient`) and ∂L/∂heads (`dHeads`, used when the model has heads and `headsGradient`).
+    public func backward(logitsGradient: Bool = true, headsGradient: Bool = true) {
+        let a = acts!, s = ensureScratch(), p = params, g = grads, cfg = config
+        let b = a.b, t = a.t, n = b * t, c = cfg.nEmbd, v = cfg.vocabSize, nh = cfg.scalarHeads.count
+        let dres = s.dres, dln = s.dln
+        dln.update(repeating: 0, count: n * c)
+        if logitsGradient {
+            precondition(a.computedLogits, "backward through logits needs forward(computeLogits: true)")
+            // dlnf[N,C] += dlogits[N,V] · wte[V,C];  dwte[V,C] += dlogitsᵀ · lnf
+            BLAS.gemm(m: n, n: c, k: v, a: s.dlogits, lda: v, b: p + layout.wte, ldb: c, beta: 1, c: dln, ldc: c)
+            BLAS.gemm(transA: true, m: v, n: c, k: n, a: s.dlogits, lda: v, b: a.lnf, ldb: c, beta: 1,
+                      c: g + layout.wte, ldc: c)
+        }
+        if nh > 0 && headsGradient {
+            BLAS.gemm(m: n, n: c, k: nh, a: s.dheads, lda: nh, b: p + layout.heads, ldb: c, beta: 1, c: dln, ldc: c)
+            BLAS.gemm(transA: true, m: nh, n: c, k: n, a: s.dheads, lda: nh, b: a.lnf, ldb: c, beta: 1,
+                      c: g + layout.heads, ldc: c)
+        }
+        dres.update(repeating: 0, count: n * c)
+        LayerNorm.backward(dinp: dres, dweight: g + layout.lnfW, dbias: g + layout.lnfB, dout: dln,
+                           inp: a.layer(cfg.nLayer - 1).res3, weight: p + layout.lnfW,
+                           mean: a.lnfMean, rstd: a.lnfRstd, n: n, c: c)
+        for l in stride(from: cfg.nLayer - 1, through: 0, by: -1) {
+            let w = layout.blocks[l]
+            let la = a.layer(l)
+            let resIn = l == 0 ? a.encoded : a.layer(l - 1).res3
+            // MLP: res3 = res2 + gelu(fch)·Wp + bp; recompute gelu(fch) rather than keep it per layer.
+            GELU.forward(out: a.gelu, inp: la.fch, n: n * 4 * c)
+            s.dgelu.update(repeating: 0, count: n * 4 * c)
+            Linear.backward(dinp: s.dgelu, dweight: g + w.fcProjW, dbias: g + w.fcProjB, dout: dres,
+                            inp: a.gelu, weight: p + w.fcProjW, n: n, inC: 4 * c, outC: c)
+            s.dfch.update(repeating: 0, count: n * 4 * c)
+            GELU.backward(dinp: s.dfch, inp: la.fch, dout: s.dgelu, n: n * 4 * c)
+            dln.update(repeating: 0, count: n * c)
+            Linear.backward(dinp: dln, dweight: g + w.fcW, dbias: g + w.fcB, dout: s.dfch,
+                            inp: la.ln2, weight: p + w.fcW, n: n, inC: c, outC: 4 * c)
+            LayerNorm.backward(dinp: dres, dweight: g + w.ln2w, dbias: g + w.ln2b, dout: dln, inp: la.res2,
+                               weight: p + w.ln2w, mean: la.ln2Mean, rstd: la.ln2Rstd, n: n, c: c)
+            // Attention: res2 = resIn + atty·Wo + bo
+            s.datty.update(repeating: 0, count: n * c)
+            Linear.backward(dinp: s.datty, dweight: g + w.attnProjW, dbias: g + w.attnProjB, dout: dres,
+                            inp: la.atty, weight: p + w.attnProjW, n: n, inC: c, outC: c)
+            s.dqkv.update(repeating: 0, count: n * 3 * c)
+            Attention.backward(dqkv: s.dqkv, dout: s.datty, qkv: la.qkv, att: la.att, b: b, t: t, c: c, nHead: cfg.nHead)
+            dln.update(repeating: 0, count: n * c)
+            Linear.backward(dinp: dln, dweight: g + w.attnW, dbias: g + w.attnB, dout: s.dqkv,
+                            inp: la.ln1, weight: p + w.attnW, n: n, inC: c, outC: 3 * c)
+            LayerNorm.backward(dinp: dres, dweight: g + w.ln1w, dbias: g + w.ln1b, dout: dln, inp: resIn,
+                               weight: p + w.ln1w, mean: la.ln1Mean, rstd: la.ln1Rstd, n: n, c: c)
+        }
+        Embedding.backward(dwte: g + layout.wte, dwpe: g + layout.wpe, dout: dres, tokens: a.tokens,
+                           positions: a.positions, n: n, c: c)
+    }
+}
+
+/// Forward activations for a (B, T) shape, carved from one allocation.
+final class Activations: @unchecked Sendable {
+    struct Layer {
+        // Per token: ln1 C, qkv 3C, atty C, res2 C, ln2 C, fch 4C, res3 C; per (b,h): att T×T.
+        let ln1, ln1Mean, ln1Rstd, qkv, atty, att, res2, ln2, ln2Mean, ln2Rstd, fch, res3: UnsafeMutablePointer<Float>
+    }
+
+    let capacityTokens: Int
+    let nHeadsCapacity: Int
+    private(set) var b = 0, t = 0
+    var computedLogits = true
+    let storage: UnsafeMutablePointer<Float>
+    let tokens: UnsafeMutablePointer<Int32>
+    let positions: UnsafeMutablePointer<Int32>
+    let mask: UnsafeMutablePointer<Float>
+    let encoded, lnf, lnfMean, lnfRstd, logits, heads, gelu: UnsafeMutablePointer<Float>
+    private var layers: [Layer] = []
+    private let config: GPTConfig
+
+    init(config: GPTConfig, b: Int, t: Int) {
+        self.config = config
+        let n = b * t, c = config.nEmbd
+        capacityTokens = n
+        nHeadsCapacity = b * config.nHead * t * t
+        let perLayer = n * (12 * c + 4) + nHeadsCapacity
+        let total = n * (1 + 2 * c + 2 + config.vocabSize + config.scalarHeads.count + 4 * c) + config.nLayer * perLayer
+        storage = .allocate(capacity: total)
+        storage.initialize(repeating: 0, count: total)
+        tokens = .allocate(capacity: n)
+        positions = .allocate(capacity: n)
+        var cursor = storage
+        func take(_ k: Int) -> UnsafeMutablePointer<Float> { defer { cursor += k }; return cursor }
+        mask = take(n)
+        encoded = take(n * c)
+        lnf = take(n * c)
+        lnfMean = take(n)
+        lnfRstd = take(n)
+        logits = take(n * config.vocabSize)
+        heads = take(n * config.scalarHeads.count)
+        gelu = take(n * 4 * c)
+        for _ in 0..<config.nLayer {
+            layers.append(Layer(ln1: take(n * c), ln1Mean: take(n), ln1Rstd: take(n), qkv: take(3 * n * c),
+                                atty: take(n * c), att: take(nHeadsCapacity), res2: take(n * c), ln2: take(n * c),
+                                ln2Mean: take(n), ln2Rstd: take(n), fch: take(4 * n * c), res3: take(n * c)))
+        }
+        precondition(cursor - storage == total)
+    }
+
+    deinit {
+        storage.deallocate()
+        tokens.deallocate()
+        positions.deallocate()
+    }
+
+    func setShape(b: Int, t: Int) {
+        precondition(b * t <= capacityTokens && b * config.nHead * t * t <= nHeadsCapacity)
+        self.b = b
+        self.t = t
+    }
+
+    func layer(_ l: Int) -> Layer { layers[l] }
+}
+
+/// Gradient buffers for backward; one layer's worth, reused from the top layer down.
+final class BackwardScratch: @unchecked Sendable {
+    let capacityTokens: Int
+    let storage: UnsafeMutablePointer<Float>
+    let dres, dln, datty, dqkv, dgelu, dfch, dlogits, dheads: UnsafeMutablePointer<Float>
+
+    init(config: GPTConfig, tokens n: Int) {
+        capacityTokens = n
+        let c = config.nEmbd
+        let total = n * (c + c + c + 3 * c + 4 * c + 4 * c + config.vocabSize + max(config.scalarHeads.count, 1))
+        storage = .allocate(capacity: total)
+        storage.initialize(repeating: 0, count: total)
+        var cursor = storage
+        func take(_ k: Int) -> UnsafeMutablePointer<Float> { defer { cursor += k }; return cursor }
+        dres = take(n * c)
+        dln = take(n * c)
+        datty = take(n * c)
+        dqkv = take(3 * n * c)
+        dgelu = take(4 * n * c)
+        dfch = take(4 * n * c)
+        dlogits = take(n * config.vocabSize)
+        dheads = take(n * max(config.scalarHeads.count, 1))
+    }
+
+    deinit { storage.deallocate() }
+}

@@ -1,0 +1,2 @@
+import BallastModel
+print("ballast")
