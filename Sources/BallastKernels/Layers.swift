@@ -28,7 +28,7 @@ public enum LayerNorm {
     public static func forward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                                rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                               n: Int, c: Int, eps: Float = 1e-5) {
+                               n: Int, c: Int, eps: Float = 1e-5, saveStats: Bool = true) {
         Parallel.forEachChunk(n, grain: 64) { rows in
             for r in rows {
                 let x = inp + r * c, o = out + r * c
@@ -37,8 +37,10 @@ public enum LayerNorm {
                 for j in 0..<c { let d = x[j] - m; v += d * d }
                 let s = 1 / (v / Float(c) + eps).squareRoot()
                 for j in 0..<c { o[j] = (x[j] - m) * s * weight[j] + bias[j] }
-                mean[r] = m
-                rstd[r] = s
+                if saveStats {
+                    mean[r] = m
+                    rstd[r] = s
+                }
             }
         }
     }

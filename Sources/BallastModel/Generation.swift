@@ -1,0 +1,256 @@
+import BallastKernels
+import Foundation
+
+/// How to pick each next token.
+public struct SamplingOptions: Sendable, Equatable {
+    /// Argmax decoding; ignores temperature, top-k and top-p.
+    public var greedy = false
+    public var temperature: Float = 1
+    /// Keep only the k most likely tokens (0 = off).
+    public var topK = 0
+    /// Keep the smallest set of most likely tokens whose probability reaches p (1 = off).
+    public var topP: Float = 1
+    public var maxNewTokens = 64
+    public var seed: UInt64 = 0
+    /// Stop a row when it emits `eosId`; with false, every row produces exactly maxNewTokens.
+    public var stopAtEOS = true
+    public var eosId: Int32 = 257
+    public var padId: Int32 = 258
+
+    public init(greedy: Bool = false, temperature: Float = 1, topK: Int = 0, topP: Float = 1, maxNewTokens: Int = 64,
+                seed: UInt64 = 0, stopAtEOS: Bool = true, eosId: Int32 = 257, padId: Int32 = 258) {
+        self.greedy = greedy
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.maxNewTokens = maxNewTokens
+        self.seed = seed
+        self.stopAtEOS = stopAtEOS
+        self.eosId = eosId
+        self.padId = padId
+    }
+
+    public func validate() throws {
+        if !greedy && !(temperature > 0) { throw GenerationError.invalid("temperature must be > 0, got \(temperature)") }
+        if topK < 0 { throw GenerationError.invalid("top_k must be >= 0, got \(topK)") }
+        if !(topP > 0 && topP <= 1) { throw GenerationError.invalid("top_p must be in (0, 1], got \(topP)") }
+        if maxNewTokens < 1 { throw GenerationError.invalid("max_new_tokens must be >= 1, got \(maxNewTokens)") }
+    }
+}
+
+public enum GenerationError: Error, CustomStringConvertible {
+    case invalid(String)
+    public var description: String {
+        switch self { case .invalid(let m): return m }
+    }
+}
+
+/// One generated continuation.
+public struct Generation: Sendable, Equatable {
+    public var promptIds: [Int32]
+    /// Generated ids, including the final EOS when the row stopped on it.
+    public var outputIds: [Int32]
+    /// log π(token | prefix) of each generated token under the model's unmodified distribution
+    /// (temperature 1, no top-k/top-p), which is what PPO's ratio needs.
+    public var logprobs: [Float]
+    public var stoppedAtEOS: Bool
+}
+
+/// Batched incremental decoding with a per-layer KV cache. Prompts of different lengths are left-padded
+/// so that every row's next token sits in the same cache slot.
+public final class Generator: @unchecked Sendable {
+    public let model: GPT
+
+    public init(model: GPT) { self.model = model }
+
+    public func generate(prompts: [[Int32]], options: SamplingOptions) throws -> [Generation] {
+        try options.validate()
+        let cfg = model.config
+        let b = prompts.count
+        guard b > 0 else { return [] }
+        guard let tp = prompts.map(\.count).max(), prompts.allSatisfy({ !$0.isEmpty }) else {
+            throw GenerationError.invalid("every prompt needs at least one token")
+        }
+        for p in prompts {
+            if let bad = p.first(where: { $0 < 0 || Int($0) >= cfg.vocabSize }) {
+                throw GenerationError.invalid("token id \(bad) outside the vocabulary of \(cfg.vocabSize)")
+            }
+        }
+        let longest = prompts.map(\.count).max()!
+        guard longest + options.maxNewTokens <= cfg.nPositions else {
+            throw GenerationError.invalid("prompt (\(longest) tokens) + max_new_tokens (\(options.maxNewTokens)) exceeds n_positions \(cfg.nPositions)")
+        }
+        let capacity = tp + options.maxNewTokens
+        let state = DecodeState(config: cfg, batch: b, capacity: capacity, chunk: tp)
+        var rng = SeededRNG(seed: options.seed)
+
+        // Prefill: left-padded prompts.
+        var tokens = [Int32](repeating: options.padId, count: b * tp)
+        var positions = [Int32](repeating: 0, count: b * tp)
+        var realCount = [Int32](repeating: 0, count: b)
+        for (r, p) in prompts.enumerated() {
+            let pad = tp - p.count
+            for (i, t) in p.enumerated() {
+                tokens[r * tp + pad + i] = t
+                positions[r * tp + pad + i] = Int32(i)
+                state.keyMask[r * capacity + pad + i] = 1
+            }
+            realCount[r] = Int32(p.count)
+        }
+        state.step(model: model, tokens: tokens, positions: positions, tNew: tp, start: 0)
+
+        var results = prompts.map { Generation(promptIds: $0, outputIds: [], logprobs: [], stoppedAtEOS: false) }
+        var done = [Bool](repeating: false, count: b)
+        let v = cfg.vocabSize
+        var next = [Int32](repeating: options.padId, count: b)
+        var nextPos = [Int32](repeating: 0, count: b)
+        for k in 0..<options.maxNewTokens {
+            for r in 0..<b where !done[r] {
+                let row = state.logits + r * v
+                let tok = Sampler.pick(row, v, options, &rng)
+                let lp = row[Int(tok)] - Softmax.logSumExp(row, v)
+                results[r].outputIds.append(tok)
+                results[r].logprobs.append(lp)
+                if options.stopAtEOS && tok == options.eosId {
+                    results[r].stoppedAtEOS = true
+                    done[r] = true
+                }
+            }
+            if k == options.maxNewTokens - 1 || done.allSatisfy({ $0 }) { break }
+            let slot = tp + k
+            for r in 0..<b {
+                if done[r] {
+                    next[r] = options.padId
+                    nextPos[r] = 0
+                } else {
+                    next[r] = results[r].outputIds.last!
+                    nextPos[r] = realCount[r]
+                    realCount[r] += 1
+                    state.keyMask[r * capacity + slot] = 1
+                }
+            }
+            state.step(model: model, tokens: next, positions: nextPos, tNew: 1, start: slot)
+        }
+        return results
+    }
+}
+
+/// Token choice from one row of logits.
+public enum Sampler {
+    public static func pick(_ logits: UnsafePointer<Float>, _ v: Int, _ o: SamplingOptions, _ rng: inout SeededRNG) -> Int32 {
+        if o.greedy {
+            var best = 0
+            for j in 1..<v where logits[j] > logits[best] { best = j }
+            return Int32(best)
+        }
+        // Probabilities at the given temperature, most likely first.
+        var order = Array(0..<v)
+        let invT = 1 / o.temperature
+        let m = Vec.max(logits, v)
+        var probs = (0..<v).map { expf((logits[$0] - m) * invT) }
+        order.sort { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+        var keep = v
+        if o.topK > 0 && o.topK < v {
+            // Ties with the k-th value stay in, as in Hugging Face's TopKLogitsWarper.
+            let threshold = probs[order[o.topK - 1]]
+            keep = o.topK
+            while keep < v && probs[order[keep]] == threshold { keep += 1 }
+        }
+        let total = order.prefix(keep).reduce(Float(0)) { $0 + probs[$1] }
+        if o.topP < 1 {
+            var cum: Float = 0
+            var n = 0
+            while n < keep {
+                cum += probs[order[n]] / total
+                n += 1
+                if cum >= o.topP { break }
+            }
+            keep = n
+        }
+        for j in keep..<v { probs[order[j]] = 0 }
+        let mass = order.prefix(keep).reduce(Float(0)) { $0 + probs[$1] }
+        var u = rng.nextFloat() * mass
+        for j in order.prefix(keep) {
+            u -= probs[j]
+            if u < 0 { return Int32(j) }
+        }
+        return Int32(order[keep - 1])
+    }
+}
+
+/// Buffers for incremental decoding: KV cache per layer, key mask, one chunk of activations.
+final class DecodeState {
+    let b: Int, capacity: Int, chunk: Int, c: Int
+    let keyMask: UnsafeMutablePointer<Float>
+    let kCache: [UnsafeMutablePointer<Float>], vCache: [UnsafeMutablePointer<Float>]
+    let x, ln, qkv, atty, fch, lnf, stats, logits: UnsafeMutablePointer<Float>
+    let tok: UnsafeMutablePointer<Int32>, pos: UnsafeMutablePointer<Int32>
+    private var owned: [UnsafeMutablePointer<Float>] = []
+
+    init(config: GPTConfig, batch: Int, capacity: Int, chunk: Int) {
+        b = batch
+        self.capacity = capacity
+        self.chunk = chunk
+        c = config.nEmbd
+        let n = batch * chunk
+        var owned: [UnsafeMutablePointer<Float>] = []
+        func alloc(_ k: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(k, 1))
+            p.initialize(repeating: 0, count: max(k, 1))
+            owned.append(p)
+            return p
+        }
+        keyMask = alloc(batch * capacity)
+        kCache = (0..<config.nLayer).map { _ in alloc(batch * capacity * config.nEmbd) }
+        vCache = (0..<config.nLayer).map { _ in alloc(batch * capacity * config.nEmbd) }
+        x = alloc(n * c)
+        ln = alloc(n * c)
+        qkv = alloc(3 * n * c)
+        atty = alloc(n * c)
+        fch = alloc(4 * n * c)
+        lnf = alloc(batch * c)
+        stats = alloc(2 * batch)
+        logits = alloc(batch * config.vocabSize)
+        tok = .allocate(capacity: n)
+        pos = .allocate(capacity: n)
+        self.owned = owned
+    }
+
+    deinit {
+        for p in owned { p.deallocate() }
+        tok.deallocate()
+        pos.deallocate()
+    }
+
+    /// Runs `tNew` new tokens per row (cache slots start ..< start+tNew) and leaves the logits of each
+    /// row's last new token in `logits` [B,V].
+    func step(model: GPT, tokens: [Int32], positions: [Int32], tNew: Int, start: Int) {
+        let cfg = model.config, L = model.layout, p = model.params
+        let n = b * tNew
+        tokens.withUnsafeBufferPointer { tok.update(from: $0.baseAddress!, count: n) }
+        positions.withUnsafeBufferPointer { pos.update(from: $0.baseAddress!, count: n) }
+        Embedding.forward(out: x, tokens: tok, positions: pos, wte: p + L.wte, wpe: p + L.wpe, n: n, c: c)
+        for l in 0..<cfg.nLayer {
+            let w = L.blocks[l]
+            LayerNorm.forward(out: ln, mean: stats, rstd: stats + b, inp: x, weight: p + w.ln1w, bias: p + w.ln1b,
+                              n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
+            Linear.forward(out: qkv, inp: ln, weight: p + w.attnW, bias: p + w.attnB, n: n, inC: c, outC: 3 * c)
+            Attention.forwardCached(out: atty, qkv: qkv, kCache: kCache[l], vCache: vCache[l], keyMask: keyMask,
+                                    b: b, tNew: tNew, start: start, capacity: capacity, c: c, nHead: cfg.nHead)
+            GPT.residualLinear(out: x, residual: x, inp: atty, weight: p + w.attnProjW, bias: p + w.attnProjB,
+                               n: n, inC: c, outC: c)
+            LayerNorm.forward(out: ln, mean: stats, rstd: stats + b, inp: x, weight: p + w.ln2w, bias: p + w.ln2b,
+                              n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
+            Linear.forward(out: fch, inp: ln, weight: p + w.fcW, bias: p + w.fcB, n: n, inC: c, outC: 4 * c)
+            GELU.forward(out: fch, inp: fch, n: n * 4 * c)
+            GPT.residualLinear(out: x, residual: x, inp: fch, weight: p + w.fcProjW, bias: p + w.fcProjB,
+                               n: n, inC: 4 * c, outC: c)
+        }
+        for r in 0..<b {
+            LayerNorm.forward(out: lnf + r * c, mean: stats + r, rstd: stats + b + r, inp: x + (r * tNew + tNew - 1) * c,
+                              weight: p + L.lnfW, bias: p + L.lnfB, n: 1, c: c, eps: cfg.layerNormEpsilon)
+        }
+        BLAS.gemm(transB: true, m: b, n: cfg.vocabSize, k: c, a: lnf, lda: c, b: p + L.wte, ldb: c,
+                  c: logits, ldc: cfg.vocabSize)
+    }
+}

@@ -1,0 +1,97 @@
+import BallastData
+import BallastKernels
+import BallastModel
+import Foundation
+
+/// A tokenised SFT example: [BOS] prompt completion [EOS]; the loss covers completion and EOS.
+public struct EncodedExample: Sendable {
+    public let tokens: [Int32]
+    /// Number of leading tokens (BOS + prompt) that carry no loss.
+    public let promptTokens: Int
+}
+
+public enum SFTEncoding {
+    public static func encode(_ e: SFTExample, tokenizer: ByteTokenizer = ByteTokenizer()) -> EncodedExample {
+        let p = [ByteTokenizer.bos] + tokenizer.encode(e.prompt)
+        return EncodedExample(tokens: p + tokenizer.encode(e.completion) + [ByteTokenizer.eos], promptTokens: p.count)
+    }
+
+    /// Right-padded batch with next-token targets; `weights` is 1 where the target is a completion token.
+    public static func batch(_ examples: [EncodedExample]) -> (TokenBatch, targets: [Int32], lossMask: [Float]) {
+        let b = examples.count
+        let t = examples.map(\.tokens.count).max() ?? 1
+        var tokens = [Int32](repeating: ByteTokenizer.pad, count: b * t)
+        var mask = [Float](repeating: 0, count: b * t)
+        var targets = [Int32](repeating: -1, count: b * t)
+        var lossMask = [Float](repeating: 0, count: b * t)
+        for (r, e) in examples.enumerated() {
+            for (i, tok) in e.tokens.enumerated() {
+                tokens[r * t + i] = tok
+                mask[r * t + i] = 1
+                if i + 1 < e.tokens.count {
+                    targets[r * t + i] = e.tokens[i + 1]
+                    if i + 1 >= e.promptTokens { lossMask[r * t + i] = 1 }
+                }
+            }
+        }
+        return (TokenBatch(tokens: tokens, mask: mask, batch: b, length: t), targets, lossMask)
+    }
+
+    /// Loads a dataset ("builtin" or a JSONL path), dropping examples longer than `maxLength` tokens.
+    public static func load(_ source: String, builtinCount: Int, seed: UInt64, maxLength: Int) throws -> (raw: [SFTExample], encoded: [EncodedExample], dropped: Int) {
+        let raw = source == "builtin" ? BuiltinSFT.generate(count: builtinCount, seed: seed) : try JSONL.readSFT(source)
+        var kept: [SFTExample] = [], enc: [EncodedExample] = []
+        for e in raw {
+            let x = encode(e)
+            if x.tokens.count <= maxLength {
+                kept.append(e)
+                enc.append(x)
+            }
+        }
+        if enc.isEmpty {
+            throw DatasetError(file: source, line: 0, problem: "no example fits in max_length \(maxLength) tokens")
+        }
+        return (kept, enc, raw.count - enc.count)
+    }
+}
+
+/// Deterministic epoch order: a fresh permutation per epoch from (seed, epoch), so a resumed run sees
+/// the same sequence of batches as an uninterrupted one.
+public struct EpochSampler: Sendable {
+    public let count: Int
+    public let seed: UInt64
+    public private(set) var epoch: Int
+    public private(set) var cursor: Int
+    private var order: [Int]
+
+    public init(count: Int, seed: UInt64, epoch: Int = 0, cursor: Int = 0) {
+        self.count = count
+        self.seed = seed
+        self.epoch = epoch
+        self.cursor = cursor
+        order = EpochSampler.permutation(count, seed: seed, epoch: epoch)
+    }
+
+    static func permutation(_ n: Int, seed: UInt64, epoch: Int) -> [Int] {
+        var rng = SeededRNG(seed: seed &* 0x9E37_79B9 &+ UInt64(epoch))
+        var p = Array(0..<n)
+        for i in stride(from: n - 1, to: 0, by: -1) {
+            p.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+        }
+        return p
+    }
+
+    public mutating func next(_ k: Int) -> [Int] {
+        var out: [Int] = []
+        while out.count < k {
+            if cursor == count {
+                epoch += 1
+                cursor = 0
+                order = EpochSampler.permutation(count, seed: seed, epoch: epoch)
+            }
+            out.append(order[cursor])
+            cursor += 1
+        }
+        return out
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import BallastKernels
+import BallastModel
+import BallastTrain
+import Foundation
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Benchmarks against PyTorch on the same config, batch and threads (medians and ratios).",
+        subcommands: [BenchTrain.self, BenchGenerate.self, BenchSgemm.self])
+}
+
+struct BenchModelOptions: ParsableArguments {
+    @Option(help: "Architecture preset.") var preset = "small"
+    @Option(help: "Threads for both Ballast and PyTorch.") var threads = 2
+    @Flag(name: .customLong("no-torch"), help: "Skip the PyTorch side.") var noTorch = false
+
+    func config() throws -> GPTConfig {
+        guard let c = GPTConfig.preset(preset) else { throw ValidationError("unknown preset \(preset)") }
+        return c
+    }
+
+    func torchArgs(_ c: GPTConfig) -> [String] {
+        ["--n-layer", "\(c.nLayer)", "--n-head", "\(c.nHead)", "--n-embd", "\(c.nEmbd)", "--n-positions", "\(c.nPositions)",
+         "--vocab-size", "\(c.vocabSize)", "--threads", "\(threads)"]
+    }
+
+    func apply() {
+        Parallel.threads = threads
+        BLAS.setThreads(threads)
+    }
+}
+
+func fmt(_ x: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", x) }
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Forward + backward + AdamW tokens/s, MFU and peak memory.")
+    @OptionGroup var opts: BenchModelOptions
+    @Option var batch = 16
+    @Option var seq = 128
+    @Option var steps = 20
+    @Option var warmup = 3
+
+    func run() throws {
+        opts.apply()
+        try failing {
+            let cfg = try opts.config()
+            let peak = Bench.sgemmGFlops()
+            let r = try Bench.train(config: cfg, batch: batch, seq: seq, steps: steps, warmup: warmup)
+            print("config: n_layer \(cfg.nLayer) n_head \(cfg.nHead) n_embd \(cfg.nEmbd) vocab \(cfg.vocabSize), T \(seq), batch \(batch), threads \(opts.threads), \(r.params) params")
+            print("sgemm peak (1536^3, best of 5): \(fmt(peak)) GFLOP/s")
+            print("ballast: step \(fmt(Bench.median(r.stepMs))) ms median, \(fmt(r.tokensPerSecond, 0)) tokens/s, "
+                  + "\(fmt(r.modelGFlops)) model GFLOP/s = \(fmt(100 * r.modelGFlops / peak))% of sgemm peak, peak RSS \(fmt(r.peakRSSMiB)) MiB")
+            guard !opts.noTorch else { return }
+            let py = try Bench.runPython(["train"] + opts.torchArgs(cfg) + ["--seq", "\(seq)", "--batch", "\(batch)",
+                                                                            "--steps", "\(steps)", "--warmup", "\(warmup)"])
+            let ptps = py["tokens_per_s"] as? Double ?? .nan
+            let prss = py["peak_rss_mb"] as? Double ?? .nan
+            let imp = py["rss_after_import_mb"] as? Double ?? .nan
+            print("pytorch \(py["torch"] ?? "?") (\(py["attn"] ?? "?") attention): step \(fmt(py["step_ms_median"] as? Double ?? .nan)) ms median, "
+                  + "\(fmt(ptps, 0)) tokens/s, peak RSS \(fmt(prss)) MiB (\(fmt(imp)) MiB after import)")
+            print("ratio ballast/pytorch: speed \(fmt(r.tokensPerSecond / ptps, 2))x, peak memory \(fmt(r.peakRSSMiB / prss, 2))x")
+        }
+    }
+}
+
+struct BenchGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "generate", abstract: "KV-cache greedy decoding, new tokens/s, against transformers generate.")
+    @OptionGroup var opts: BenchModelOptions
+    @Option var batch = 32
+    @Option(name: .customLong("prompt-len")) var promptLen = 16
+    @Option(name: .customLong("new-tokens")) var newTokens = 64
+    @Option var repeats = 5
+
+    func run() throws {
+        opts.apply()
+        try failing {
+            let cfg = try opts.config()
+            let r = try Bench.generate(config: cfg, batch: batch, promptLength: promptLen, newTokens: newTokens, repeats: repeats)
+            print("config: n_layer \(cfg.nLayer) n_head \(cfg.nHead) n_embd \(cfg.nEmbd), batch \(batch), prompt \(promptLen), new tokens \(newTokens), threads \(opts.threads)")
+            print("ballast: \(fmt(Bench.median(r.runMs))) ms median, \(fmt(r.newTokensPerSecond, 0)) new tokens/s")
+            guard !opts.noTorch else { return }
+            let py = try Bench.runPython(["generate"] + opts.torchArgs(cfg) + ["--batch", "\(batch)", "--prompt-len", "\(promptLen)",
+                                                                               "--new-tokens", "\(newTokens)", "--repeats", "\(repeats)"])
+            let ptps = py["new_tokens_per_s"] as? Double ?? .nan
+            print("transformers generate: \(fmt(py["ms_median"] as? Double ?? .nan)) ms median, \(fmt(ptps, 0)) new tokens/s")
+            print("ratio ballast/transformers: \(fmt(r.newTokensPerSecond / ptps, 2))x")
+        }
+    }
+}
+
+struct BenchSgemm: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sgemm", abstract: "Measured OpenBLAS sgemm GFLOP/s (the MFU denominator).")
+    @Option var threads = 2
+    @Option var size = 1536
+
+    func run() throws {
+        Parallel.threads = threads
+        BLAS.setThreads(threads)
+        print("sgemm \(size)^3, \(threads) threads: \(fmt(Bench.sgemmGFlops(size: size))) GFLOP/s (best of 5)")
+    }
+}

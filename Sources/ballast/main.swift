@@ -1,2 +1,0 @@
-import BallastModel
-print("ballast")
