@@ -29,16 +29,9 @@ public enum Attention {
                         if s > m { m = s }
                     }
                 }
-                var sum: Float = 0
-                for j in 0...i {
-                    if j == i || mask[j] != 0 {
-                        let e = expf(row[j] - m)
-                        row[j] = e
-                        sum += e
-                    } else {
-                        row[j] = 0
-                    }
-                }
+                // Hidden keys get −∞ so the vectorised exp maps them to exactly 0.
+                for j in 0...i where !(j == i || mask[j] != 0) { row[j] = -.infinity }
+                let sum = FastMath.expShiftedInPlace(row, i + 1, shift: m)
                 let inv = 1 / sum
                 let o = out + (bi * t + i) * c + h * hs
                 o.update(repeating: 0, count: hs)
@@ -119,16 +112,8 @@ public enum Attention {
                             if sc > m { m = sc }
                         }
                     }
-                    var sum: Float = 0
-                    for j in 0...me {
-                        if j == me || mask[j] != 0 {
-                            let e = expf(row[j] - m)
-                            row[j] = e
-                            sum += e
-                        } else {
-                            row[j] = 0
-                        }
-                    }
+                    for j in 0...me where !(j == me || mask[j] != 0) { row[j] = -.infinity }
+                    let sum = FastMath.expShiftedInPlace(row, me + 1, shift: m)
                     let inv = 1 / sum
                     let o = out + (bi * tNew + i) * c + h * hs
                     o.update(repeating: 0, count: hs)

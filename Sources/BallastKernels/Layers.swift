@@ -94,10 +94,20 @@ public enum GELU {
 
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, n: Int) {
         Parallel.forEachChunk(n, grain: 1 << 14) { r in
-            for i in r {
+            let ri = UnsafeRawPointer(inp), ro = UnsafeMutableRawPointer(out)
+            var i = r.lowerBound
+            while i + 16 <= r.upperBound {
+                let x = ri.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                let x3: SIMD16<Float> = x * x * x
+                let t = FastMath.tanh(k * (x + 0.044715 * x3))
+                let y: SIMD16<Float> = 0.5 * x * (1 + t)
+                ro.storeBytes(of: y, toByteOffset: i * 4, as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < r.upperBound {
                 let x = inp[i]
-                let u = k * (x + 0.044715 * x * x * x)
-                out[i] = 0.5 * x * (1 + tanhf(u))
+                out[i] = 0.5 * x * (1 + FastMath.tanh(k * (x + 0.044715 * x * x * x)))
+                i += 1
             }
         }
     }
@@ -105,14 +115,28 @@ public enum GELU {
     /// dinp[i] += dout[i] · gelu'(inp[i])
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, n: Int) {
+        @inline(__always) func grad(_ x: SIMD16<Float>) -> SIMD16<Float> {
+            let x2: SIMD16<Float> = x * x
+            let inner: SIMD16<Float> = k * (x + 0.044715 * x2 * x)
+            let t = FastMath.tanh(inner)
+            let sech2: SIMD16<Float> = 1 - t * t
+            let dInner: SIMD16<Float> = k * (1 + 0.134145 * x2)
+            let left: SIMD16<Float> = 0.5 * (1 + t)
+            return left + 0.5 * x * sech2 * dInner
+        }
         Parallel.forEachChunk(n, grain: 1 << 14) { r in
-            for i in r {
-                let x = inp[i]
-                let u = k * (x + 0.044715 * x * x * x)
-                let t = tanhf(u)
-                let sech2 = 1 - t * t
-                let g = 0.5 * (1 + t) + 0.5 * x * sech2 * k * (1 + 3 * 0.044715 * x * x)
-                dinp[i] += g * dout[i]
+            let ri = UnsafeRawPointer(inp), rg = UnsafeRawPointer(dout), rd = UnsafeMutableRawPointer(dinp)
+            var i = r.lowerBound
+            while i + 16 <= r.upperBound {
+                let x = ri.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                var d = rd.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                d.addProduct(grad(x), rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
+                rd.storeBytes(of: d, toByteOffset: i * 4, as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < r.upperBound {
+                dinp[i] += grad(SIMD16(repeating: inp[i]))[0] * dout[i]
+                i += 1
             }
         }
     }
