@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "BallastKernelsTests", dependencies: ["BallastKernels"]),
         .testTarget(name: "BallastModelTests", dependencies: ["BallastModel", "BallastOptim", "BallastFormats"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastModel"]),
+        .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels"]),
         .testTarget(name: "BallastTrainTests", dependencies: ["BallastTrain", "BallastData", "BallastTransport"]),
     ],
     swiftLanguageModes: [.v6]

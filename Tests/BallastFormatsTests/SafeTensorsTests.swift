@@ -1,0 +1,100 @@
+import BallastFormats
+import BallastKernels
+import Foundation
+import Testing
+
+func header(_ json: String, data: Data = Data()) -> Data {
+    var out = Data()
+    withUnsafeBytes(of: UInt64(json.utf8.count).littleEndian) { out.append(contentsOf: $0) }
+    out.append(Data(json.utf8))
+    out.append(data)
+    return out
+}
+
+func expectRejected(_ data: Data, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    do {
+        _ = try SafeTensorsFile(data: data, name: "bad.safetensors")
+        Issue.record("accepted a bad file (expected: \(fragment))", sourceLocation: sourceLocation)
+    } catch let e as SafeTensorsError {
+        #expect(e.file == "bad.safetensors", sourceLocation: sourceLocation)
+        #expect(e.problem.contains(fragment), "\(e.problem)", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite("safetensors reader and writer")
+struct SafeTensorsTests {
+    let sample: Data = SafeTensorsWriter.encode([
+        ("a", TensorData(floats: [1, 2, 3, 4, 5, 6], shape: [2, 3])),
+        ("b", TensorData(int32s: [7, -8], shape: [2])),
+    ], metadata: ["format": "pt"])
+
+    @Test func roundTrip() throws {
+        let f = try SafeTensorsFile(data: sample, name: "x")
+        #expect(try f.floats("a") == [1, 2, 3, 4, 5, 6])
+        #expect(try f.info("a").shape == [2, 3])
+        #expect(try f.ints("b") == [7, -8])
+        #expect(f.metadata == ["format": "pt"])
+        let headerLen = sample.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        #expect(headerLen % 8 == 0, "data buffer is 8-byte aligned")
+        #expect(throws: SafeTensorsError.self) { try f.floats("b") }
+        #expect(throws: SafeTensorsError.self) { try f.floats("missing") }
+    }
+
+    @Test func truncated() {
+        expectRejected(sample.prefix(sample.count - 3), "truncated")
+        expectRejected(sample.prefix(5), "shorter than the 8-byte")
+        expectRejected(sample.prefix(20), "runs past the end")
+    }
+
+    @Test func malformedHeaders() {
+        expectRejected(header("{not json"), "not valid JSON")
+        expectRejected(header("[1,2]"), "not a JSON object")
+        expectRejected(header(#"{"a":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}}"#, data: Data(count: 4)), "unknown dtype")
+        expectRejected(header(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, data: Data(count: 4)), "needs 8")
+        expectRejected(header(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, data: Data(count: 4)), "out of order")
+        expectRejected(header(#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, data: Data(count: 4)), "invalid shape")
+        expectRejected(header(#"{"a":{"dtype":"F32","shape":[1]}}"#, data: Data(count: 4)), "data_offsets")
+        expectRejected(header(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                              data: Data(count: 8)), "overlap")
+        expectRejected(header(#"{"__metadata__":{"k":1}}"#), "not a string")
+        var huge = Data()
+        withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { huge.append(contentsOf: $0) }
+        expectRejected(huge + Data(count: 16), "exceeds")
+    }
+
+    @Test("random corruption never crashes: every mutant parses or is rejected with a SafeTensorsError")
+    func corruption() {
+        var rng = SeededRNG(seed: 42)
+        for _ in 0..<2000 {
+            var d = sample
+            switch rng.next() % 3 {
+            case 0: d = d.prefix(Int(rng.next() % UInt64(d.count)))
+            case 1:
+                for _ in 0...(rng.next() % 4) { d[Int(rng.next() % UInt64(d.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            default: d[Int(rng.next() % 8)] = UInt8(truncatingIfNeeded: rng.next())
+            }
+            do {
+                let f = try SafeTensorsFile(data: d, name: "m")
+                for n in f.names { _ = try? f.bytes(n) }
+            } catch is SafeTensorsError {
+            } catch {
+                Issue.record("unexpected error type \(error)")
+            }
+        }
+    }
+
+    @Test("files on disk: atomic write, error names the path")
+    func onDisk() throws {
+        let dir = NSTemporaryDirectory() + "ballast-st-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/t.safetensors"
+        try SafeTensorsWriter.write([("w", TensorData(floats: [0.5, -1], shape: [2]))], to: path)
+        #expect(try SafeTensorsFile(path: path).floats("w") == [0.5, -1])
+        try sample.prefix(30).write(to: URL(fileURLWithPath: path))
+        let e = try #require(throws: SafeTensorsError.self) { try SafeTensorsFile(path: path) }
+        #expect(e.description.hasPrefix(path + ": "))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["t.safetensors"])
+    }
+}
