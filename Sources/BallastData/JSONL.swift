@@ -1,7 +1,7 @@
 import Foundation
 
 /// A malformed dataset line: names the file, the 1-based line and the problem.
-public struct DatasetError: Error, CustomStringConvertible {
+public struct DatasetError: Error, CustomStringConvertible, Equatable {
     public let file: String
     public let line: Int
     public let problem: String

@@ -73,6 +73,7 @@ public struct SFTConfig: Sendable {
         let d = try top.section("data")
         let t = try top.section("train")
         let r = try top.section("run")
+        let steps = try t.positive("steps", 1000)
         var c = SFTConfig(
             model: model,
             trainData: try d.string("train", "builtin")!,
@@ -80,12 +81,12 @@ public struct SFTConfig: Sendable {
             builtinTrainExamples: try d.positive("builtin_train_examples", 20000),
             builtinEvalExamples: try d.positive("builtin_eval_examples", 256),
             maxLength: try d.positive("max_length", 64),
-            steps: try t.positive("steps", 1000),
+            steps: steps,
             batchSize: try t.positive("batch_size", 32),
             gradAccum: try t.positive("grad_accum", 1),
             lr: try t.float("lr", 1e-3),
             minLR: try t.float("min_lr", 1e-4),
-            warmupSteps: try t.int("warmup_steps", 50),
+            warmupSteps: try t.int("warmup_steps", min(50, steps / 10)),
             weightDecay: try t.float("weight_decay", 0.1),
             beta1: try t.float("beta1", 0.9),
             beta2: try t.float("beta2", 0.95),
