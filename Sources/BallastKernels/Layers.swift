@@ -112,30 +112,53 @@ public enum GELU {
         }
     }
 
+    /// gelu'(x) lane-wise.
+    @inline(__always)
+    static func derivative(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let x2: SIMD16<Float> = x * x
+        let inner: SIMD16<Float> = k * (x + 0.044715 * x2 * x)
+        let t = FastMath.tanh(inner)
+        let sech2: SIMD16<Float> = 1 - t * t
+        let dInner: SIMD16<Float> = k * (1 + 0.134145 * x2)
+        let left: SIMD16<Float> = 0.5 * (1 + t)
+        return left + 0.5 * x * sech2 * dInner
+    }
+
     /// dinp[i] += dout[i] · gelu'(inp[i])
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, n: Int) {
-        @inline(__always) func grad(_ x: SIMD16<Float>) -> SIMD16<Float> {
-            let x2: SIMD16<Float> = x * x
-            let inner: SIMD16<Float> = k * (x + 0.044715 * x2 * x)
-            let t = FastMath.tanh(inner)
-            let sech2: SIMD16<Float> = 1 - t * t
-            let dInner: SIMD16<Float> = k * (1 + 0.134145 * x2)
-            let left: SIMD16<Float> = 0.5 * (1 + t)
-            return left + 0.5 * x * sech2 * dInner
-        }
         Parallel.forEachChunk(n, grain: 1 << 14) { r in
             let ri = UnsafeRawPointer(inp), rg = UnsafeRawPointer(dout), rd = UnsafeMutableRawPointer(dinp)
             var i = r.lowerBound
             while i + 16 <= r.upperBound {
                 let x = ri.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
                 var d = rd.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-                d.addProduct(grad(x), rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
+                d.addProduct(derivative(x), rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
                 rd.storeBytes(of: d, toByteOffset: i * 4, as: SIMD16<Float>.self)
                 i += 16
             }
             while i < r.upperBound {
-                dinp[i] += grad(SIMD16(repeating: inp[i]))[0] * dout[i]
+                dinp[i] += derivative(SIMD16(repeating: inp[i]))[0] * dout[i]
+                i += 1
+            }
+        }
+    }
+}
+
+extension GELU {
+    /// d[i] = d[i] · gelu'(inp[i]): turns ∂L/∂gelu(x) into ∂L/∂x without a second buffer.
+    public static func backwardInPlace(_ d: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, n: Int) {
+        Parallel.forEachChunk(n, grain: 1 << 14) { r in
+            let ri = UnsafeRawPointer(inp), rd = UnsafeMutableRawPointer(d)
+            var i = r.lowerBound
+            while i + 16 <= r.upperBound {
+                let x = ri.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                let g = rd.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                rd.storeBytes(of: g * derivative(x), toByteOffset: i * 4, as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < r.upperBound {
+                d[i] *= derivative(SIMD16(repeating: inp[i]))[0]
                 i += 1
             }
         }

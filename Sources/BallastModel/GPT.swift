@@ -243,22 +243,23 @@ public final class GPT: @unchecked Sendable {
             let resIn = l == 0 ? a.encoded : a.layer(l - 1).res3
             // MLP: res3 = res2 + gelu(fch)·Wp + bp; recompute gelu(fch) rather than keep it per layer.
             GELU.forward(out: a.gelu, inp: la.fch, n: n * 4 * c)
-            s.dgelu.update(repeating: 0, count: n * 4 * c)
-            Linear.backward(dinp: s.dgelu, dweight: g + w.fcProjW, dbias: g + w.fcProjB, dout: dres,
-                            inp: a.gelu, weight: p + w.fcProjW, n: n, inC: 4 * c, outC: c)
             s.dfch.update(repeating: 0, count: n * 4 * c)
-            GELU.backward(dinp: s.dfch, inp: la.fch, dout: s.dgelu, n: n * 4 * c)
+            Linear.backward(dinp: s.dfch, dweight: g + w.fcProjW, dbias: g + w.fcProjB, dout: dres,
+                            inp: a.gelu, weight: p + w.fcProjW, n: n, inC: 4 * c, outC: c)
+            GELU.backwardInPlace(s.dfch, inp: la.fch, n: n * 4 * c)
             dln.update(repeating: 0, count: n * c)
             Linear.backward(dinp: dln, dweight: g + w.fcW, dbias: g + w.fcB, dout: s.dfch,
                             inp: la.ln2, weight: p + w.fcW, n: n, inC: c, outC: 4 * c)
             LayerNorm.backward(dinp: dres, dweight: g + w.ln2w, dbias: g + w.ln2b, dout: dln, inp: la.res2,
                                weight: p + w.ln2w, mean: la.ln2Mean, rstd: la.ln2Rstd, n: n, c: c)
             // Attention: res2 = resIn + atty·Wo + bo
-            s.datty.update(repeating: 0, count: n * c)
-            Linear.backward(dinp: s.datty, dweight: g + w.attnProjW, dbias: g + w.attnProjB, dout: dres,
+            // ∂L/∂atty reuses the dln buffer, which is free until the qkv projection's backward.
+            let datty = dln
+            datty.update(repeating: 0, count: n * c)
+            Linear.backward(dinp: datty, dweight: g + w.attnProjW, dbias: g + w.attnProjB, dout: dres,
                             inp: la.atty, weight: p + w.attnProjW, n: n, inC: c, outC: c)
             s.dqkv.update(repeating: 0, count: n * 3 * c)
-            Attention.backward(dqkv: s.dqkv, dout: s.datty, qkv: la.qkv, att: la.att, b: b, t: t, c: c, nHead: cfg.nHead)
+            Attention.backward(dqkv: s.dqkv, dout: datty, qkv: la.qkv, att: la.att, b: b, t: t, c: c, nHead: cfg.nHead)
             dln.update(repeating: 0, count: n * c)
             Linear.backward(dinp: dln, dweight: g + w.attnW, dbias: g + w.attnB, dout: s.dqkv,
                             inp: la.ln1, weight: p + w.attnW, n: n, inC: c, outC: 3 * c)
@@ -337,21 +338,19 @@ final class Activations: @unchecked Sendable {
 final class BackwardScratch: @unchecked Sendable {
     let capacityTokens: Int
     let storage: UnsafeMutablePointer<Float>
-    let dres, dln, datty, dqkv, dgelu, dfch, dlogits, dheads: UnsafeMutablePointer<Float>
+    let dres, dln, dqkv, dfch, dlogits, dheads: UnsafeMutablePointer<Float>
 
     init(config: GPTConfig, tokens n: Int) {
         capacityTokens = n
         let c = config.nEmbd
-        let total = n * (c + c + c + 3 * c + 4 * c + 4 * c + config.vocabSize + max(config.scalarHeads.count, 1))
+        let total = n * (c + c + 3 * c + 4 * c + config.vocabSize + max(config.scalarHeads.count, 1))
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0, count: total)
         var cursor = storage
         func take(_ k: Int) -> UnsafeMutablePointer<Float> { defer { cursor += k }; return cursor }
         dres = take(n * c)
         dln = take(n * c)
-        datty = take(n * c)
         dqkv = take(3 * n * c)
-        dgelu = take(4 * n * c)
         dfch = take(4 * n * c)
         dlogits = take(n * config.vocabSize)
         dheads = take(n * max(config.scalarHeads.count, 1))

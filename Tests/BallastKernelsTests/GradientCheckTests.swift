@@ -80,6 +80,9 @@ struct GradientCheckTests {
         let r = randoms(n, seed: 10)
         var dx = [Float](repeating: 0, count: n)
         GELU.backward(dinp: &dx, inp: x, dout: r, n: n)
+        var inPlace = r
+        GELU.backwardInPlace(&inPlace, inp: x, n: n)
+        #expect(inPlace == dx, "in-place variant agrees with the accumulating one")
         expectGradientsClose(dx, numericGradient(&x, eps: 1e-3) { x in
             var out = [Float](repeating: 0, count: n)
             GELU.forward(out: &out, inp: x, n: n)
