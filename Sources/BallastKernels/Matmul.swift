@@ -5,6 +5,17 @@ public enum BLAS {
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
+    /// Runs `body` with OpenBLAS limited to one thread, for sgemm calls made from our own parallel
+    /// loops (many small products in parallel beat each small product split across cores).
+    @inline(__always)
+    public static func singleThreaded(_ body: () -> Void) {
+        let saved = openblas_get_num_threads()
+        if saved == 1 { body(); return }
+        openblas_set_num_threads(1)
+        body()
+        openblas_set_num_threads(saved)
+    }
+
     /// C[m,n] = alpha * op(A)[m,k] · op(B)[k,n] + beta * C. Row-major; `lda`, `ldb`, `ldc` are the
     /// row strides of A, B, C as stored (A is [k,m] when `transA`).
     @inline(__always)

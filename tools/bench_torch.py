@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""PyTorch side of `ballast bench`: the same GPT-2 config, batch and threads, timed the same way.
+
+Prints exactly one JSON line on stdout (logs go to stderr), which `ballast bench` parses.
+
+  python3 tools/bench_torch.py train --n-layer 4 --n-head 4 --n-embd 256 --n-positions 256 \
+      --vocab-size 259 --seq 128 --batch 16 --threads 2 --steps 20 --warmup 3
+  python3 tools/bench_torch.py generate --n-layer 4 --n-head 4 --n-embd 256 --n-positions 256 \
+      --vocab-size 259 --batch 32 --prompt-len 16 --new-tokens 64 --threads 2 --repeats 5
+
+train: transformers.GPT2LMHeadModel + torch.optim.AdamW (decay on matrices only); one step is
+zero_grad, forward with labels, backward, clip_grad_norm_(1.0), optimizer.step().
+generate: greedy `model.generate` with the KV cache, exactly --new-tokens tokens per row.
+"""
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def build(args, torch, transformers):
+    cfg = transformers.GPT2Config(
+        n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, n_positions=args.n_positions,
+        vocab_size=args.vocab_size, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, bos_token_id=256, eos_token_id=257, pad_token_id=258)
+    torch.manual_seed(args.seed)
+    try:
+        model = transformers.GPT2LMHeadModel(cfg, attn_implementation="sdpa")
+        attn = "sdpa"
+    except (TypeError, ValueError):
+        model = transformers.GPT2LMHeadModel(cfg)
+        attn = getattr(model.config, "_attn_implementation", "eager")
+    return model, attn
+
+
+def bench_train(args, torch, transformers, rss_import):
+    model, attn = build(args, torch, transformers)
+    model.train()
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-4)
+    g = torch.Generator().manual_seed(args.seed)
+    ids = torch.randint(0, 256, (args.batch, args.seq), generator=g)
+    times = []
+    for i in range(args.warmup + args.steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        dt = time.perf_counter() - t0
+        if i >= args.warmup:
+            times.append(dt * 1000)
+    med = statistics.median(times)
+    return {"impl": "pytorch", "torch": torch.__version__, "transformers": transformers.__version__, "attn": attn,
+            "threads": torch.get_num_threads(), "step_ms_median": med, "step_ms_all": times,
+            "tokens_per_s": args.batch * args.seq / (med / 1000), "peak_rss_mb": peak_rss_mb(),
+            "rss_after_import_mb": rss_import, "params": sum(p.numel() for p in model.parameters())}
+
+
+def bench_generate(args, torch, transformers, rss_import):
+    model, attn = build(args, torch, transformers)
+    model.eval()
+    g = torch.Generator().manual_seed(args.seed)
+    ids = torch.randint(0, 256, (args.batch, args.prompt_len), generator=g)
+    ids[:, 0] = 256
+    mask = torch.ones_like(ids)
+    kw = dict(attention_mask=mask, do_sample=False, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+              pad_token_id=258, eos_token_id=257, use_cache=True)
+    times = []
+    with torch.inference_mode():
+        out = model.generate(ids, **kw)
+        assert out.shape[1] == args.prompt_len + args.new_tokens, out.shape
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            model.generate(ids, **kw)
+            times.append((time.perf_counter() - t0) * 1000)
+    med = statistics.median(times)
+    return {"impl": "transformers", "torch": torch.__version__, "transformers": transformers.__version__, "attn": attn,
+            "threads": torch.get_num_threads(), "ms_median": med, "ms_all": times,
+            "new_tokens_per_s": args.batch * args.new_tokens / (med / 1000), "peak_rss_mb": peak_rss_mb(),
+            "rss_after_import_mb": rss_import}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["train", "generate"])
+    for name, default in [("n-layer", 4), ("n-head", 4), ("n-embd", 256), ("n-positions", 256), ("vocab-size", 259),
+                          ("threads", 2), ("seed", 0), ("seq", 128), ("batch", 16), ("steps", 20), ("warmup", 3),
+                          ("prompt-len", 16), ("new-tokens", 64), ("repeats", 5)]:
+        ap.add_argument("--" + name, type=int, default=default)
+    args = ap.parse_args()
+    if args.mode == "train" and (args.seq > args.n_positions or args.steps < 1):
+        ap.error("need 1 <= steps and seq <= n_positions")
+    if args.mode == "generate" and args.prompt_len + args.new_tokens > args.n_positions:
+        ap.error("prompt-len + new-tokens exceeds n_positions")
+    try:
+        import torch
+        import transformers
+    except ImportError as e:
+        print(f"bench_torch.py: {e}; install with: pip install torch==2.13.0 transformers", file=sys.stderr)
+        sys.exit(2)
+    rss_import = peak_rss_mb()
+    torch.set_num_threads(args.threads)
+    transformers.logging.set_verbosity_error()
+    run = bench_train if args.mode == "train" else bench_generate
+    print(json.dumps(run(args, torch, transformers, rss_import)))
+
+
+if __name__ == "__main__":
+    main()
