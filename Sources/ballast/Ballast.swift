@@ -7,6 +7,13 @@ import BallastTrain
 import Foundation
 
 @main
+enum Entry {
+    static func main() {
+        OpenBLASEnvironment.ensureShortSpin()
+        Ballast.main()
+    }
+}
+
 struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
