@@ -1,0 +1,90 @@
+"""End-to-end checks of the `ballast` binary as a user runs it (pytest).
+
+BALLAST_BIN points at the binary (default .build/release/ballast, then .build/debug/ballast).
+Run: python3 -m pytest -q tools/test_cli.py
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ballast_bin():
+    env = os.environ.get("BALLAST_BIN")
+    if env:
+        return env
+    for p in (ROOT / ".build/release/ballast", ROOT / ".build/debug/ballast"):
+        if p.exists():
+            return str(p)
+    raise RuntimeError("build ballast first (swift build -c release) or set BALLAST_BIN")
+
+
+def run(*args, check=True):
+    r = subprocess.run([ballast_bin(), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if check and r.returncode != 0:
+        raise AssertionError(f"ballast {' '.join(map(str, args))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def test_sft_tiny_resume_and_generate(tmp_path):
+    out = tmp_path / "run"
+    r = run("sft", "--config", "configs/sft-tiny.yaml", "--set", f"run.out_dir={out}", "--set", "train.steps=20")
+    assert "done: 20 steps" in r.stdout
+    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert len(losses) == 20 and losses[-1] < losses[0]
+    assert any("eval_loss" in r for r in records)
+    for f in ("config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"):
+        assert (out / "checkpoint" / f).exists(), f
+    # Resuming to a later step continues from the checkpoint.
+    r = run("sft", "--config", "configs/sft-tiny.yaml", "--set", f"run.out_dir={out}", "--set", "train.steps=25", "--resume")
+    assert "resumed" in r.stdout and "done: 25 steps" in r.stdout
+    steps = [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    assert steps == list(range(1, 26))
+    g = json.loads(run("generate", "--model", out / "checkpoint", "--prompt", "1+2=", "--greedy", "--json",
+                       "--max-new-tokens", "8").stdout)
+    assert g["prompt_ids"] == [256] + list(b"1+2=")
+    assert 1 <= len(g["output_ids"]) <= 8 and len(g["logprobs"]) == len(g["output_ids"])
+    assert all(lp <= 0 for lp in g["logprobs"])
+
+
+def test_config_errors_name_key_and_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  stepz: 3\n")
+    r = run("sft", "--config", bad, check=False)
+    assert r.returncode == 1
+    assert f'{bad}: unknown key "train.stepz"' in r.stderr
+    r = run("sft", "--config", "configs/sft-tiny.yaml", "--set", "run.out_dirr=x", check=False)
+    assert r.returncode == 1 and 'unknown key "run.out_dirr"' in r.stderr
+
+
+def test_bad_dataset_line_is_named(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "c"\n')
+    r = run("sft", "--config", "configs/sft-tiny.yaml", "--set", f"data.train={data}",
+            "--set", f"run.out_dir={tmp_path / 'o'}", check=False)
+    assert r.returncode == 1 and f"{data}:2: not valid JSON" in r.stderr
+
+
+def test_bad_checkpoint_is_an_error_not_a_crash(tmp_path):
+    ck = tmp_path / "m"
+    run("init", "--preset", "tiny", "--out", ck)
+    st = ck / "model.safetensors"
+    st.write_bytes(st.read_bytes()[:1000])
+    r = run("generate", "--model", ck, "--prompt", "x", check=False)
+    assert r.returncode == 1 and "model.safetensors" in r.stderr and "truncated" in r.stderr
+
+
+def test_forward_writes_readable_safetensors(tmp_path):
+    safetensors = pytest.importorskip("safetensors.numpy")
+    ck = tmp_path / "m"
+    run("init", "--preset", "tiny", "--seed", "2", "--head", "score", "--out", ck)
+    inp = tmp_path / "in.json"
+    inp.write_text(json.dumps({"tokens": [[256, 1, 2, 3], [258, 256, 5, 6]], "mask": [[1, 1, 1, 1], [0, 1, 1, 1]]}))
+    run("forward", "--model", ck, "--input", inp, "--out", tmp_path / "o.safetensors")
+    t = safetensors.load_file(str(tmp_path / "o.safetensors"))
+    assert t["logits"].shape == (2, 4, 259) and t["heads"].shape == (2, 4, 1)
