@@ -126,15 +126,16 @@ public final class GPT: @unchecked Sendable {
             let w = layout.blocks[l]
             let la = a.layer(l)
             let resIn = l == 0 ? a.encoded : a.layer(l - 1).res3
-            LayerNorm.forward(out: la.ln1, mean: la.ln1Mean, rstd: la.ln1Rstd, inp: resIn,
+            // LayerNorm outputs go to one shared buffer; backward recomputes them (saves 2C floats per token per layer).
+            LayerNorm.forward(out: a.ln, mean: la.ln1Mean, rstd: la.ln1Rstd, inp: resIn,
                               weight: p + w.ln1w, bias: p + w.ln1b, n: n, c: c, eps: cfg.layerNormEpsilon)
-            Linear.forward(out: la.qkv, inp: la.ln1, weight: p + w.attnW, bias: p + w.attnB, n: n, inC: c, outC: 3 * c)
+            Linear.forward(out: la.qkv, inp: a.ln, weight: p + w.attnW, bias: p + w.attnB, n: n, inC: c, outC: 3 * c)
             Attention.forward(out: la.atty, att: la.att, qkv: la.qkv, keyMask: a.mask, b: b, t: t, c: c, nHead: cfg.nHead)
             GPT.residualLinear(out: la.res2, residual: resIn, inp: la.atty, weight: p + w.attnProjW,
                                bias: p + w.attnProjB, n: n, inC: c, outC: c)
-            LayerNorm.forward(out: la.ln2, mean: la.ln2Mean, rstd: la.ln2Rstd, inp: la.res2,
+            LayerNorm.forward(out: a.ln, mean: la.ln2Mean, rstd: la.ln2Rstd, inp: la.res2,
                               weight: p + w.ln2w, bias: p + w.ln2b, n: n, c: c, eps: cfg.layerNormEpsilon)
-            Linear.forward(out: la.fch, inp: la.ln2, weight: p + w.fcW, bias: p + w.fcB, n: n, inC: c, outC: 4 * c)
+            Linear.forward(out: la.fch, inp: a.ln, weight: p + w.fcW, bias: p + w.fcB, n: n, inC: c, outC: 4 * c)
             GELU.forward(out: a.gelu, inp: la.fch, n: n * 4 * c)
             GPT.residualLinear(out: la.res3, residual: la.res2, inp: a.gelu, weight: p + w.fcProjW,
                                bias: p + w.fcProjB, n: n, inC: 4 * c, outC: c)
@@ -248,8 +249,10 @@ public final class GPT: @unchecked Sendable {
                             inp: a.gelu, weight: p + w.fcProjW, n: n, inC: 4 * c, outC: c)
             GELU.backwardInPlace(s.dfch, inp: la.fch, n: n * 4 * c)
             dln.update(repeating: 0, count: n * c)
+            LayerNorm.forward(out: s.ln, mean: s.stats, rstd: s.stats, inp: la.res2, weight: p + w.ln2w, bias: p + w.ln2b,
+                              n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
             Linear.backward(dinp: dln, dweight: g + w.fcW, dbias: g + w.fcB, dout: s.dfch,
-                            inp: la.ln2, weight: p + w.fcW, n: n, inC: c, outC: 4 * c)
+                            inp: s.ln, weight: p + w.fcW, n: n, inC: c, outC: 4 * c)
             LayerNorm.backward(dinp: dres, dweight: g + w.ln2w, dbias: g + w.ln2b, dout: dln, inp: la.res2,
                                weight: p + w.ln2w, mean: la.ln2Mean, rstd: la.ln2Rstd, n: n, c: c)
             // Attention: res2 = resIn + atty·Wo + bo
@@ -261,8 +264,10 @@ public final class GPT: @unchecked Sendable {
             s.dqkv.update(repeating: 0, count: n * 3 * c)
             Attention.backward(dqkv: s.dqkv, dout: datty, qkv: la.qkv, att: la.att, b: b, t: t, c: c, nHead: cfg.nHead)
             dln.update(repeating: 0, count: n * c)
+            LayerNorm.forward(out: s.ln, mean: s.stats, rstd: s.stats, inp: resIn, weight: p + w.ln1w, bias: p + w.ln1b,
+                              n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
             Linear.backward(dinp: dln, dweight: g + w.attnW, dbias: g + w.attnB, dout: s.dqkv,
-                            inp: la.ln1, weight: p + w.attnW, n: n, inC: c, outC: 3 * c)
+                            inp: s.ln, weight: p + w.attnW, n: n, inC: c, outC: 3 * c)
             LayerNorm.backward(dinp: dres, dweight: g + w.ln1w, dbias: g + w.ln1b, dout: dln, inp: resIn,
                                weight: p + w.ln1w, mean: la.ln1Mean, rstd: la.ln1Rstd, n: n, c: c)
         }
@@ -274,8 +279,8 @@ public final class GPT: @unchecked Sendable {
 /// Forward activations for a (B, T) shape, carved from one allocation.
 final class Activations: @unchecked Sendable {
     struct Layer {
-        // Per token: ln1 C, qkv 3C, atty C, res2 C, ln2 C, fch 4C, res3 C; per (b,h): att T×T.
-        let ln1, ln1Mean, ln1Rstd, qkv, atty, att, res2, ln2, ln2Mean, ln2Rstd, fch, res3: UnsafeMutablePointer<Float>
+        // Per token: qkv 3C, atty C, res2 C, fch 4C, res3 C and LayerNorm statistics; per (b,h): att T×T.
+        let ln1Mean, ln1Rstd, qkv, atty, att, res2, ln2Mean, ln2Rstd, fch, res3: UnsafeMutablePointer<Float>
     }
 
     let capacityTokens: Int
@@ -286,7 +291,7 @@ final class Activations: @unchecked Sendable {
     let tokens: UnsafeMutablePointer<Int32>
     let positions: UnsafeMutablePointer<Int32>
     let mask: UnsafeMutablePointer<Float>
-    let encoded, lnf, lnfMean, lnfRstd, logits, heads, gelu: UnsafeMutablePointer<Float>
+    let encoded, ln, lnf, lnfMean, lnfRstd, logits, heads, gelu: UnsafeMutablePointer<Float>
     private var layers: [Layer] = []
     private let config: GPTConfig
 
@@ -295,8 +300,8 @@ final class Activations: @unchecked Sendable {
         let n = b * t, c = config.nEmbd
         capacityTokens = n
         nHeadsCapacity = b * config.nHead * t * t
-        let perLayer = n * (12 * c + 4) + nHeadsCapacity
-        let total = n * (1 + 2 * c + 2 + config.vocabSize + config.scalarHeads.count + 4 * c) + config.nLayer * perLayer
+        let perLayer = n * (10 * c + 4) + nHeadsCapacity
+        let total = n * (1 + 3 * c + 2 + config.vocabSize + config.scalarHeads.count + 4 * c) + config.nLayer * perLayer
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0, count: total)
         tokens = .allocate(capacity: n)
@@ -305,6 +310,7 @@ final class Activations: @unchecked Sendable {
         func take(_ k: Int) -> UnsafeMutablePointer<Float> { defer { cursor += k }; return cursor }
         mask = take(n)
         encoded = take(n * c)
+        ln = take(n * c)
         lnf = take(n * c)
         lnfMean = take(n)
         lnfRstd = take(n)
@@ -312,8 +318,8 @@ final class Activations: @unchecked Sendable {
         heads = take(n * config.scalarHeads.count)
         gelu = take(n * 4 * c)
         for _ in 0..<config.nLayer {
-            layers.append(Layer(ln1: take(n * c), ln1Mean: take(n), ln1Rstd: take(n), qkv: take(3 * n * c),
-                                atty: take(n * c), att: take(nHeadsCapacity), res2: take(n * c), ln2: take(n * c),
+            layers.append(Layer(ln1Mean: take(n), ln1Rstd: take(n), qkv: take(3 * n * c),
+                                atty: take(n * c), att: take(nHeadsCapacity), res2: take(n * c),
                                 ln2Mean: take(n), ln2Rstd: take(n), fch: take(4 * n * c), res3: take(n * c)))
         }
         precondition(cursor - storage == total)
@@ -338,18 +344,20 @@ final class Activations: @unchecked Sendable {
 final class BackwardScratch: @unchecked Sendable {
     let capacityTokens: Int
     let storage: UnsafeMutablePointer<Float>
-    let dres, dln, dqkv, dfch, dlogits, dheads: UnsafeMutablePointer<Float>
+    let dres, dln, ln, stats, dqkv, dfch, dlogits, dheads: UnsafeMutablePointer<Float>
 
     init(config: GPTConfig, tokens n: Int) {
         capacityTokens = n
         let c = config.nEmbd
-        let total = n * (c + c + 3 * c + 4 * c + config.vocabSize + max(config.scalarHeads.count, 1))
+        let total = n * (c + c + c + 3 * c + 4 * c + config.vocabSize + max(config.scalarHeads.count, 1)) + 1
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0, count: total)
         var cursor = storage
         func take(_ k: Int) -> UnsafeMutablePointer<Float> { defer { cursor += k }; return cursor }
         dres = take(n * c)
         dln = take(n * c)
+        ln = take(n * c)
+        stats = take(1)
         dqkv = take(3 * n * c)
         dfch = take(4 * n * c)
         dlogits = take(n * config.vocabSize)
