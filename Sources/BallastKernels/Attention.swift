@@ -85,45 +85,71 @@ public enum Attention {
     }
 
     /// Incremental attention for decoding. qkv[B,Tn,3C] holds the new tokens, which occupy cache
-    /// slots start ..< start+Tn. Their keys and values are first written to kCache/vCache
-    /// [B,NH,S,hs]; then each new query attends over slots 0 ... its own under the same visibility rule,
-    /// with keyMask[B,S] marking real tokens. out[B,Tn,C].
+    /// slots start ..< start+Tn. Their keys are first written to kCacheT [B,NH,S/16,hs,16] (keys in
+    /// blocks of 16, transposed within the block, so that one query scores 16 keys per vector with no
+    /// horizontal sums, and a new key lands in cache lines the previous step touched) and values to vCache
+    /// [B,NH,S,hs]; then each new query attends over slots 0 ... its own under the same visibility
+    /// rule, with keyMask[B,S] marking real tokens. `s` must be a multiple of 16. out[B,Tn,C].
     public static func forwardCached(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>,
-                                     kCache: UnsafeMutablePointer<Float>, vCache: UnsafeMutablePointer<Float>,
+                                     kCacheT: UnsafeMutablePointer<Float>, vCache: UnsafeMutablePointer<Float>,
                                      keyMask: UnsafePointer<Float>, b: Int, tNew: Int, start: Int,
                                      capacity s: Int, c: Int, nHead: Int) {
+        precondition(s % 16 == 0, "cache capacity must be a multiple of 16")
         let hs = c / nHead
         let scale = 1 / Float(hs).squareRoot()
         let c3 = 3 * c
+        typealias V = SIMD16<Float>
         Parallel.forEach(b * nHead) { bh in
             let bi = bh / nHead, h = bh % nHead
-            let kc = kCache + bh * s * hs, vc = vCache + bh * s * hs
+            let kt = kCacheT + bh * s * hs, vc = vCache + bh * s * hs
             let mask = keyMask + bi * s
             for i in 0..<tNew {
                 let src = qkv + (bi * tNew + i) * c3 + h * hs
-                (kc + (start + i) * hs).update(from: src + c, count: hs)
+                let slot = start + i
+                let dst = kt + (slot / 16) * hs * 16 + slot % 16
+                for d in 0..<hs { dst[d * 16] = src[c + d] }
                 (vc + (start + i) * hs).update(from: src + 2 * c, count: hs)
             }
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: start + tNew) { buf in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: s) { buf in
                 let row = buf.baseAddress!
+                let rawRow = UnsafeMutableRawPointer(row)
                 for i in 0..<tNew {
                     let q = qkv + (bi * tNew + i) * c3 + h * hs
                     let me = start + i
+                    let width = (me / 16 + 1) * 16
+                    // row[j] = scale · q · k_j for 16 keys at a time
+                    for j0 in stride(from: 0, to: width, by: 16) {
+                        var acc = V()
+                        let block = UnsafeRawPointer(kt + j0 * hs)
+                        for d in 0..<hs {
+                            acc.addProduct(V(repeating: q[d]), block.loadUnaligned(fromByteOffset: d * 64, as: V.self))
+                        }
+                        rawRow.storeBytes(of: acc * scale, toByteOffset: j0 * 4, as: V.self)
+                    }
                     var m = -Float.infinity
-                    for j in 0...me {
-                        if j == me || mask[j] != 0 {
-                            let sc = Vec.dot(q, kc + j * hs, hs) * scale
-                            row[j] = sc
-                            if sc > m { m = sc }
+                    for j in 0..<width {
+                        if j == me || (j < me && mask[j] != 0) {
+                            if row[j] > m { m = row[j] }
+                        } else {
+                            row[j] = -.infinity
                         }
                     }
-                    for j in 0...me where !(j == me || mask[j] != 0) { row[j] = -.infinity }
-                    let sum = FastMath.expShiftedInPlace(row, me + 1, shift: m)
-                    let inv = 1 / sum
+                    let inv = 1 / FastMath.expShiftedInPlace(row, width, shift: m)
                     let o = out + (bi * tNew + i) * c + h * hs
-                    o.update(repeating: 0, count: hs)
-                    for j in 0...me where row[j] != 0 {
-                        Vec.axpy(row[j] * inv, vc + j * hs, o, hs)
+                    var d0 = 0
+                    while d0 + 16 <= hs {
+                        var acc = V()
+                        for j in 0...me where row[j] != 0 {
+                            acc.addProduct(V(repeating: row[j]), UnsafeRawPointer(vc + j * hs + d0).loadUnaligned(as: V.self))
+                        }
+                        UnsafeMutableRawPointer(o + d0).storeBytes(of: acc * inv, as: V.self)
+                        d0 += 16
+                    }
+                    while d0 < hs {
+                        var acc: Float = 0
+                        for j in 0...me { acc += row[j] * vc[j * hs + d0] }
+                        o[d0] = acc * inv
+                        d0 += 1
                     }
                 }
             }

@@ -50,8 +50,19 @@ public enum Linear {
         if let bias {
             for r in 0..<n { (out + r * outC).update(from: bias, count: outC) }
         }
-        BLAS.gemm(m: n, n: outC, k: inC, a: inp, lda: inC, b: weight, ldb: outC,
-                  beta: bias == nil ? 0 : 1, c: out, ldc: outC)
+        multiply(out: out, inp: inp, weight: weight, n: n, inC: inC, outC: outC, accumulate: bias != nil)
+    }
+
+    /// out[N,OC] (+)= inp[N,IC] · w[IC,OC]: sgemm, or the small-M kernel for a few rows (decoding).
+    @inline(__always)
+    public static func multiply(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                n: Int, inC: Int, outC: Int, accumulate: Bool) {
+        if n <= SmallGemm.maxRows {
+            SmallGemm.multiply(out: out, x: inp, w: weight, m: n, k: inC, n: outC, accumulate: accumulate)
+        } else {
+            BLAS.gemm(m: n, n: outC, k: inC, a: inp, lda: inC, b: weight, ldb: outC,
+                      beta: accumulate ? 1 : 0, c: out, ldc: outC)
+        }
     }
 
     /// dinp[N,IC] += dout · wᵀ;  dweight[IC,OC] += inpᵀ · dout;  dbias[OC] += Σ_n dout.

@@ -164,7 +164,7 @@ public final class GPT: @unchecked Sendable {
             let o = out + r * outC, x = residual + r * outC
             for j in 0..<outC { o[j] = x[j] + bias[j] }
         }
-        BLAS.gemm(m: n, n: outC, k: inC, a: inp, lda: inC, b: weight, ldb: outC, beta: 1, c: out, ldc: outC)
+        Linear.multiply(out: out, inp: inp, weight: weight, n: n, inC: inC, outC: outC, accumulate: true)
     }
 
     /// Logits of the last forward: [B, T, V] row-major.

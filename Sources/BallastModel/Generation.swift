@@ -80,8 +80,8 @@ public final class Generator: @unchecked Sendable {
         guard longest + options.maxNewTokens <= cfg.nPositions else {
             throw GenerationError.invalid("prompt (\(longest) tokens) + max_new_tokens (\(options.maxNewTokens)) exceeds n_positions \(cfg.nPositions)")
         }
-        let capacity = tp + options.maxNewTokens
-        let state = DecodeState(config: cfg, batch: b, capacity: capacity, chunk: tp)
+        let state = DecodeState(config: cfg, batch: b, capacity: tp + options.maxNewTokens, chunk: tp)
+        let capacity = state.capacity
         var rng = SeededRNG(seed: options.seed)
 
         // Prefill: left-padded prompts.
@@ -189,6 +189,8 @@ final class DecodeState {
 
     init(config: GPTConfig, batch: Int, capacity: Int, chunk: Int) {
         b = batch
+        // Rounded up to whole 16-key blocks for the transposed key cache.
+        let capacity = (capacity + 15) / 16 * 16
         self.capacity = capacity
         self.chunk = chunk
         c = config.nEmbd
@@ -235,7 +237,7 @@ final class DecodeState {
             LayerNorm.forward(out: ln, mean: stats, rstd: stats + b, inp: x, weight: p + w.ln1w, bias: p + w.ln1b,
                               n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
             Linear.forward(out: qkv, inp: ln, weight: p + w.attnW, bias: p + w.attnB, n: n, inC: c, outC: 3 * c)
-            Attention.forwardCached(out: atty, qkv: qkv, kCache: kCache[l], vCache: vCache[l], keyMask: keyMask,
+            Attention.forwardCached(out: atty, qkv: qkv, kCacheT: kCache[l], vCache: vCache[l], keyMask: keyMask,
                                     b: b, tNew: tNew, start: start, capacity: capacity, c: c, nHead: cfg.nHead)
             GPT.residualLinear(out: x, residual: x, inp: atty, weight: p + w.attnProjW, bias: p + w.attnProjB,
                                n: n, inC: c, outC: c)

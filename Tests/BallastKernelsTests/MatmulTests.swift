@@ -38,3 +38,17 @@ struct MatmulTests {
         }
     }
 }
+
+@Suite("small-M matmul kernel")
+struct SmallGemmTests {
+    @Test("matches sgemm for ragged shapes, overwrite and accumulate", arguments: [(1, 3, 5), (4, 16, 64), (7, 33, 150), (32, 256, 768), (5, 8, 96)])
+    func matchesSgemm(m: Int, k: Int, n: Int) {
+        let x = randoms(m * k, seed: 21), w = randoms(k * n, seed: 22), c0 = randoms(m * n, seed: 23)
+        for accumulate in [false, true] {
+            var ref = c0, out = c0
+            BLAS.gemm(m: m, n: n, k: k, a: x, lda: k, b: w, ldb: n, beta: accumulate ? 1 : 0, c: &ref, ldc: n)
+            SmallGemm.multiply(out: &out, x: x, w: w, m: m, k: k, n: n, accumulate: accumulate)
+            for i in 0..<(m * n) { #expect(abs(out[i] - ref[i]) < 1e-4 * max(1, abs(ref[i])), "[\(m),\(k),\(n)] index \(i)") }
+        }
+    }
+}
