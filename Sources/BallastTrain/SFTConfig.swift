@@ -9,6 +9,10 @@ public struct ModelSpec: Sendable, Equatable {
 
     public static func read(_ s: ConfigSection) throws -> ModelSpec {
         let initFrom = try s.string("init_from", nil)
+        let architecture = ["preset", "n_layer", "n_head", "n_embd", "n_positions", "vocab_size"]
+        if initFrom != nil, let clash = architecture.first(where: { s.values[$0] != nil }) {
+            throw ConfigError("\(s.origin(clash)): \"\(s.full(clash))\" cannot be combined with model.init_from (the checkpoint's config.json defines the architecture)")
+        }
         let preset = try s.string("preset", "small")!
         guard var cfg = GPTConfig.preset(preset) else {
             throw ConfigError("\(s.origin("preset")): unknown model preset \"\(preset)\" (known: \(GPTConfig.presetNames.joined(separator: ", ")))")
