@@ -119,12 +119,22 @@ public enum Attention {
                     let width = (me / 16 + 1) * 16
                     // row[j] = scale · q · k_j for 16 keys at a time
                     for j0 in stride(from: 0, to: width, by: 16) {
-                        var acc = V()
+                        // Four partial sums break the FMA latency chain.
+                        var a0 = V(), a1 = V(), a2 = V(), a3 = V()
                         let block = UnsafeRawPointer(kt + j0 * hs)
-                        for d in 0..<hs {
-                            acc.addProduct(V(repeating: q[d]), block.loadUnaligned(fromByteOffset: d * 64, as: V.self))
+                        var d = 0
+                        while d + 4 <= hs {
+                            a0.addProduct(V(repeating: q[d]), block.loadUnaligned(fromByteOffset: d * 64, as: V.self))
+                            a1.addProduct(V(repeating: q[d + 1]), block.loadUnaligned(fromByteOffset: (d + 1) * 64, as: V.self))
+                            a2.addProduct(V(repeating: q[d + 2]), block.loadUnaligned(fromByteOffset: (d + 2) * 64, as: V.self))
+                            a3.addProduct(V(repeating: q[d + 3]), block.loadUnaligned(fromByteOffset: (d + 3) * 64, as: V.self))
+                            d += 4
                         }
-                        rawRow.storeBytes(of: acc * scale, toByteOffset: j0 * 4, as: V.self)
+                        while d < hs {
+                            a0.addProduct(V(repeating: q[d]), block.loadUnaligned(fromByteOffset: d * 64, as: V.self))
+                            d += 1
+                        }
+                        rawRow.storeBytes(of: ((a0 + a1) + (a2 + a3)) * scale, toByteOffset: j0 * 4, as: V.self)
                     }
                     var m = -Float.infinity
                     for j in 0..<width {
@@ -137,6 +147,24 @@ public enum Attention {
                     let inv = 1 / FastMath.expShiftedInPlace(row, width, shift: m)
                     let o = out + (bi * tNew + i) * c + h * hs
                     var d0 = 0
+                    // 64 columns at a time: four independent accumulators per key.
+                    while d0 + 64 <= hs {
+                        var a0 = V(), a1 = V(), a2 = V(), a3 = V()
+                        for j in 0...me where row[j] != 0 {
+                            let pj = V(repeating: row[j])
+                            let vr = UnsafeRawPointer(vc + j * hs + d0)
+                            a0.addProduct(pj, vr.loadUnaligned(fromByteOffset: 0, as: V.self))
+                            a1.addProduct(pj, vr.loadUnaligned(fromByteOffset: 64, as: V.self))
+                            a2.addProduct(pj, vr.loadUnaligned(fromByteOffset: 128, as: V.self))
+                            a3.addProduct(pj, vr.loadUnaligned(fromByteOffset: 192, as: V.self))
+                        }
+                        let or = UnsafeMutableRawPointer(o + d0)
+                        or.storeBytes(of: a0 * inv, toByteOffset: 0, as: V.self)
+                        or.storeBytes(of: a1 * inv, toByteOffset: 64, as: V.self)
+                        or.storeBytes(of: a2 * inv, toByteOffset: 128, as: V.self)
+                        or.storeBytes(of: a3 * inv, toByteOffset: 192, as: V.self)
+                        d0 += 64
+                    }
                     while d0 + 16 <= hs {
                         var acc = V()
                         for j in 0...me where row[j] != 0 {

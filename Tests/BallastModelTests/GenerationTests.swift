@@ -4,8 +4,8 @@ import Foundation
 import Testing
 
 /// A tiny model with large random weights, so that greedy outputs vary from token to token.
-func spikyModel(seed: UInt64 = 3) throws -> GPT {
-    let m = try GPT(config: GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nPositions: 64, vocabSize: 259))
+func spikyModel(seed: UInt64 = 3, nEmbd: Int = 32, nHead: Int = 2) throws -> GPT {
+    let m = try GPT(config: GPTConfig(nLayer: 2, nHead: nHead, nEmbd: nEmbd, nPositions: 64, vocabSize: 259))
     m.initializeRandom(seed: seed)
     for i in 0..<m.parameterCount { m.params[i] *= 8 }
     return m
@@ -19,9 +19,12 @@ func logSoftmax(_ row: UnsafeBufferPointer<Float>.SubSequence, _ j: Int) -> Floa
 
 @Suite("KV-cache generation")
 struct GenerationTests {
-    @Test("incremental decoding equals a full forward pass, for left-padded batches")
-    func cacheMatchesFullForward() throws {
-        let m = try spikyModel()
+    /// Head sizes 16, 64 and 40 cover the cached-attention kernel's 16-wide, 64-wide and scalar paths.
+    @Test("incremental decoding equals a full forward pass, for left-padded batches",
+          arguments: [(32, 2), (128, 2), (80, 2)])
+    func cacheMatchesFullForward(nEmbd: Int, nHead: Int) throws {
+        let m = try spikyModel(nEmbd: nEmbd, nHead: nHead)
+        if nEmbd > 32 { for i in 0..<m.parameterCount { m.params[i] *= 0.5 } }
         let prompts: [[Int32]] = [[256, 10, 20, 30, 40], [256, 7], [256, 1, 2, 3]]
         let gens = try Generator(model: m).generate(prompts: prompts, options: SamplingOptions(greedy: true, maxNewTokens: 12, stopAtEOS: false))
         let v = m.config.vocabSize
