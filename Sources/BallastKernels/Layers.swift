@@ -93,7 +93,7 @@ public enum GELU {
     static let k: Float = (2 / Float.pi).squareRoot()
 
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, n: Int) {
-        Parallel.forEachChunk(n, grain: 1 << 14) { r in
+        Parallel.forEachChunk(n, grain: 1 << 16) { r in
             let ri = UnsafeRawPointer(inp), ro = UnsafeMutableRawPointer(out)
             var i = r.lowerBound
             while i + 16 <= r.upperBound {
@@ -193,8 +193,16 @@ public enum Softmax {
     @inline(__always)
     public static func logSumExp(_ x: UnsafePointer<Float>, _ v: Int) -> Float {
         let m = Vec.max(x, v)
-        var s: Float = 0
-        for j in 0..<v { s += expf(x[j] - m) }
+        let shift = SIMD16<Float>(repeating: m)
+        let raw = UnsafeRawPointer(x)
+        var acc = SIMD16<Float>()
+        var j = 0
+        while j + 16 <= v {
+            acc += FastMath.exp(raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self) - shift)
+            j += 16
+        }
+        var s = acc.sum()
+        while j < v { s += FastMath.exp(x[j] - m); j += 1 }
         return m + logf(s)
     }
 }

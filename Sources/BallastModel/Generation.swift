@@ -252,7 +252,10 @@ final class DecodeState {
             LayerNorm.forward(out: lnf + r * c, mean: stats + r, rstd: stats + b + r, inp: x + (r * tNew + tNew - 1) * c,
                               weight: p + L.lnfW, bias: p + L.lnfB, n: 1, c: c, eps: cfg.layerNormEpsilon)
         }
-        BLAS.gemm(transB: true, m: b, n: cfg.vocabSize, k: c, a: lnf, lda: c, b: p + L.wte, ldb: c,
-                  c: logits, ldc: cfg.vocabSize)
+        // A few rows: waking OpenBLAS's second thread costs more than it saves.
+        BLAS.singleThreaded {
+            BLAS.gemm(transB: true, m: b, n: cfg.vocabSize, k: c, a: lnf, lda: c, b: p + L.wte, ldb: c,
+                      c: logits, ldc: cfg.vocabSize)
+        }
     }
 }
