@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch side of `ballast bench`: the same GPT-2 config, batch and threads, timed the same way.
 
-Prints exactly one JSON line on stdout (logs go to stderr), which `ballast bench` parses.
+Prints exactly one JSON line on stdout (anything else, including library output, goes to stderr), which
+`ballast bench` parses. Exits 2 with a message on stderr on bad arguments or when torch/transformers
+is missing.
 
   python3 tools/bench_torch.py train --n-layer 4 --n-head 4 --n-embd 256 --n-positions 256 \
       --vocab-size 259 --seq 128 --batch 16 --threads 2 --steps 20 --warmup 3
@@ -13,6 +15,7 @@ zero_grad, forward with labels, backward, clip_grad_norm_(1.0), optimizer.step()
 generate: greedy `model.generate` with the KV cache, exactly --new-tokens tokens per row.
 """
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -30,12 +33,11 @@ def build(args, torch, transformers):
         vocab_size=args.vocab_size, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
         attn_pdrop=0.0, bos_token_id=256, eos_token_id=257, pad_token_id=258)
     torch.manual_seed(args.seed)
-    try:
+    try:  # PyTorch's fused scaled_dot_product_attention: the fastest choice on CPU
         model = transformers.GPT2LMHeadModel(cfg, attn_implementation="sdpa")
-        attn = "sdpa"
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, ImportError):
         model = transformers.GPT2LMHeadModel(cfg)
-        attn = getattr(model.config, "_attn_implementation", "eager")
+    attn = getattr(model.config, "_attn_implementation", None) or "eager"  # what is actually used
     return model, attn
 
 
@@ -97,10 +99,17 @@ def main():
                           ("prompt-len", 16), ("new-tokens", 64), ("repeats", 5)]:
         ap.add_argument("--" + name, type=int, default=default)
     args = ap.parse_args()
-    if args.mode == "train" and (args.seq > args.n_positions or args.steps < 1):
-        ap.error("need 1 <= steps and seq <= n_positions")
+    for name, value in vars(args).items():
+        if isinstance(value, int) and value < (0 if name in ("warmup", "seed") else 1):
+            ap.error(f"--{name.replace('_', '-')} must be {'>= 0' if name in ('warmup', 'seed') else '>= 1'}, got {value}")
+    if args.n_embd % args.n_head:
+        ap.error(f"n-embd {args.n_embd} is not divisible by n-head {args.n_head}")
+    if args.vocab_size < 259:
+        ap.error("vocab-size must be >= 259 (bytes + BOS/EOS/PAD)")
+    if args.mode == "train" and args.seq > args.n_positions:
+        ap.error(f"seq {args.seq} exceeds n-positions {args.n_positions}")
     if args.mode == "generate" and args.prompt_len + args.new_tokens > args.n_positions:
-        ap.error("prompt-len + new-tokens exceeds n_positions")
+        ap.error(f"prompt-len + new-tokens = {args.prompt_len + args.new_tokens} exceeds n-positions {args.n_positions}")
     try:
         import torch
         import transformers
@@ -111,7 +120,9 @@ def main():
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     run = bench_train if args.mode == "train" else bench_generate
-    print(json.dumps(run(args, torch, transformers, rss_import)))
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON line
+        result = run(args, torch, transformers, rss_import)
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -181,4 +181,5 @@ def self_check():
 
 if __name__ == "__main__":
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     self_check()
