@@ -88,3 +88,14 @@ def test_forward_writes_readable_safetensors(tmp_path):
     run("forward", "--model", ck, "--input", inp, "--out", tmp_path / "o.safetensors")
     t = safetensors.load_file(str(tmp_path / "o.safetensors"))
     assert t["logits"].shape == (2, 4, 259) and t["heads"].shape == (2, 4, 1)
+
+
+def test_init_from_config_and_flags(tmp_path):
+    run("init", "--config", "configs/sft-quickstart.yaml", "--set", "model.n_layer=2", "--seed", "3", "--out", tmp_path / "a")
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (cfg["n_layer"], cfg["n_embd"], cfg["n_positions"], cfg["vocab_size"]) == (2, 256, 64, 259)
+    run("init", "--preset", "tiny", "--n-layer", "3", "--head", "score", "--out", tmp_path / "b")
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["n_layer"] == 3 and cfg["ballast_scalar_heads"] == ["score"]
+    r = run("init", "--config", "configs/sft-quickstart.yaml", "--set", "model.n_layr=2", "--out", tmp_path / "c", check=False)
+    assert r.returncode == 1 and 'unknown key "model.n_layr"' in r.stderr

@@ -44,7 +44,9 @@ func failing<T>(_ body: () throws -> T) throws -> T {
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write a randomly initialised model as a checkpoint folder.")
-    @Option(help: "Architecture preset: tiny, small, medium.") var preset = "small"
+    @Option(help: "Take the architecture from the `model` section of this YAML config (presets and flags below override it).") var config: String?
+    @Option(name: .customLong("set"), help: "Override a field of --config, e.g. --set model.n_layer=6 (repeatable).") var overrides: [String] = []
+    @Option(help: "Architecture preset: tiny, small, medium.") var preset: String?
     @Option(name: .customLong("n-layer")) var nLayer: Int?
     @Option(name: .customLong("n-head")) var nHead: Int?
     @Option(name: .customLong("n-embd")) var nEmbd: Int?
@@ -56,7 +58,20 @@ struct Init: ParsableCommand {
 
     func run() throws {
         try failing {
-            guard var cfg = GPTConfig.preset(preset) else { throw ValidationError("unknown preset \(preset)") }
+            var cfg: GPTConfig
+            if let config {
+                let doc = try ConfigDocument(file: config)
+                for o in overrides { try doc.apply(override: o) }
+                let spec = try ModelSpec.read(try doc.top.section("model"))
+                if let from = spec.initFrom { throw ConfigError("\(config): model.init_from (\(from)) names an existing model; init writes a new one") }
+                cfg = spec.config
+            } else {
+                cfg = .small
+            }
+            if let preset {
+                guard let p = GPTConfig.preset(preset) else { throw ValidationError("unknown preset \(preset)") }
+                cfg = p
+            }
             if let nLayer { cfg.nLayer = nLayer }
             if let nHead { cfg.nHead = nHead }
             if let nEmbd { cfg.nEmbd = nEmbd }
