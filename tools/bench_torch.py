@@ -28,16 +28,16 @@ def peak_rss_mb():
 
 
 def build(args, torch, transformers):
-    cfg = transformers.GPT2Config(
-        n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, n_positions=args.n_positions,
-        vocab_size=args.vocab_size, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
-        attn_pdrop=0.0, bos_token_id=256, eos_token_id=257, pad_token_id=258)
+    """Random-init GPT2LMHeadModel; returns (model, attention implementation actually in use)."""
+    kw = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, n_positions=args.n_positions,
+              vocab_size=args.vocab_size, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
+              attn_pdrop=0.0, bos_token_id=256, eos_token_id=257, pad_token_id=258)
     torch.manual_seed(args.seed)
-    try:  # PyTorch's fused scaled_dot_product_attention: the fastest choice on CPU
-        model = transformers.GPT2LMHeadModel(cfg, attn_implementation="sdpa")
+    try:  # PyTorch's scaled_dot_product_attention: a little faster than "eager" on CPU here
+        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw, attn_implementation="sdpa"))
     except (TypeError, ValueError, ImportError):
-        model = transformers.GPT2LMHeadModel(cfg)
-    attn = getattr(model.config, "_attn_implementation", None) or "eager"  # what is actually used
+        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw))
+    attn = getattr(model.config, "_attn_implementation", None) or "eager"
     return model, attn
 
 
