@@ -36,9 +36,11 @@ let package = Package(
         .target(name: "BallastOptim", dependencies: ["BallastKernels"], swiftSettings: fastMath),
         // Tokenizer, JSONL datasets, built-in SFT data generator.
         .target(name: "BallastData", swiftSettings: fastMath),
+        // The built-in multi-task benchmark: task families, gold scorers, simulated annotators.
+        .target(name: "BallastBenchmark", dependencies: ["BallastData", "BallastKernels"], swiftSettings: fastMath),
         // Training loops, YAML configs, metrics, progress, benchmarks.
         .target(name: "BallastTrain", dependencies: [
-            "BallastModel", "BallastOptim", "BallastData", "BallastFormats",
+            "BallastModel", "BallastOptim", "BallastData", "BallastFormats", "BallastBenchmark",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fastMath),
@@ -53,6 +55,7 @@ let package = Package(
         .testTarget(name: "BallastModelTests", dependencies: ["BallastModel", "BallastOptim", "BallastFormats"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels"]),
+        .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastKernels"]),
         .testTarget(name: "BallastTrainTests", dependencies: ["BallastTrain", "BallastData", "BallastTransport"]),
     ],
     swiftLanguageModes: [.v6]

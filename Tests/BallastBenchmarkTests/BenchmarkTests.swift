@@ -1,0 +1,124 @@
+@testable import BallastBenchmark
+import BallastKernels
+import Foundation
+import Testing
+
+@Suite("Built-in benchmark: gold scorers and annotators")
+struct BenchmarkTests {
+    @Test("every family's expert response scores 1, an empty one 0, and scores stay in [0, 1]")
+    func expertsAreGold() {
+        var rng = SeededRNG(seed: 1)
+        for f in Benchmark.families {
+            for _ in 0..<50 {
+                let (p, e) = f.sample(&rng)
+                #expect(p.hasSuffix("\n"))
+                #expect(f.gold(prompt: p, response: e) == 1, "\(f.name): \(p) -> \(e)")
+                #expect(f.gold(prompt: p, response: "") == 0, "\(f.name) empty")
+                let noisy = f.gold(prompt: p, response: e + "x\nmore\ntext")!
+                #expect(noisy >= 0 && noisy < 1)
+                #expect(Benchmark.gold(prompt: p, response: e) == 1, "prompt is recognised without the task name")
+            }
+        }
+    }
+
+    @Test func prompsOfOtherFamiliesAreNotClaimed() {
+        var rng = SeededRNG(seed: 2)
+        for f in Benchmark.families {
+            let (p, e) = f.sample(&rng)
+            for other in Benchmark.families where other.name != f.name {
+                #expect(other.gold(prompt: p, response: e) == nil, "\(other.name) claims a \(f.name) prompt")
+            }
+        }
+        #expect(Benchmark.gold(prompt: "hello\n", response: "x") == nil)
+    }
+
+    @Test func arithmeticPartialCredit() {
+        let qa = ArithmeticQA()
+        let p = "Q: What is 40 + 50?\nA:\n"
+        #expect(qa.gold(prompt: p, response: "90") == 1)
+        #expect(qa.gold(prompt: p, response: "the answer is 90") == 1)
+        let near = qa.gold(prompt: p, response: "91")!, far = qa.gold(prompt: p, response: "300")!
+        #expect(near > far && near < 0.4 && far == 0)
+        #expect(qa.gold(prompt: "Q: What is 3 - 9?\nA:\n", response: "-6") == 1)
+        #expect(qa.gold(prompt: p, response: "ninety") == 0)
+        #expect(abs(qa.gold(prompt: p, response: "90\nbecause\nmaths")! - 0.9) < 1e-9, "two rambling lines cost 0.1")
+    }
+
+    @Test("code is executed: equivalent programs score 1, wrong ones by fraction of inputs, junk 0")
+    func codeExecution() {
+        let code = CodeGeneration()
+        let p = "Write f(x) = x times 3 plus 1.\n"
+        #expect(code.gold(prompt: p, response: "def f(x): return x*3+1") == 1)
+        #expect(code.gold(prompt: p, response: "def f(x): return 1 + 3 * x") == 1, "equivalent expression")
+        #expect(code.gold(prompt: p, response: "def f(x): return (x+x+x)+1") == 1)
+        let wrong = code.gold(prompt: p, response: "def f(x): return x*3")!
+        #expect(wrong == 0)
+        // x*x+1 agrees with 3x+1 at x = 0 and x = 3: 2 of 6 inputs.
+        #expect(abs(code.gold(prompt: p, response: "def f(x): return x*x+1")! - 2.0 / 6) < 1e-9)
+        #expect(code.gold(prompt: p, response: "def f(x): return x*3+") == 0, "syntax error")
+        #expect(code.gold(prompt: p, response: "return x*3+1") == 0, "missing def")
+        #expect(code.gold(prompt: p, response: "def f(x): return " + String(repeating: "(", count: 100) + "x") == 0)
+        #expect(code.gold(prompt: "Write f(x) = x plus 2, all times 5.\n", response: "def f(x): return (x+2)*5") == 1)
+        #expect(Expr.parse("2*(x-1)")?.eval(4) == 6)
+    }
+
+    @Test func sortingAndStrings() {
+        let s = Sorting()
+        let p = "Sort ascending: 5 3 9 1\n"
+        #expect(s.gold(prompt: p, response: "1 3 5 9") == 1)
+        #expect(s.gold(prompt: p, response: "1 3 9 5") == 0.5)
+        #expect(s.gold(prompt: p, response: "1 3 5") == 0.75, "missing element")
+        #expect(s.gold(prompt: p, response: "1 3 5 9 9") == 0.8, "extra element")
+        let r = ReverseWord()
+        #expect(r.gold(prompt: "Reverse the word: hello\n", response: "olleh") == 1)
+        #expect(r.gold(prompt: "Reverse the word: hello\n", response: "olleq") == 0.8)
+        #expect(r.gold(prompt: "Reverse the word: hello\n", response: "hello")! < 1)
+        let c = Counting()
+        let cp = "How many times does 'a' appear in 'banana'?\n"
+        #expect(c.gold(prompt: cp, response: "3") == 1)
+        #expect(c.gold(prompt: cp, response: "2") == 0.4)
+        #expect(c.gold(prompt: cp, response: "7") == 0)
+        let f = CapitalFacts()
+        let row = CapitalFacts.table[0]
+        #expect(f.gold(prompt: "What is the capital of \(row.country)?\n", response: row.capital) == 1)
+        #expect(f.gold(prompt: "What is the capital of Nowhereland?\n", response: "x") == nil)
+        #expect(Set(CapitalFacts.table.map(\.country)).count == CapitalFacts.table.count)
+    }
+
+    @Test("annotator follows Bradley–Terry on the gold difference, with the optional length bias")
+    func annotator() {
+        let qa = ArithmeticQA()
+        let p = "Q: What is 40 + 50?\nA:\n"
+        let a = Annotator()
+        #expect(a.probabilityFirstWins(task: qa, prompt: p, first: "90", second: "90") == 0.5)
+        let pr = a.probabilityFirstWins(task: qa, prompt: p, first: "90", second: "95")
+        let g = qa.gold(prompt: p, response: "95")!
+        #expect(abs(pr - 1 / (1 + exp(-(1 - g) / 0.05))) < 1e-12)
+        var rng = SeededRNG(seed: 3)
+        var wins = 0
+        let probe = Counting(), cp = "How many times does 'a' appear in 'banana'?\n"
+        let pWin = a.probabilityFirstWins(task: probe, prompt: cp, first: "3", second: "2")
+        for _ in 0..<20000 where a.choose(task: probe, prompt: cp, "3", "2", rng: &rng).0 == "3" { wins += 1 }
+        #expect(abs(Double(wins) / 20000 - pWin) < 0.01)
+        let biased = Annotator(lengthBias: 1)
+        #expect(biased.probabilityFirstWins(task: qa, prompt: p, first: "90 ok", second: "90") > 0.5)
+    }
+
+    @Test("datasets: deterministic, balanced across tasks, splits distinct")
+    func datasets() throws {
+        let dir = NSTemporaryDirectory() + "ballast-bench-\(getpid())"
+        var sizes = Benchmark.Sizes()
+        (sizes.sftTrain, sizes.sftTest, sizes.rlPrompts, sizes.testPrompts, sizes.forget) = (60, 12, 30, 12, 12)
+        let counts = try Benchmark.writeDatasets(to: dir, seed: 5, sizes: sizes)
+        #expect(counts["sft_train"] == 60)
+        let a = Benchmark.examples(count: 60, seed: 9, split: "x"), b = Benchmark.examples(count: 60, seed: 9, split: "x")
+        #expect(a == b)
+        #expect(Dictionary(grouping: a, by: { $0.task! }).values.allSatisfy { $0.count == 10 })
+        let train = try String(contentsOfFile: dir + "/sft_train.jsonl", encoding: .utf8)
+        let forget = try String(contentsOfFile: dir + "/forget.jsonl", encoding: .utf8)
+        #expect(train.split(separator: "\n").count == 60 && forget.split(separator: "\n").count == 12)
+        let rl = try String(contentsOfFile: dir + "/rl_prompts.jsonl", encoding: .utf8).split(separator: "\n")
+        let first = try JSONSerialization.jsonObject(with: Data(rl[0].utf8)) as! [String: String]
+        #expect(Set(first.keys) == ["prompt", "task", "id"])
+    }
+}
