@@ -47,7 +47,7 @@ let package = Package(
         // Messaging over libzmq; the only module that touches libzmq.
         .target(name: "BallastTransport", dependencies: ["CZMQ"]),
         .executableTarget(name: "ballast", dependencies: [
-            "BallastTrain", "BallastModel", "BallastData", "BallastTransport",
+            "BallastTrain", "BallastModel", "BallastData", "BallastBenchmark", "BallastTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
 

@@ -7,6 +7,11 @@ public struct PromptRecord: Codable, Sendable, Equatable {
     public var prompt: String
     public var task: String
     public var id: String
+    public init(prompt: String, task: String, id: String) {
+        self.prompt = prompt
+        self.task = task
+        self.id = id
+    }
 }
 
 /// A preference pair in TRL's convention.
@@ -16,6 +21,13 @@ public struct PreferencePair: Codable, Sendable, Equatable {
     public var rejected: String
     public var task: String?
     public var id: String?
+    public init(prompt: String, chosen: String, rejected: String, task: String?, id: String?) {
+        self.prompt = prompt
+        self.chosen = chosen
+        self.rejected = rejected
+        self.task = task
+        self.id = id
+    }
 }
 
 /// The built-in multi-task benchmark (DESIGN §4): six task families with different answer styles,

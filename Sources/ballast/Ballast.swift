@@ -1,4 +1,5 @@
 import ArgumentParser
+import BallastBenchmark
 import BallastData
 import BallastFormats
 import BallastKernels
@@ -189,7 +190,68 @@ struct SFT: ParsableCommand {
 }
 
 struct DataCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "data", abstract: "Datasets.", subcommands: [BuiltinSFTData.self])
+    static let configuration = CommandConfiguration(commandName: "data", abstract: "Datasets.", subcommands: [BenchmarkData.self, LabelData.self, BuiltinSFTData.self])
+}
+
+struct BenchmarkData: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Write the built-in multi-task benchmark: sft_train, sft_test, rl_prompts, test_prompts, forget (JSONL).")
+    @Option(help: "Output folder.") var out: String
+    @Option var seed: UInt64 = 1
+    @Option(name: .customLong("sft-train")) var sftTrain = 12000
+    @Option(name: .customLong("sft-test")) var sftTest = 600
+    @Option(name: .customLong("rl-prompts")) var rlPrompts = 3000
+    @Option(name: .customLong("test-prompts")) var testPrompts = 600
+    @Option var forget = 600
+
+    func run() throws {
+        try failing {
+            var sizes = Benchmark.Sizes()
+            (sizes.sftTrain, sizes.sftTest, sizes.rlPrompts, sizes.testPrompts, sizes.forget) = (sftTrain, sftTest, rlPrompts, testPrompts, forget)
+            let counts = try Benchmark.writeDatasets(to: out, seed: seed, sizes: sizes)
+            for (name, n) in counts.sorted(by: { $0.key < $1.key }) { print("\(out)/\(name).jsonl: \(n)") }
+            print("tasks: \(Benchmark.families.map(\.name).joined(separator: ", "))")
+        }
+    }
+}
+
+struct LabelData: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "label",
+        abstract: "Sample K responses per prompt from a policy and write preference pairs chosen by the simulated annotators.")
+    @Option(help: "Policy checkpoint folder (usually the SFT model).") var policy: String
+    @Option(help: "Prompts JSONL {\"prompt\",\"task\",\"id\"}.") var prompts: String
+    @Option(help: "Output JSONL of {\"prompt\",\"chosen\",\"rejected\",\"task\",\"id\"}.") var out: String
+    @Option(help: "Responses per prompt (even; paired 1st-2nd, 3rd-4th, ...).") var k = 4
+    @Option var temperature: Float = 1
+    @Option(name: .customLong("max-new-tokens")) var maxNewTokens = 32
+    @Option(name: .customLong("length-bias"), help: "Annotator preference for longer responses, per 10 characters (0 = none).") var lengthBias = 0.0
+    @Option var seed: UInt64 = 0
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        try failing {
+            guard k >= 2 && k % 2 == 0 else { throw ValidationError("--k must be even and at least 2") }
+            let model = try Checkpoint.load(policy)
+            let records = try PreferenceLabeler.readPrompts(prompts)
+            var labeler = PreferenceLabeler()
+            labeler.samplesPerPrompt = k
+            labeler.sampling = SamplingOptions(temperature: temperature, maxNewTokens: maxNewTokens)
+            labeler.annotator = Annotator(lengthBias: lengthBias)
+            labeler.seed = seed
+            let progress = Progress()
+            let result = try labeler.label(policy: model, prompts: records) { done, total in
+                progress.update("labelling: \(done)/\(total) prompts", force: done == total || done % 256 < labeler.batchPrompts)
+            }
+            try JSONL.write(result.pairs, to: out)
+            progress.note("wrote \(result.pairs.count) pairs to \(out) (\(result.identical) identical pairs skipped)")
+            for (task, g) in result.meanGold.sorted(by: { $0.key < $1.key }) {
+                print(String(format: "  %-8@ mean gold of sampled responses %.3f", task, g))
+            }
+        }
+    }
 }
 
 struct BuiltinSFTData: ParsableCommand {

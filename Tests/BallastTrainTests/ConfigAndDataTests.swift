@@ -29,10 +29,10 @@ struct ConfigTests {
         let c = try SFTConfig.load(try ConfigDocument(yaml: yaml, name: "a.yaml"))
         #expect(c.model.config.nLayer == 1)
         #expect(c.model.config.nEmbd == 32)
-        #expect(c.lr == 3e-3)
-        #expect(c.steps == 10)
-        #expect(c.batchSize == 32)
-        #expect(c.outDir == "/tmp/x")
+        #expect(c.optim.lr == 3e-3)
+        #expect(c.optim.steps == 10)
+        #expect(c.optim.batchSize == 32)
+        #expect(c.run.outDir == "/tmp/x")
     }
 
     @Test("an unknown key is an error naming the key and the file")
@@ -52,7 +52,7 @@ struct ConfigTests {
         try doc.apply(override: "model.n_head=4")
         try doc.apply(override: "data.train=/data/sft.jsonl")
         let c = try SFTConfig.load(doc)
-        #expect(c.lr == 0.01 && c.batchSize == 4 && c.model.config.nHead == 4 && c.trainData == "/data/sft.jsonl")
+        #expect(c.optim.lr == 0.01 && c.optim.batchSize == 4 && c.model.config.nHead == 4 && c.trainData == "/data/sft.jsonl")
         let bad = try ConfigDocument(yaml: yaml, name: "a.yaml")
         try bad.apply(override: "train.stepz=3")
         #expect(throws: ConfigError("--set train.stepz: unknown key \"train.stepz\"")) { try SFTConfig.load(bad) }
