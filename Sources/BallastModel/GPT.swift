@@ -366,3 +366,18 @@ final class BackwardScratch: @unchecked Sendable {
 
     deinit { storage.deallocate() }
 }
+
+extension GPT {
+    /// A copy of this model with the given scalar heads: trunk tensors (and heads present in both) are
+    /// copied by name, new heads start at zero so initial scores are 0 for every input.
+    public func withScalarHeads(_ heads: [String]) throws -> GPT {
+        var cfg = config
+        cfg.scalarHeads = heads
+        let m = try GPT(config: cfg)
+        for e in m.layout.entries {
+            guard let src = layout.entry(named: e.name), src.shape == e.shape else { continue }
+            (m.params + e.offset).update(from: params + src.offset, count: e.count)
+        }
+        return m
+    }
+}

@@ -19,7 +19,7 @@ struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "RLHF with an Advantage Model and Selective Rehearsal, on the CPU.",
-        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, DataCommand.self, BenchCommand.self])
+        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, EvalRM.self, DataCommand.self, BenchCommand.self])
 }
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -185,6 +185,49 @@ struct SFT: ParsableCommand {
             trainer.shouldStop = { stop.requested }
             let summary = try trainer.run()
             if summary.interrupted { throw ExitCode(130) }
+        }
+    }
+}
+
+struct TrainRM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-rm", abstract: "Train a Bradley–Terry reward model on {prompt, chosen, rejected} JSONL, starting from an SFT checkpoint.")
+    @Option(help: "YAML config (see configs/rm-benchmark.yaml).") var config: String
+    @Option(name: .customLong("set"), help: "Override a config field (repeatable).") var overrides: [String] = []
+    @Flag(help: "Continue from RUN/checkpoint.") var resume = false
+
+    func run() throws {
+        try failing {
+            let doc = try ConfigDocument(file: config)
+            for o in overrides { try doc.apply(override: o) }
+            let trainer = try RewardTrainer(config: try RewardConfig.load(doc), resume: resume)
+            let stop = StopSignal.install()
+            trainer.shouldStop = { stop.requested }
+            if try trainer.run().interrupted { throw ExitCode(130) }
+        }
+    }
+}
+
+struct EvalRM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval-rm", abstract: "Ranking accuracy, ECE and per-task score distributions of a reward model on preference pairs.")
+    @Option(help: "Reward model checkpoint (with a score head).") var model: String
+    @Option(help: "Preference JSONL.") var data: String
+    @Option(name: .customLong("max-length")) var maxLength = 128
+    @Option(help: "Also write the report as JSON here.") var json: String?
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        try failing {
+            let m = try Checkpoint.load(model)
+            guard let head = m.config.scalarHeads.firstIndex(of: "score") else {
+                throw CheckpointError(path: model, problem: "no score head (ballast_scalar_heads: \(m.config.scalarHeads))")
+            }
+            let pairs = try PreferenceData.load(data, maxLength: min(maxLength, m.config.nPositions))
+            let report = RewardReport(model: m, pairs: pairs.encoded, head: head)
+            print(report.table())
+            if let json { try AtomicFile.write(try report.json(), to: json) }
         }
     }
 }
