@@ -48,3 +48,47 @@ struct PreferenceLossTests {
         #expect(abs(PreferenceLosses.expectedCalibrationError(chosen: c, rejected: r) - 0.39) < 1e-9)
     }
 }
+
+@Suite("Advantage Model objective vs PyTorch")
+struct AdvantageLossTests {
+    @Test("every term, the gradients of r_c, r_r, e and the running statistics match autograd")
+    func matchesPyTorch() throws {
+        let url = try #require(Bundle.module.url(forResource: "losses", withExtension: "safetensors", subdirectory: "Fixtures"))
+        let f = try SafeTensorsFile(path: url.path)
+        func d(_ n: String) throws -> [Double] { try PreferenceLossTests.doubles(f, n) }
+        let tasks = try f.ints("am_task").map { "t\($0)" }
+        let oldMean = try d("am_old_mean"), oldVar = try d("am_old_var")
+        // Task 2 has no running statistics yet: it must start from mean 0, variance 1 as in the fixture.
+        let old = ["t0": AdvantageLoss.TaskStats(mean: oldMean[0], variance: oldVar[0]),
+                   "t1": AdvantageLoss.TaskStats(mean: oldMean[1], variance: oldVar[1])]
+        let out = AdvantageLoss().compute(rChosen: try d("am_r_chosen"), rRejected: try d("am_r_rejected"),
+                                          expected: try d("am_e"), tasks: tasks, stats: old)
+        let ref = try d("am_terms")
+        for (k, name) in ["ranking", "expected", "bound", "task_mean", "task_spread"].enumerated() {
+            #expect(abs(out.terms[name]! - ref[k]) < 1e-12, "\(name): \(out.terms[name]!) vs \(ref[k])")
+        }
+        #expect(abs(out.total - ref[5]) < 1e-12)
+        for (a, b) in zip(out.dChosen, try d("am_d_chosen")) { #expect(abs(a - b) < 1e-12) }
+        for (a, b) in zip(out.dRejected, try d("am_d_rejected")) { #expect(abs(a - b) < 1e-12) }
+        for (a, b) in zip(out.dExpected, try d("am_d_e")) { #expect(abs(a - b) < 1e-12) }
+        let newMean = try d("am_new_mean"), newVar = try d("am_new_var")
+        for t in 0..<3 {
+            #expect(abs(out.stats["t\(t)"]!.mean - newMean[t]) < 1e-12)
+            #expect(abs(out.stats["t\(t)"]!.variance - newVar[t]) < 1e-12)
+        }
+    }
+
+    @Test("switching a term off removes it from the total and the gradients")
+    func switches() {
+        var loss = AdvantageLoss()
+        loss.expected = 0
+        loss.bound = 0
+        loss.taskMean = 0
+        loss.taskSpread = 0
+        let am = loss.compute(rChosen: [1, 3], rRejected: [0, 4], expected: [0.5, 9], tasks: ["a", "b"], stats: [:])
+        let rm = PreferenceLosses.ranking(chosen: [1, 3], rejected: [0, 4])
+        #expect(abs(am.total - rm.loss) < 1e-15)
+        #expect(am.dExpected.allSatisfy { abs($0) < 1e-15 }, "e cancels in the ranking term")
+        for (a, b) in zip(am.dChosen, rm.dChosen) { #expect(abs(a - b) < 1e-15) }
+    }
+}
