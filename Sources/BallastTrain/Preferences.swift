@@ -70,24 +70,26 @@ public enum PreferenceData {
     }
 }
 
-/// Scores of chosen and rejected responses under a model's scalar head `head` (read at EOS).
+/// Scores of chosen and rejected responses under a model's scalar head `head` (read at EOS) and,
+/// when `expectedHead` is given, the expected reward of each pair's prompt (read at its last token).
 public enum PreferenceScorer {
-    public static func score(_ model: GPT, _ pairs: [EncodedPair], head: Int = 0, batchSize: Int = 32)
-        -> (chosen: [Double], rejected: [Double]) {
-        var c: [Double] = [], r: [Double] = []
+    public static func score(_ model: GPT, _ pairs: [EncodedPair], head: Int = 0, expectedHead: Int? = nil, batchSize: Int = 32)
+        -> (chosen: [Double], rejected: [Double], expected: [Double]) {
+        var c: [Double] = [], r: [Double] = [], e: [Double] = []
         var i = 0
         let h = model.config.scalarHeads.count
         while i < pairs.count {
             let chunk = Array(pairs[i..<min(i + batchSize, pairs.count)])
             i += chunk.count
-            let (batch, last, _) = PreferenceData.batch(chunk)
+            let (batch, last, promptLast) = PreferenceData.batch(chunk)
             model.forward(batch, computeLogits: false)
             let out = model.headOutputs
             for k in 0..<chunk.count {
                 c.append(Double(out[last[k] * h + head]))
                 r.append(Double(out[last[chunk.count + k] * h + head]))
+                if let expectedHead { e.append(Double(out[promptLast[k] * h + expectedHead])) }
             }
         }
-        return (c, r)
+        return (c, r, e)
     }
 }

@@ -18,8 +18,8 @@ public struct RewardReport {
     public var histogramRange: ClosedRange<Double> = 0...0
 
     public init(model: GPT, pairs: [EncodedPair], head: Int) {
-        let (c, r) = PreferenceScorer.score(model, pairs, head: head)
-        self.init(chosen: c, rejected: r, tasks: pairs.map(\.task))
+        let s = PreferenceScorer.score(model, pairs, head: head)
+        self.init(chosen: s.chosen, rejected: s.rejected, tasks: pairs.map(\.task))
     }
 
     public init(chosen c: [Double], rejected r: [Double], tasks: [String]) {

@@ -11,6 +11,8 @@ public struct TrainerState: Codable, Sendable, Equatable {
     public var seed: UInt64
     public var tokensSeen: Int
     public var lastEvalLoss: Double?
+    /// Advantage Model training: running per-task advantage statistics, restored on resume.
+    public var taskStats: [String: AdvantageLoss.TaskStats]?
 }
 
 /// A checkpoint folder = Hugging Face model files + optimizer.safetensors + trainer_state.json.

@@ -19,7 +19,7 @@ struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "RLHF with an Advantage Model and Selective Rehearsal, on the CPU.",
-        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, EvalRM.self, DataCommand.self, BenchCommand.self])
+        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, DataCommand.self, BenchCommand.self])
 }
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -189,6 +189,23 @@ struct SFT: ParsableCommand {
     }
 }
 
+struct TrainAM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-am",
+        abstract: "Train an Advantage Model (r and e heads; ranking, expected-reward, bound, per-task mean and spread terms) from an SFT checkpoint.")
+    @Option(help: "YAML config (see configs/am-benchmark.yaml).") var config: String
+    @Option(name: .customLong("set"), help: "Override a config field, e.g. --set am.bound=0 (repeatable).") var overrides: [String] = []
+    @Flag(help: "Continue from RUN/checkpoint.") var resume = false
+
+    func run() throws {
+        var rm = TrainRM()
+        rm.config = config
+        rm.overrides = overrides
+        rm.resume = resume
+        try rm.train(kind: .advantage)
+    }
+}
+
 struct TrainRM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-rm", abstract: "Train a Bradley–Terry reward model on {prompt, chosen, rejected} JSONL, starting from an SFT checkpoint.")
@@ -196,11 +213,13 @@ struct TrainRM: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a config field (repeatable).") var overrides: [String] = []
     @Flag(help: "Continue from RUN/checkpoint.") var resume = false
 
-    func run() throws {
+    func run() throws { try train(kind: .reward) }
+
+    func train(kind: RewardConfig.Kind) throws {
         try failing {
             let doc = try ConfigDocument(file: config)
             for o in overrides { try doc.apply(override: o) }
-            let trainer = try RewardTrainer(config: try RewardConfig.load(doc), resume: resume)
+            let trainer = try RewardTrainer(config: try RewardConfig.load(doc, kind: kind), resume: resume)
             let stop = StopSignal.install()
             trainer.shouldStop = { stop.requested }
             if try trainer.run().interrupted { throw ExitCode(130) }
@@ -225,9 +244,23 @@ struct EvalRM: ParsableCommand {
                 throw CheckpointError(path: model, problem: "no score head (ballast_scalar_heads: \(m.config.scalarHeads))")
             }
             let pairs = try PreferenceData.load(data, maxLength: min(maxLength, m.config.nPositions))
-            let report = RewardReport(model: m, pairs: pairs.encoded, head: head)
-            print(report.table())
-            if let json { try AtomicFile.write(try report.json(), to: json) }
+            let expectedHead = m.config.scalarHeads.firstIndex(of: "expected_reward_head")
+            let s = PreferenceScorer.score(m, pairs.encoded, head: head, expectedHead: expectedHead)
+            let tasks = pairs.encoded.map(\.task)
+            let rReport = RewardReport(chosen: s.chosen, rejected: s.rejected, tasks: tasks)
+            print(expectedHead == nil ? "reward r (score head at EOS):" : "reward r (score head at EOS; accuracy and ECE are the same for a = r - e):")
+            print(rReport.table())
+            var out: [String: Any] = ["r": try JSONSerialization.jsonObject(with: rReport.json())]
+            if expectedHead != nil {
+                let aReport = RewardReport(chosen: zip(s.chosen, s.expected).map { $0 - $1 },
+                                           rejected: zip(s.rejected, s.expected).map { $0 - $1 }, tasks: tasks)
+                print("\nadvantage a = r - e (e: expected_reward_head at the prompt's last token):")
+                print(aReport.table())
+                out["a"] = try JSONSerialization.jsonObject(with: aReport.json())
+            }
+            if let json {
+                try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), to: json)
+            }
         }
     }
 }

@@ -93,3 +93,50 @@ struct RewardTrainerTests {
         }
     }
 }
+
+@Suite("Advantage Model training", .serialized)
+struct AdvantageTrainerTests {
+    func amConfig(_ f: (dir: String, sft: String, train: String, eval: String), steps: Int, extra: [String] = []) throws -> RewardConfig {
+        let doc = try ConfigDocument(yaml: """
+        model: {init_from: \(f.sft)}
+        data: {train: \(f.train), eval: \(f.eval), max_length: 32}
+        am: {bound: 0.1, task_mean: 0.1, task_spread: 0.1}
+        train: {steps: \(steps), batch_size: 16, lr: 3.0e-3, warmup_steps: 2, seed: 2}
+        run: {out_dir: \(f.dir)/am, eval_every: 1000, checkpoint_every: 5, log_every: 100, threads: 1}
+        """, name: "am-test.yaml")
+        for e in extra { try doc.apply(override: e) }
+        return try RewardConfig.load(doc, kind: .advantage)
+    }
+
+    @Test("learns the preference with r and e heads, keeps running task statistics, resumes exactly")
+    func learnsAndResumes() throws {
+        let f = try rewardFixture("am-learn")
+        let s = try RewardTrainer(config: try amConfig(f, steps: 30), resume: false).run()
+        #expect(s.lastEval["eval_accuracy"]! > 0.9, "\(s.lastEval)")
+        #expect(s.lastEval["eval_a_task_mean_spread"] != nil)
+        let am = try Checkpoint.load(f.dir + "/am/checkpoint")
+        #expect(am.config.scalarHeads == ["score", "expected_reward_head"])
+        let state = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: URL(fileURLWithPath: f.dir + "/am/checkpoint/trainer_state.json")))
+        #expect(Set(state.taskStats!.keys) == ["even", "odd"])
+
+        let g = try rewardFixture("am-split")
+        let first = try RewardTrainer(config: try amConfig(g, steps: 12, extra: ["model.init_from=\(f.sft)", "data.train=\(f.train)", "data.eval=\(f.eval)"]), resume: false)
+        var n = 0
+        first.shouldStop = { n += 1; return n > 7 }
+        #expect(try first.run().interrupted)
+        _ = try RewardTrainer(config: try amConfig(g, steps: 12, extra: ["model.init_from=\(f.sft)", "data.train=\(f.train)", "data.eval=\(f.eval)"]), resume: true).run()
+        let h = try rewardFixture("am-straight")
+        _ = try RewardTrainer(config: try amConfig(h, steps: 12, extra: ["model.init_from=\(f.sft)", "data.train=\(f.train)", "data.eval=\(f.eval)"]), resume: false).run()
+        let a = try Checkpoint.load(g.dir + "/am/checkpoint"), b = try Checkpoint.load(h.dir + "/am/checkpoint")
+        #expect((0..<a.parameterCount).allSatisfy { a.params[$0] == b.params[$0] }, "resume is exact, running statistics included")
+    }
+
+    @Test func amSectionIsValidated() throws {
+        let f = try rewardFixture("am-cfg")
+        #expect(throws: ConfigError.self) { try amConfig(f, steps: 2, extra: ["am.bund=1"]) }
+        #expect(throws: ConfigError.self) { try amConfig(f, steps: 2, extra: ["am.momentum=1.5"]) }
+        // The am section belongs to train-am only.
+        let doc = try ConfigDocument(yaml: "model: {init_from: m}\ndata: {train: t}\nam: {bound: 0}\n", name: "rm.yaml")
+        #expect(throws: ConfigError("rm.yaml: unknown key \"am\"")) { try RewardConfig.load(doc) }
+    }
+}
