@@ -57,17 +57,20 @@ public enum Benchmark {
 
     public struct Sizes: Sendable {
         public var sftTrain = 12000, sftTest = 600, rlPrompts = 3000, testPrompts = 600, forget = 600
+        public var prefPrompts = 3000, prefTestPrompts = 600
         public init() {}
     }
 
     /// Writes the benchmark's datasets into `dir`: sft_train.jsonl and sft_test.jsonl
-    /// ({"prompt","completion","task","id"}), rl_prompts.jsonl and test_prompts.jsonl
-    /// ({"prompt","task","id"}), forget.jsonl (held-out expert-aligned examples). Each split comes from
-    /// its own seed stream.
+    /// ({"prompt","completion","task","id"}); prompt sets ({"prompt","task","id"}) rl_prompts.jsonl (PPO),
+    /// test_prompts.jsonl (policy evaluation), pref_prompts.jsonl and pref_test_prompts.jsonl (to be
+    /// labelled into reward-model training and evaluation pairs); forget.jsonl (held-out expert-aligned
+    /// examples). Each split comes from its own seed stream.
     public static func writeDatasets(to dir: String, seed: UInt64, sizes: Sizes = Sizes()) throws -> [String: Int] {
         let splits: [(String, Int, Bool)] = [("sft_train", sizes.sftTrain, true), ("sft_test", sizes.sftTest, true),
                                              ("rl_prompts", sizes.rlPrompts, false), ("test_prompts", sizes.testPrompts, false),
-                                             ("forget", sizes.forget, true)]
+                                             ("forget", sizes.forget, true), ("pref_prompts", sizes.prefPrompts, false),
+                                             ("pref_test_prompts", sizes.prefTestPrompts, false)]
         var written: [String: Int] = [:]
         for (k, (name, n, withCompletion)) in splits.enumerated() {
             let rows = examples(count: n, seed: seed &* 1_000_003 &+ UInt64(k + 1), split: name)

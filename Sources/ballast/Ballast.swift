@@ -272,7 +272,7 @@ struct DataCommand: ParsableCommand {
 struct BenchmarkData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Write the built-in multi-task benchmark: sft_train, sft_test, rl_prompts, test_prompts, forget (JSONL).")
+        abstract: "Write the built-in multi-task benchmark: sft_train, sft_test, rl_prompts, test_prompts, forget, pref_prompts, pref_test_prompts (JSONL).")
     @Option(help: "Output folder.") var out: String
     @Option var seed: UInt64 = 1
     @Option(name: .customLong("sft-train")) var sftTrain = 12000
@@ -280,11 +280,14 @@ struct BenchmarkData: ParsableCommand {
     @Option(name: .customLong("rl-prompts")) var rlPrompts = 3000
     @Option(name: .customLong("test-prompts")) var testPrompts = 600
     @Option var forget = 600
+    @Option(name: .customLong("pref-prompts")) var prefPrompts = 3000
+    @Option(name: .customLong("pref-test-prompts")) var prefTestPrompts = 600
 
     func run() throws {
         try failing {
             var sizes = Benchmark.Sizes()
             (sizes.sftTrain, sizes.sftTest, sizes.rlPrompts, sizes.testPrompts, sizes.forget) = (sftTrain, sftTest, rlPrompts, testPrompts, forget)
+            (sizes.prefPrompts, sizes.prefTestPrompts) = (prefPrompts, prefTestPrompts)
             let counts = try Benchmark.writeDatasets(to: out, seed: seed, sizes: sizes)
             for (name, n) in counts.sorted(by: { $0.key < $1.key }) { print("\(out)/\(name).jsonl: \(n)") }
             print("tasks: \(Benchmark.families.map(\.name).joined(separator: ", "))")

@@ -74,7 +74,13 @@ struct ConfigTests {
         let dir = root.appendingPathComponent("configs").path
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".yaml") }
         #expect(!files.isEmpty)
-        for f in files where f.hasPrefix("sft") { _ = try SFTConfig.load(try ConfigDocument(file: dir + "/" + f)) }
+        for f in files {
+            let doc = try ConfigDocument(file: dir + "/" + f)
+            if f.hasPrefix("sft") { _ = try SFTConfig.load(doc) }
+            else if f.hasPrefix("rm") { _ = try RewardConfig.load(doc) }
+            else if f.hasPrefix("am") { _ = try RewardConfig.load(doc, kind: .advantage) }
+            else { Issue.record("no loader for configs/\(f)") }
+        }
     }
 }
 
