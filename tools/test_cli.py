@@ -99,3 +99,38 @@ def test_init_from_config_and_flags(tmp_path):
     assert cfg["n_layer"] == 3 and cfg["ballast_scalar_heads"] == ["score"]
     r = run("init", "--config", "configs/sft-quickstart.yaml", "--set", "model.n_layr=2", "--out", tmp_path / "c", check=False)
     assert r.returncode == 1 and 'unknown key "model.n_layr"' in r.stderr
+
+
+def test_benchmark_label_rm_am_chain(tmp_path):
+    """data generate → sft → data label → train-rm / train-am → eval-rm, with tiny sizes."""
+    data = tmp_path / "data"
+    run("data", "generate", "--out", data, "--sft-train", 300, "--sft-test", 30, "--rl-prompts", 12, "--test-prompts", 12,
+        "--forget", 12, "--pref-prompts", 48, "--pref-test-prompts", 24)
+    for name in ("sft_train", "sft_test", "rl_prompts", "test_prompts", "forget", "pref_prompts", "pref_test_prompts"):
+        assert (data / f"{name}.jsonl").exists(), name
+    sft = tmp_path / "sft"
+    run("sft", "--config", "configs/sft-benchmark.yaml", "--set", "model.preset=tiny", "--set", "model.n_positions=128",
+        "--set", "model.n_layer=2", "--set", "model.n_head=2", "--set", "model.n_embd=32",
+        "--set", f"data.train={data}/sft_train.jsonl", "--set", f"data.eval={data}/sft_test.jsonl",
+        "--set", "train.steps=10", "--set", "train.warmup_steps=2", "--set", f"run.out_dir={sft}", "--set", "run.eval_generate=4")
+    prefs = {}
+    for split in ("pref_prompts", "pref_test_prompts"):
+        out = tmp_path / f"{split}.prefs.jsonl"
+        r = run("data", "label", "--policy", sft / "checkpoint", "--prompts", data / f"{split}.jsonl", "--out", out,
+                "--k", 2, "--max-new-tokens", 12)
+        assert "pairs" in r.stdout
+        rows = [json.loads(l) for l in out.read_text().splitlines()]
+        assert rows and set(rows[0]) == {"prompt", "chosen", "rejected", "task", "id"}
+        prefs[split] = out
+    common = ["--set", f"model.init_from={sft}/checkpoint", "--set", f"data.train={prefs['pref_prompts']}",
+              "--set", f"data.eval={prefs['pref_test_prompts']}", "--set", "train.steps=6", "--set", "train.warmup_steps=1",
+              "--set", "train.batch_size=4"]
+    run("train-rm", "--config", "configs/rm-benchmark.yaml", *common, "--set", f"run.out_dir={tmp_path / 'rm'}")
+    run("train-am", "--config", "configs/am-benchmark.yaml", *common, "--set", f"run.out_dir={tmp_path / 'am'}")
+    report = tmp_path / "am.json"
+    r = run("eval-rm", "--model", tmp_path / "am" / "checkpoint", "--data", prefs["pref_test_prompts"], "--json", report)
+    assert "advantage a = r - e" in r.stdout
+    j = json.loads(report.read_text())
+    tasks = {row["task"] for row in j["a"]["rows"]}
+    assert "all" in tasks and len(tasks) > 2
+    assert 0 <= j["r"]["rows"][0]["accuracy"] <= 1 and 0 <= j["r"]["rows"][0]["ece"] <= 1
