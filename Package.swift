@@ -38,6 +38,8 @@ let package = Package(
         .target(name: "BallastData", swiftSettings: fastMath),
         // The built-in multi-task benchmark: task families, gold scorers, simulated annotators.
         .target(name: "BallastBenchmark", dependencies: ["BallastData", "BallastKernels"], swiftSettings: fastMath),
+        // Reinforcement learning: PPO estimators and losses (and, next, rollouts and the PPO trainer).
+        .target(name: "BallastRL", dependencies: ["BallastKernels"], swiftSettings: fastMath),
         // Training loops, YAML configs, metrics, progress, benchmarks.
         .target(name: "BallastTrain", dependencies: [
             "BallastModel", "BallastOptim", "BallastData", "BallastFormats", "BallastBenchmark",
@@ -56,6 +58,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels"]),
         .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastKernels"]),
+        .testTarget(name: "BallastRLTests", dependencies: ["BallastRL", "BallastFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastTrainTests", dependencies: ["BallastTrain", "BallastData", "BallastTransport", "BallastFormats"],
                     resources: [.copy("Fixtures")]),
     ],

@@ -1,0 +1,78 @@
+import BallastFormats
+import BallastRL
+import Foundation
+import Testing
+
+/// Reads the float64 fixtures of tools/make_ppo_fixtures.py as rows of [B][T].
+struct PPOFixture {
+    let file: SafeTensorsFile
+    init() throws {
+        let url = try #require(Bundle.module.url(forResource: "ppo", withExtension: "safetensors", subdirectory: "Fixtures"))
+        file = try SafeTensorsFile(path: url.path)
+    }
+    func flat(_ n: String) throws -> [Double] {
+        try file.bytes(n).withUnsafeBytes { raw in (0..<(raw.count / 8)).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self) } }
+    }
+    func rows(_ n: String) throws -> [[Double]] {
+        let shape = try file.info(n).shape, v = try flat(n)
+        return (0..<shape[0]).map { Array(v[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
+    }
+}
+
+func expectRowsClose(_ a: [[Double]], _ b: [[Double]], _ tol: Double = 1e-12, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(a.count == b.count, sourceLocation: sourceLocation)
+    for (x, y) in zip(a, b) { for (u, v) in zip(x, y) { #expect(abs(u - v) <= tol, "\(what): \(u) vs \(v)", sourceLocation: sourceLocation) } }
+}
+
+@Suite("PPO estimators and losses vs PyTorch (tools/make_ppo_fixtures.py)")
+struct PPOMathTests {
+    @Test func klEstimators() throws {
+        let f = try PPOFixture()
+        let logp = try f.rows("logp"), ref = try f.rows("ref_logp"), mask = try f.rows("mask")
+        for (est, name) in [(PPOMath.KLEstimator.k1, "k1"), (.k2, "k2"), (.k3, "k3")] {
+            let ours = logp.indices.map { b in logp[b].indices.map { t in mask[b][t] * PPOMath.kl(logp[b][t], ref[b][t], est) } }
+            expectRowsClose(ours, try f.rows(name), 1e-14, name)
+        }
+    }
+
+    @Test("token rewards, GAE, returns and whitening")
+    func rewardsAndAdvantages() throws {
+        let f = try PPOFixture()
+        let c = try f.flat("constants")
+        let mask = try f.rows("mask")
+        let rewards = PPOMath.tokenRewards(logp: try f.rows("logp"), refLogp: try f.rows("ref_logp"), mask: mask,
+                                           scores: try f.flat("scores"), beta: c[0], scoreClip: c[1])
+        expectRowsClose(rewards, try f.rows("rewards"), 1e-14, "rewards")
+        let (adv, ret) = PPOMath.gae(rewards: rewards, values: try f.rows("values"), mask: mask, gamma: c[2], lambda: c[3])
+        expectRowsClose(adv, try f.rows("advantages"), 1e-12, "advantages")
+        expectRowsClose(ret, try f.rows("returns"), 1e-12, "returns")
+        expectRowsClose(PPOMath.whiten(adv, mask), try f.rows("whitened"), 1e-12, "whitened")
+    }
+
+    @Test("clipped policy and value losses with their gradients")
+    func losses() throws {
+        let f = try PPOFixture()
+        let c = try f.flat("constants")
+        let mask = try f.rows("mask")
+        let p = PPOMath.policyLoss(logp: try f.rows("new_logp"), oldLogp: try f.rows("logp"), advantages: try f.rows("whitened"),
+                                   mask: mask, clip: c[4])
+        #expect(abs(p.loss - (try f.flat("policy_loss")[0])) < 1e-12)
+        expectRowsClose(p.dLogp, try f.rows("policy_d_logp"), 1e-12, "policy gradient")
+        #expect(abs(p.clipFraction - (try f.flat("clip_fraction")[0])) < 1e-12)
+        #expect(p.clipFraction > 0, "the fixture exercises clipping")
+        let v = PPOMath.valueLoss(values: try f.rows("new_values"), oldValues: try f.rows("values"), returns: try f.rows("returns"),
+                                  mask: mask, clip: c[5])
+        #expect(abs(v.loss - (try f.flat("value_loss")[0])) < 1e-12)
+        expectRowsClose(v.dValues, try f.rows("value_d_values"), 1e-12, "value gradient")
+    }
+
+    @Test func entropyAndKLController() throws {
+        let f = try PPOFixture()
+        let logits = try f.rows("entropy_logits"), ent = try f.flat("entropy")
+        for (row, e) in zip(logits, ent) { #expect(abs(PPOMath.entropy(logits: row) - e) < 1e-12) }
+        let k = try f.flat("kl_controller")
+        var ctl = AdaptiveKLController(beta: k[0], target: k[1], horizon: k[2])
+        ctl.update(currentKL: k[3], steps: Int(k[4]))
+        #expect(abs(ctl.beta - k[5]) < 1e-15)
+    }
+}
