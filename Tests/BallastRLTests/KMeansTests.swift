@@ -1,0 +1,52 @@
+import BallastKernels
+import BallastRL
+import Testing
+
+@Suite("k-means")
+struct KMeansTests {
+    /// Three well-separated Gaussian blobs in 5 dimensions, 40 points each, shuffled.
+    func blobs(seed: UInt64) -> (points: [[Double]], labels: [Int]) {
+        var rng = SeededRNG(seed: seed)
+        let centres: [[Double]] = [[0, 0, 0, 0, 0], [10, 10, 0, 0, 0], [0, 10, 10, -10, 5]]
+        var pts: [([Double], Int)] = []
+        for (c, centre) in centres.enumerated() {
+            for _ in 0..<40 { pts.append((centre.map { $0 + Double(rng.nextGaussian()) }, c)) }
+        }
+        for i in stride(from: pts.count - 1, to: 0, by: -1) { pts.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        return (pts.map(\.0), pts.map(\.1))
+    }
+
+    @Test("recovers planted clusters exactly, for several seeds")
+    func recoversPlantedClusters() {
+        let (points, labels) = blobs(seed: 1)
+        for seed in UInt64(0)..<5 {
+            let r = KMeans(k: 3, seed: seed).fit(points)
+            // Each found cluster maps to exactly one planted cluster.
+            var mapping: [Int: Int] = [:]
+            for (a, l) in zip(r.assignment, labels) {
+                if let m = mapping[a] { #expect(m == l, "seed \(seed): cluster \(a) mixes planted clusters") } else { mapping[a] = l }
+            }
+            #expect(Set(mapping.values).count == 3)
+            #expect(r.inertia < 120 * 5 * 2, "inertia close to the blobs' own spread")
+        }
+    }
+
+    @Test("deterministic for a seed; k = 1 gives the mean; k = n gives zero inertia")
+    func properties() {
+        let (points, _) = blobs(seed: 2)
+        let a = KMeans(k: 4, seed: 7).fit(points), b = KMeans(k: 4, seed: 7).fit(points)
+        #expect(a.assignment == b.assignment && a.centroids == b.centroids)
+        let one = KMeans(k: 1, seed: 0).fit(points)
+        for j in 0..<5 {
+            let mean = points.reduce(0) { $0 + $1[j] } / Double(points.count)
+            #expect(abs(one.centroids[0][j] - mean) < 1e-9)
+        }
+        let few = Array(points.prefix(6))
+        #expect(KMeans(k: 6, seed: 3).fit(few).inertia == 0)
+        // A single initialisation can land in a local optimum (two seeds in one blob); restarts fix it.
+        let (pts, _) = blobs(seed: 1)
+        let single = (UInt64(0)..<20).map { KMeans(k: 3, seed: $0, restarts: 1).fit(pts).inertia }
+        let multi = (UInt64(0)..<20).map { KMeans(k: 3, seed: $0).fit(pts).inertia }
+        #expect(multi.max()! <= single.min()! + 1e-9)
+    }
+}
