@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "BallastRL", dependencies: ["BallastKernels"], swiftSettings: fastMath),
         // Training loops, YAML configs, metrics, progress, benchmarks.
         .target(name: "BallastTrain", dependencies: [
-            "BallastModel", "BallastOptim", "BallastData", "BallastFormats", "BallastBenchmark",
+            "BallastModel", "BallastOptim", "BallastData", "BallastFormats", "BallastBenchmark", "BallastRL",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fastMath),

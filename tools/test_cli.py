@@ -134,3 +134,14 @@ def test_benchmark_label_rm_am_chain(tmp_path):
     tasks = {row["task"] for row in j["a"]["rows"]}
     assert "all" in tasks and len(tasks) > 2
     assert 0 <= j["r"]["rows"][0]["accuracy"] <= 1 and 0 <= j["r"]["rows"][0]["ece"] <= 1
+    sel = tmp_path / "sel"
+    run("select", "--sft", sft / "checkpoint", "--am", tmp_path / "am" / "checkpoint", "--prompts", data / "rl_prompts.jsonl",
+        "--out", sel, "--clusters", 3, "--per-cluster", 2, "--max-new-tokens", 12)
+    rehearsal = [json.loads(l) for l in (sel / "rehearsal.jsonl").read_text().splitlines()]
+    ppo = [json.loads(l) for l in (sel / "ppo_prompts.jsonl").read_text().splitlines()]
+    clusters = json.loads((sel / "clusters.json").read_text())
+    assert len(rehearsal) + len(ppo) == 12 and len(rehearsal) == sum(min(2, c["size"]) for c in clusters["clusters"])
+    assert {r["id"] for r in rehearsal}.isdisjoint({p["id"] for p in ppo})
+    for c in clusters["clusters"]:
+        members = [r["score"] for r in rehearsal if r["cluster"] == c["cluster"]]
+        assert members == sorted(members, reverse=True) and all(s >= c["selected_score_min"] for s in members)

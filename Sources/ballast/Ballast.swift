@@ -19,7 +19,7 @@ struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "RLHF with an Advantage Model and Selective Rehearsal, on the CPU.",
-        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, DataCommand.self, BenchCommand.self])
+        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, DataCommand.self, BenchCommand.self])
 }
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -261,6 +261,40 @@ struct EvalRM: ParsableCommand {
             if let json {
                 try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), to: json)
             }
+        }
+    }
+}
+
+struct Select: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Selective Rehearsal: cluster PPO prompts (with SFT responses) and keep each cluster's top-k by AM score as the rehearsal set.")
+    @Option(help: "SFT checkpoint (writes the responses; default encoder).") var sft: String
+    @Option(help: "Advantage (or reward) model checkpoint that scores the responses.") var am: String
+    @Option(help: "Checkpoint whose mean-pooled final hidden state embeds each example (default: --sft).") var encoder: String?
+    @Option(help: "PPO prompts JSONL {\"prompt\",\"task\",\"id\"}.") var prompts: String
+    @Option(help: "Output folder: rehearsal.jsonl, ppo_prompts.jsonl, clusters.json.") var out: String
+    @Option var clusters = 16
+    @Option(name: .customLong("per-cluster")) var perCluster = 8
+    @Option var seed: UInt64 = 0
+    @Option(name: .customLong("max-new-tokens")) var maxNewTokens = 48
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        try failing {
+            guard clusters >= 1, perCluster >= 1 else { throw ValidationError("--clusters and --per-cluster must be at least 1") }
+            let sftModel = try Checkpoint.load(sft)
+            let encoderModel = try encoder.map(Checkpoint.load) ?? sftModel
+            let scorer = try Checkpoint.load(am)
+            let records = try PreferenceLabeler.readPrompts(prompts)
+            var job = SelectionJob()
+            (job.clusters, job.perCluster, job.seed, job.maxNewTokens) = (clusters, perCluster, seed, maxNewTokens)
+            let progress = Progress()
+            let result = try job.run(sft: sftModel, encoder: encoderModel, scorer: scorer, prompts: records) { progress.update($0, force: false) }
+            try JSONL.write(result.rehearsal, to: out + "/rehearsal.jsonl")
+            try JSONL.write(result.ppo, to: out + "/ppo_prompts.jsonl")
+            try AtomicFile.write(try JSONSerialization.data(withJSONObject: result.summary, options: [.prettyPrinted, .sortedKeys]), to: out + "/clusters.json")
+            progress.note("wrote \(out)/rehearsal.jsonl (\(result.rehearsal.count)), \(out)/ppo_prompts.jsonl (\(result.ppo.count)), \(out)/clusters.json")
         }
     }
 }

@@ -50,3 +50,28 @@ struct KMeansTests {
         #expect(multi.max()! <= single.min()! + 1e-9)
     }
 }
+
+@Suite("Selective rehearsal selection")
+struct SelectionTests {
+    @Test("top-k by score inside each planted cluster; the rest go to PPO")
+    func topKPerCluster() {
+        // Two far-apart groups; scores rise with the index inside each group.
+        let emb = (0..<10).map { i in [i < 5 ? 0.0 : 100.0, Double(i % 5) * 0.01] }
+        let scores = (0..<10).map { Double($0 % 5) }
+        let s = SelectiveRehearsal.select(embeddings: emb, scores: scores, clusters: 2, perCluster: 2, seed: 1)
+        #expect(Set(s.rehearsal) == [4, 3, 9, 8])
+        #expect(s.ppo == [0, 1, 2, 5, 6, 7])
+        #expect(s.sizes.sorted() == [5, 5])
+        #expect(s.cluster[0] == s.cluster[4] && s.cluster[0] != s.cluster[9])
+        // Within each cluster the best comes first.
+        let firstCluster = s.rehearsal.prefix(2).map { scores[$0] }
+        #expect(firstCluster == [4, 3])
+    }
+
+    @Test("more per cluster than members keeps the whole cluster; nothing is lost or duplicated")
+    func coverage() {
+        let emb = (0..<7).map { [Double($0)] }
+        let s = SelectiveRehearsal.select(embeddings: emb, scores: emb.map { $0[0] }, clusters: 3, perCluster: 10, seed: 2)
+        #expect(s.ppo.isEmpty && Set(s.rehearsal) == Set(0..<7) && s.rehearsal.count == 7)
+    }
+}
