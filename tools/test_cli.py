@@ -145,3 +145,21 @@ def test_benchmark_label_rm_am_chain(tmp_path):
     for c in clusters["clusters"]:
         members = [r["score"] for r in rehearsal if r["cluster"] == c["cluster"]]
         assert members == sorted(members, reverse=True) and all(s >= c["selected_score_min"] for s in members)
+    ppo = tmp_path / "ppo"
+    r = run("ppo", "--config", "configs/ppo-benchmark.yaml", "--set", f"models.policy={sft}/checkpoint",
+            "--set", f"models.critic={tmp_path}/rm/checkpoint", "--set", f"models.scorer={tmp_path}/am/checkpoint",
+            "--set", f"data.prompts={sel}/ppo_prompts.jsonl", "--set", f"data.rehearsal={sel}/rehearsal.jsonl",
+            "--set", "train.steps=3", "--set", "train.batch_size=4", "--set", "ppo.minibatch=2", "--set", "ppo.rehearsal_batch=2",
+            "--set", "sampling.max_new_tokens=8", "--set", f"run.out_dir={ppo}", "--set", "run.checkpoint_every=2")
+    assert "done: 3 PPO steps" in r.stdout
+    recs = [json.loads(l) for l in (ppo / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in recs] == [1, 2, 3]
+    for key in ("score", "gold", "kl", "policy_loss", "value_loss", "entropy", "rehearsal_nll", "response_length"):
+        assert key in recs[-1], key
+    assert recs[0]["kl"] == pytest.approx(0, abs=1e-3), "first rollout comes from the reference policy itself"
+    r = run("ppo", "--config", "configs/ppo-benchmark.yaml", "--set", f"models.policy={sft}/checkpoint",
+            "--set", f"models.critic={tmp_path}/rm/checkpoint", "--set", f"models.scorer={tmp_path}/am/checkpoint",
+            "--set", f"data.prompts={sel}/ppo_prompts.jsonl", "--set", "data.rehearsal=none",
+            "--set", "train.steps=4", "--set", "train.batch_size=4", "--set", "ppo.minibatch=2",
+            "--set", "sampling.max_new_tokens=8", "--set", f"run.out_dir={ppo}", "--resume")
+    assert "resumed" in r.stdout and "done: 4 PPO steps" in r.stdout

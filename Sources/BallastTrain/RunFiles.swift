@@ -13,6 +13,10 @@ public struct TrainerState: Codable, Sendable, Equatable {
     public var lastEvalLoss: Double?
     /// Advantage Model training: running per-task advantage statistics, restored on resume.
     public var taskStats: [String: AdvantageLoss.TaskStats]?
+    /// PPO: rehearsal data position and the (possibly adaptive) KL coefficient, restored on resume.
+    public var rehearsalEpoch: Int?
+    public var rehearsalCursor: Int?
+    public var klCoef: Double?
 }
 
 /// A checkpoint folder = Hugging Face model files + optimizer.safetensors + trainer_state.json.

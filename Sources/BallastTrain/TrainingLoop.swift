@@ -115,7 +115,7 @@ public final class TrainingLoop {
             state = try TrainingCheckpoint.load(from: resumeDir, optimizer: optimizer)
             progress.note("resumed from \(resumeDir) at step \(state.step)")
         } else {
-            state = TrainerState(step: 0, epoch: 0, cursor: 0, seed: optim.seed, tokensSeen: 0, lastEvalLoss: nil, taskStats: nil)
+            state = TrainerState(step: 0, epoch: 0, cursor: 0, seed: optim.seed, tokensSeen: 0, lastEvalLoss: nil)
         }
     }
 

@@ -19,7 +19,7 @@ struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "RLHF with an Advantage Model and Selective Rehearsal, on the CPU.",
-        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, DataCommand.self, BenchCommand.self])
+        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, DataCommand.self, BenchCommand.self])
 }
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -295,6 +295,26 @@ struct Select: ParsableCommand {
             try JSONL.write(result.ppo, to: out + "/ppo_prompts.jsonl")
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: result.summary, options: [.prettyPrinted, .sortedKeys]), to: out + "/clusters.json")
             progress.note("wrote \(out)/rehearsal.jsonl (\(result.rehearsal.count)), \(out)/ppo_prompts.jsonl (\(result.ppo.count)), \(out)/clusters.json")
+        }
+    }
+}
+
+struct PPOCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ppo",
+        abstract: "PPO (KL penalty, GAE, clipped policy and value losses) with optional selective-rehearsal NLL, scored by an RM or AM.")
+    @Option(help: "YAML config (see configs/ppo-benchmark.yaml).") var config: String
+    @Option(name: .customLong("set"), help: "Override a config field, e.g. --set ppo.rehearsal_coef=0 (repeatable).") var overrides: [String] = []
+    @Flag(help: "Continue from RUN/checkpoint and RUN/critic.") var resume = false
+
+    func run() throws {
+        try failing {
+            let doc = try ConfigDocument(file: config)
+            for o in overrides { try doc.apply(override: o) }
+            let trainer = try PPOTrainer(config: try PPOConfig.load(doc), resume: resume)
+            let stop = StopSignal.install()
+            trainer.shouldStop = { stop.requested }
+            if try trainer.run().interrupted { throw ExitCode(130) }
         }
     }
 }

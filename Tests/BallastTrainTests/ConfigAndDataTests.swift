@@ -79,6 +79,7 @@ struct ConfigTests {
             if f.hasPrefix("sft") { _ = try SFTConfig.load(doc) }
             else if f.hasPrefix("rm") { _ = try RewardConfig.load(doc) }
             else if f.hasPrefix("am") { _ = try RewardConfig.load(doc, kind: .advantage) }
+            else if f.hasPrefix("ppo") { _ = try PPOConfig.load(doc) }
             else { Issue.record("no loader for configs/\(f)") }
         }
     }

@@ -1,0 +1,184 @@
+import BallastBenchmark
+import BallastData
+import BallastKernels
+import BallastModel
+import BallastOptim
+import BallastRL
+import Foundation
+
+/// Everything `ballast ppo` reads from its YAML file.
+public struct PPOConfig: Sendable {
+    public var policyInit: String
+    public var criticInit: String
+    public var scorer: String
+    public var prompts: String
+    public var rehearsal: String?
+    public var maxNewTokens: Int
+    public var temperature: Float
+    public var hyper: PPOHyper
+    public var criticLR: Float
+    public var optim: OptimConfig
+    public var run: RunConfig
+
+    public static func load(_ doc: ConfigDocument) throws -> PPOConfig {
+        let top = doc.top
+        func required(_ s: ConfigSection, _ key: String, _ what: String) throws -> String {
+            guard let v = try s.string(key, nil) else { throw ConfigError("\(doc.file): \(s.full(key)) is required (\(what))") }
+            return v
+        }
+        let m = try top.section("models")
+        let policy = try required(m, "policy", "SFT checkpoint: the initial policy and the frozen reference")
+        let critic = try required(m, "critic", "reward-model checkpoint whose trunk initialises the critic")
+        let scorer = try required(m, "scorer", "reward or advantage model giving the sequence score")
+        try m.finish()
+        let d = try top.section("data")
+        let prompts = try required(d, "prompts", "PPO prompts JSONL {prompt, task, id}")
+        var rehearsal = try d.string("rehearsal", nil)
+        if rehearsal == "none" { rehearsal = nil }
+        try d.finish()
+        let s = try top.section("sampling")
+        let maxNew = try s.positive("max_new_tokens", 32)
+        let temperature = try s.float("temperature", 1)
+        try s.finish()
+        let p = try top.section("ppo")
+        var h = PPOHyper()
+        h.klCoef = try p.double("kl_coef", h.klCoef)
+        h.adaptiveKL = try p.bool("adaptive_kl", h.adaptiveKL)
+        h.klTarget = try p.double("kl_target", h.klTarget)
+        h.klHorizon = try p.double("kl_horizon", h.klHorizon)
+        let est = try p.string("kl_estimator", "k1")!
+        guard let e = PPOMath.KLEstimator(rawValue: est) else { throw ConfigError("\(p.origin("kl_estimator")): ppo.kl_estimator must be k1, k2 or k3") }
+        h.klEstimator = e
+        let clip = try p.double("score_clip", 5)
+        h.scoreClip = clip > 0 ? clip : nil
+        h.gamma = try p.double("gamma", h.gamma)
+        h.lambda = try p.double("lambda", h.lambda)
+        h.clip = try p.double("clip", h.clip)
+        h.valueClip = try p.double("value_clip", h.valueClip)
+        h.valueCoef = try p.double("value_coef", h.valueCoef)
+        h.epochs = try p.positive("epochs", h.epochs)
+        h.minibatch = try p.positive("minibatch", h.minibatch)
+        h.rehearsalCoef = try p.double("rehearsal_coef", h.rehearsalCoef)
+        h.rehearsalBatch = try p.positive("rehearsal_batch", h.rehearsalBatch)
+        let criticLR = try p.float("critic_lr", 1e-5)
+        try p.finish()
+        let c = PPOConfig(policyInit: policy, criticInit: critic, scorer: scorer, prompts: prompts, rehearsal: rehearsal,
+                          maxNewTokens: maxNew, temperature: temperature, hyper: h, criticLR: criticLR,
+                          optim: try OptimConfig.read(try top.section("train"), defaultSteps: 100, defaultBatch: 64, defaultLR: 1e-5),
+                          run: try RunConfig.read(try top.section("run"), defaultOut: "runs/ppo", generates: false))
+        try top.finish()
+        return c
+    }
+}
+
+/// PPO with optional rehearsal: each step samples `train.batch_size` prompts, makes a rollout
+/// (RolloutMaker), and runs one PPOUpdater update. Policy and critic are checkpointed with their
+/// optimiser states; `--resume` continues.
+public final class PPOTrainer {
+    public let config: PPOConfig
+    public let policy: GPT
+    let reference: GPT, critic: GPT, scorer: GPT
+    let policyOpt: AdamW, criticOpt: AdamW
+    let prompts: [PromptRecord]
+    let rehearsal: [EncodedExample]
+    var state: TrainerState
+    var sampler: EpochSampler
+    var rehearsalSampler: EpochSampler
+    var kl: AdaptiveKLController
+    let progress = Progress()
+    public var shouldStop: () -> Bool = { false }
+    var policyDir: String { config.run.outDir + "/checkpoint" }
+    var criticDir: String { config.run.outDir + "/critic" }
+
+    public init(config: PPOConfig, resume: Bool) throws {
+        self.config = config
+        Parallel.threads = config.run.threads
+        BLAS.setThreads(config.run.threads)
+        try FileManager.default.createDirectory(atPath: config.run.outDir, withIntermediateDirectories: true)
+        let resumePolicy = resume ? TrainingCheckpoint.locate(config.run.outDir + "/checkpoint") : nil
+        let resumeCritic = resume ? TrainingCheckpoint.locate(config.run.outDir + "/critic") : nil
+        if resume && (resumePolicy == nil || resumeCritic == nil) {
+            throw ConfigError("\(config.run.outDir): nothing to resume (checkpoint/ and critic/ with trainer_state.json)")
+        }
+        reference = try Checkpoint.load(config.policyInit)
+        policy = try resumePolicy.map(Checkpoint.load) ?? Checkpoint.load(config.policyInit)
+        critic = try resumeCritic.map(Checkpoint.load) ?? Checkpoint.load(config.criticInit).withScalarHeads(["value_head"])
+        scorer = try Checkpoint.load(config.scorer)
+        guard scorer.config.scalarHeads.contains("score") else {
+            throw CheckpointError(path: config.scorer, problem: "the scorer needs a score head (train it with train-rm or train-am)")
+        }
+        guard policy.config.vocabSize == critic.config.vocabSize, policy.config.nPositions <= critic.config.nPositions else {
+            throw ConfigError("policy and critic checkpoints have different vocabularies or contexts")
+        }
+        policyOpt = config.optim.makeOptimizer(for: policy)
+        criticOpt = config.optim.makeOptimizer(for: critic)
+        prompts = try PreferenceLabeler.readPrompts(config.prompts)
+        rehearsal = try config.rehearsal.map { try JSONL.readSFT($0).map { SFTEncoding.encode($0) } } ?? []
+        if let resumePolicy, let resumeCritic {
+            state = try TrainingCheckpoint.load(from: resumePolicy, optimizer: policyOpt)
+            _ = try TrainingCheckpoint.load(from: resumeCritic, optimizer: criticOpt)
+            progress.note("resumed from \(resumePolicy) at step \(state.step)")
+        } else {
+            state = TrainerState(step: 0, epoch: 0, cursor: 0, seed: config.optim.seed, tokensSeen: 0, lastEvalLoss: nil)
+        }
+        sampler = EpochSampler(count: prompts.count, seed: state.seed, epoch: state.epoch, cursor: state.cursor)
+        rehearsalSampler = EpochSampler(count: max(rehearsal.count, 1), seed: state.seed &+ 17,
+                                        epoch: state.rehearsalEpoch ?? 0, cursor: state.rehearsalCursor ?? 0)
+        kl = AdaptiveKLController(beta: state.klCoef ?? config.hyper.klCoef, target: config.hyper.klTarget, horizon: config.hyper.klHorizon)
+    }
+
+    func checkpoint() throws {
+        state.epoch = sampler.epoch
+        state.cursor = sampler.cursor
+        state.rehearsalEpoch = rehearsalSampler.epoch
+        state.rehearsalCursor = rehearsalSampler.cursor
+        state.klCoef = kl.beta
+        try TrainingCheckpoint.save(model: policy, optimizer: policyOpt, state: state, to: policyDir)
+        try TrainingCheckpoint.save(model: critic, optimizer: criticOpt, state: state, to: criticDir)
+    }
+
+    public func run() throws -> (steps: Int, interrupted: Bool) {
+        let metrics = try MetricsLog(path: config.run.outDir + "/metrics.jsonl", keepUpTo: state.step)
+        let schedule = config.optim.schedule
+        let updater = PPOUpdater(hyper: config.hyper)
+        let start = Date(), startStep = state.step
+        progress.note("ppo: policy \(config.policyInit), scorer \(config.scorer) (\(scorer.config.scalarHeads.contains("expected_reward_head") ? "advantage a = r - e" : "reward r")), "
+                      + "\(prompts.count) prompts, \(rehearsal.count) rehearsal examples (γ = \(config.hyper.rehearsalCoef)), steps \(state.step)→\(config.optim.steps)")
+        while state.step < config.optim.steps {
+            if shouldStop() {
+                try checkpoint()
+                progress.note("interrupted at step \(state.step): checkpoint written; continue with --resume")
+                return (state.step, true)
+            }
+            let batch = sampler.next(config.optim.batchSize).map { prompts[$0] }
+            var sampling = SamplingOptions(temperature: config.temperature, maxNewTokens: config.maxNewTokens)
+            sampling.seed = state.seed &+ UInt64(state.step) &* 7919
+            let rollout = try RolloutMaker.make(policy: policy, reference: reference, critic: critic, scorer: scorer, prompts: batch,
+                                                sampling: sampling, policyVersion: state.step)
+            var rng = SeededRNG(seed: state.seed ^ UInt64(state.step))
+            let lr = schedule.lr(at: state.step)
+            let s = updater.update(rollout: rollout, policy: policy, critic: critic, policyOpt: policyOpt, criticOpt: criticOpt, lr: lr,
+                                   criticLR: config.criticLR, beta: kl.beta, maxGradNorm: config.optim.maxGradNorm,
+                                   nextRehearsal: { self.rehearsal.isEmpty ? nil : self.rehearsalSampler.next(self.config.hyper.rehearsalBatch).map { self.rehearsal[$0] } },
+                                   rng: &rng)
+            if config.hyper.adaptiveKL { kl.update(currentKL: s.kl, steps: config.optim.batchSize) }
+            state.step += 1
+            var record: [String: Any] = ["step": state.step, "score": s.score, "gold": s.gold, "kl": s.kl, "kl_coef": kl.beta,
+                                         "policy_loss": s.policyLoss, "value_loss": s.valueLoss, "clip_fraction": s.clipFraction,
+                                         "entropy": s.entropy, "response_length": s.responseLength, "lr": Double(lr),
+                                         "elapsed_s": Date().timeIntervalSince(start)]
+            if !rehearsal.isEmpty { record["rehearsal_nll"] = s.rehearsalNLL }
+            var perTask: [String: [Double]] = [:]
+            for (t, g) in zip(rollout.tasks, rollout.gold) where !g.isNaN { perTask[t, default: []].append(g) }
+            for (t, gs) in perTask { record["gold_" + t] = gs.reduce(0, +) / Double(gs.count) }
+            metrics.write(record)
+            let eta = Date().timeIntervalSince(start) / Double(state.step - startStep) * Double(config.optim.steps - state.step)
+            progress.update(String(format: "step %d/%d  score %.3f  gold %.3f  kl %.3f  pg %.4f  vf %.4f  len %.1f  ETA %@",
+                                   state.step, config.optim.steps, s.score, s.gold, s.kl, s.policyLoss, s.valueLoss, s.responseLength,
+                                   Progress.duration(eta)), force: state.step % config.run.logEvery == 0 || state.step == config.optim.steps)
+            if state.step % config.run.checkpointEvery == 0 || state.step == config.optim.steps { try checkpoint() }
+        }
+        progress.note("done: \(state.step) PPO steps in \(Progress.duration(Date().timeIntervalSince(start))); policy at \(policyDir)")
+        return (state.step, false)
+    }
+}
