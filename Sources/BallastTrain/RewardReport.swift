@@ -46,11 +46,13 @@ public struct RewardReport {
     }
 
     public func table() -> String {
-        var s = String(format: "%-8@ %6@ %9@ %7@ %8@ %7@  histogram [%.2f, %.2f]\n", "task", "pairs", "accuracy", "ECE", "mean", "std",
-                       histogramRange.lowerBound, histogramRange.upperBound)
+        var s = [TextTable.left("task", 8), TextTable.right("pairs", 6), TextTable.right("accuracy", 9), TextTable.right("ECE", 7),
+                 TextTable.right("mean", 8), TextTable.right("std", 7)].joined(separator: " ")
+        s += String(format: "  histogram over [%.2f, %.2f]\n", histogramRange.lowerBound, histogramRange.upperBound)
         for r in rows {
-            s += String(format: "%-8@ %6d %8.2f%% %6.2f%% %8.3f %7.3f  %@\n", r.task, r.pairs, 100 * r.accuracy, 100 * r.ece,
-                        r.scoreMean, r.scoreStd, r.histogram.map(String.init).joined(separator: " "))
+            s += [TextTable.left(r.task, 8), TextTable.right("\(r.pairs)", 6), TextTable.percent(r.accuracy, 9), TextTable.percent(r.ece, 7),
+                  TextTable.number(r.scoreMean, 8), TextTable.number(r.scoreStd, 7)].joined(separator: " ")
+            s += "  " + r.histogram.map(String.init).joined(separator: " ") + "\n"
         }
         s += String(format: "spread of per-task mean scores (max - min): %.3f", taskMeanSpread)
         return s

@@ -19,7 +19,7 @@ struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "RLHF with an Advantage Model and Selective Rehearsal, on the CPU.",
-        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, DataCommand.self, BenchCommand.self])
+        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, DataCommand.self, BenchCommand.self])
 }
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -315,6 +315,42 @@ struct PPOCommand: ParsableCommand {
             let stop = StopSignal.install()
             trainer.shouldStop = { stop.requested }
             if try trainer.run().interrupted { throw ExitCode(130) }
+        }
+    }
+}
+
+struct EvalPolicy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Compare a policy with the SFT model on test prompts and the forget set: win/lose/tie by the gold scorer, gold and proxy scores, KL, length.")
+    @Option(help: "Policy checkpoint (e.g. RUN/checkpoint of ballast ppo).") var policy: String
+    @Option(help: "SFT checkpoint: the baseline and the KL reference.") var sft: String
+    @Option(help: "Reward or advantage model for the proxy score (optional).") var scorer: String?
+    @Option(help: "Test prompts JSONL {\"prompt\",\"task\",\"id\"}.") var prompts: String
+    @Option(help: "Forget set JSONL (expert-aligned held-out examples; their prompts are used).") var forget: String?
+    @Option(name: .customLong("tie-epsilon")) var tieEpsilon = 0.05
+    @Option(name: .customLong("max-new-tokens")) var maxNewTokens = 48
+    @Option(help: "Write the tables as JSON here.") var json: String?
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        try failing {
+            let pol = try Checkpoint.load(policy), base = try Checkpoint.load(sft), reference = try Checkpoint.load(sft)
+            let sc = try scorer.map(Checkpoint.load)
+            var ev = PolicyEvaluation()
+            ev.tieEpsilon = tieEpsilon
+            ev.maxNewTokens = maxNewTokens
+            var out: [String: Any] = [:]
+            var sets = [("test", try PreferenceLabeler.readPrompts(prompts))]
+            if let forget { sets.append(("forget", try PreferenceLabeler.readPrompts(forget))) }
+            for (name, records) in sets {
+                let rows = try ev.compare(policy: pol, sft: base, reference: reference, scorer: sc, prompts: records)
+                print("\(name) set (\(records.count) prompts), policy vs SFT:")
+                print(PolicyEvaluation.table(rows))
+                out[name] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(rows))
+            }
+            if let json { try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), to: json) }
         }
     }
 }

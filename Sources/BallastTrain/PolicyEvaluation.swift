@@ -1,0 +1,111 @@
+import BallastBenchmark
+import BallastData
+import BallastModel
+import Foundation
+
+/// `ballast eval`: a policy against the SFT model on a prompt set, judged by the gold scorers —
+/// win / lose / tie (tie when the gold scores differ by at most `tieEpsilon`), mean gold and proxy
+/// scores, KL to the reference on the policy's own responses, response length; overall and per task.
+public struct PolicyEvaluation {
+    public var tieEpsilon = 0.05
+    public var maxNewTokens = 48
+    public var batchSize = 32
+
+    public init() {}
+
+    public struct Row: Codable, Sendable {
+        public var task: String
+        public var prompts: Int
+        public var win: Double
+        public var lose: Double
+        public var tie: Double
+        public var goldPolicy: Double
+        public var goldSFT: Double
+        public var proxyPolicy: Double?
+        public var proxySFT: Double?
+        public var kl: Double
+        public var lengthPolicy: Double
+        public var lengthSFT: Double
+    }
+
+    /// Greedy responses of `model` and their per-token log-probs under `reference` and the model.
+    func respond(_ model: GPT, _ prompts: [PromptRecord]) throws -> [(text: String, ids: [Int32], logp: [Float])] {
+        let tok = ByteTokenizer()
+        var out: [(String, [Int32], [Float])] = []
+        var start = 0
+        while start < prompts.count {
+            let chunk = prompts[start..<min(start + batchSize, prompts.count)]
+            let ids = chunk.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+            let room = model.config.nPositions - (ids.map(\.count).max() ?? 0)
+            let gens = try Generator(model: model).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room)))
+            out += gens.map { (tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }), $0.outputIds, $0.logprobs) }
+            start += chunk.count
+        }
+        return out
+    }
+
+    public func compare(policy: GPT, sft: GPT, reference: GPT, scorer: GPT?, prompts: [PromptRecord]) throws -> [Row] {
+        let tok = ByteTokenizer()
+        let pol = try respond(policy, prompts), base = try respond(sft, prompts)
+        let prefix = prompts.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+        // KL(π‖π_ref) estimated on the policy's greedy responses: mean over tokens of log π − log π_ref.
+        var kl = [Double](repeating: 0, count: prompts.count)
+        var start = 0
+        while start < prompts.count {
+            let range = start..<min(start + batchSize, prompts.count)
+            let seqs = range.map { prefix[$0] + pol[$0].ids }
+            let batch = SequenceBatch.make(seqs)
+            reference.forward(batch)
+            for (k, i) in range.enumerated() where !pol[i].ids.isEmpty {
+                var s = 0.0
+                for (j, tokId) in pol[i].ids.enumerated() {
+                    let ref = SequenceBatch.logProb(reference.logits, row: k * batch.length + prefix[i].count + j - 1, v: reference.config.vocabSize, target: tokId)
+                    s += Double(pol[i].logp[j]) - ref
+                }
+                kl[i] = s / Double(pol[i].ids.count)
+            }
+            start = range.upperBound
+        }
+        let proxyPol = scorer.map { Scoring.sequenceScores($0, sequences: prompts.indices.map { prefix[$0] + pol[$0].ids }, promptTokens: prefix.map(\.count)) }
+        let proxySFT = scorer.map { Scoring.sequenceScores($0, sequences: prompts.indices.map { prefix[$0] + base[$0].ids }, promptTokens: prefix.map(\.count)) }
+        let gp = prompts.indices.map { Benchmark.gold(prompt: prompts[$0].prompt, response: pol[$0].text, task: prompts[$0].task) ?? .nan }
+        let gs = prompts.indices.map { Benchmark.gold(prompt: prompts[$0].prompt, response: base[$0].text, task: prompts[$0].task) ?? .nan }
+        func row(_ name: String, _ idx: [Int]) -> Row {
+            let judged = idx.filter { !gp[$0].isNaN && !gs[$0].isNaN }
+            let n = Double(max(judged.count, 1))
+            let win = Double(judged.filter { gp[$0] - gs[$0] > tieEpsilon }.count) / n
+            let lose = Double(judged.filter { gs[$0] - gp[$0] > tieEpsilon }.count) / n
+            func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count) }
+            return Row(task: name, prompts: idx.count, win: win, lose: lose, tie: judged.isEmpty ? 0 : 1 - win - lose,
+                       goldPolicy: mean(judged.map { gp[$0] }), goldSFT: mean(judged.map { gs[$0] }),
+                       proxyPolicy: proxyPol.map { p in mean(idx.map { p[$0] }) }, proxySFT: proxySFT.map { p in mean(idx.map { p[$0] }) },
+                       kl: mean(idx.map { kl[$0] }), lengthPolicy: mean(idx.map { Double(pol[$0].text.count) }),
+                       lengthSFT: mean(idx.map { Double(base[$0].text.count) }))
+        }
+        var rows = [row("all", Array(prompts.indices))]
+        for task in Set(prompts.map(\.task)).sorted() { rows.append(row(task, prompts.indices.filter { prompts[$0].task == task })) }
+        return rows
+    }
+
+    public static func table(_ rows: [Row]) -> String {
+        var s = [TextTable.left("task", 8), TextTable.right("n", 5), TextTable.right("win", 7), TextTable.right("lose", 7), TextTable.right("tie", 7),
+                 TextTable.right("gold", 7), TextTable.right("gold_sft", 9), TextTable.right("proxy", 7), TextTable.right("prx_sft", 8),
+                 TextTable.right("kl", 7), TextTable.right("len", 6)].joined(separator: " ") + "\n"
+        for r in rows {
+            s += [TextTable.left(r.task, 8), TextTable.right("\(r.prompts)", 5), TextTable.percent(r.win, 7), TextTable.percent(r.lose, 7),
+                  TextTable.percent(r.tie, 7), TextTable.number(r.goldPolicy, 7), TextTable.number(r.goldSFT, 9),
+                  TextTable.right(r.proxyPolicy.map { String(format: "%.3f", $0) } ?? "-", 7),
+                  TextTable.right(r.proxySFT.map { String(format: "%.3f", $0) } ?? "-", 8),
+                  TextTable.number(r.kl, 7), TextTable.number(r.lengthPolicy, 6, digits: 1)].joined(separator: " ") + "\n"
+        }
+        return s
+    }
+}
+
+/// Fixed-width columns for terminal tables (String(format:) does not pad %@ on Linux).
+public enum TextTable {
+    public static func left(_ s: String, _ w: Int) -> String { s.count >= w ? s : s + String(repeating: " ", count: w - s.count) }
+    public static func right(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating: " ", count: w - s.count) + s }
+    public static func number(_ x: Double, _ w: Int, digits: Int = 3) -> String { right(String(format: "%.\(digits)f", x), w) }
+    public static func percent(_ x: Double, _ w: Int) -> String { right(String(format: "%.1f%%", 100 * x), w) }
+}
