@@ -39,6 +39,19 @@ public final class ConfigDocument {
         }
     }
 
+    /// A document made from a section of another one (the pipeline's per-stage sections).
+    public init(root: [String: Any], name: String) {
+        file = name
+        self.root = root
+    }
+
+    /// The raw mapping under a top-level key (empty when absent).
+    public func subtree(_ key: String) throws -> [String: Any] {
+        guard let v = root[key] else { return [:] }
+        guard let d = v as? [String: Any] else { throw ConfigError("\(file): \"\(key)\" must be a mapping") }
+        return d
+    }
+
     /// Applies `key.path=value`; the value is parsed as a YAML scalar (numbers, booleans, null, strings).
     public func apply(override: String) throws {
         guard let eq = override.firstIndex(of: "=") else {

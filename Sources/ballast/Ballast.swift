@@ -19,7 +19,7 @@ struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "RLHF with an Advantage Model and Selective Rehearsal, on the CPU.",
-        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, DataCommand.self, BenchCommand.self])
+        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, PipelineCommand.self, DataCommand.self, BenchCommand.self])
 }
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -351,6 +351,28 @@ struct EvalPolicy: ParsableCommand {
                 out[name] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(rows))
             }
             if let json { try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), to: json) }
+        }
+    }
+}
+
+struct PipelineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "The whole method in one process: data, SFT, labelling, RM and AM, selection, PPO arms (RM, AM, AM + rehearsal), evaluation. Resumable.")
+    @Option(help: "Pipeline YAML (see configs/quickstart.yaml).") var config: String
+    @Option(name: .customLong("set"), help: "Override a field, e.g. --set ppo.train.steps=10 (repeatable).") var overrides: [String] = []
+
+    func run() throws {
+        try failing {
+            let doc = try ConfigDocument(file: config)
+            for o in overrides { try doc.apply(override: o) }
+            let p = try Pipeline(doc: doc)
+            let stop = StopSignal.install()
+            p.shouldStop = { stop.requested }
+            if try !p.run() {
+                FileHandle.standardError.write(Data("stopped; run the same command again to continue\n".utf8))
+                throw ExitCode(130)
+            }
         }
     }
 }

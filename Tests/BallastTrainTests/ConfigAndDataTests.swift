@@ -80,6 +80,7 @@ struct ConfigTests {
             else if f.hasPrefix("rm") { _ = try RewardConfig.load(doc) }
             else if f.hasPrefix("am") { _ = try RewardConfig.load(doc, kind: .advantage) }
             else if f.hasPrefix("ppo") { _ = try PPOConfig.load(doc) }
+            else if f.hasPrefix("pipeline") || f == "quickstart.yaml" { _ = try Pipeline(doc: doc) }
             else { Issue.record("no loader for configs/\(f)") }
         }
     }

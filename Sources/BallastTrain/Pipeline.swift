@@ -1,0 +1,214 @@
+import BallastBenchmark
+import BallastData
+import BallastFormats
+import BallastModel
+import Foundation
+
+/// `ballast pipeline`: the whole method in one process — benchmark data, SFT, preference labelling,
+/// RM and AM training, selective-rehearsal selection, PPO for each arm (RM-PPO, AM-PPO,
+/// AM-PPO + rehearsal), evaluation. Each stage's section is that stage's own config (same keys as
+/// configs/sft-*.yaml etc.) without the paths, which the pipeline fills in under `run_dir`. A stage
+/// that finished leaves RUN/.done-STAGE and is skipped on the next invocation; an interrupted trainer
+/// resumes from its checkpoint.
+public final class Pipeline {
+    let doc: ConfigDocument
+    public let runDir: String
+    let progress = Progress()
+    public var shouldStop: () -> Bool = { false }
+    let threads: Int
+
+    public struct Arm: Sendable { public var name: String; public var scorer: String; public var rehearsal: Bool }
+    public static let arms = [Arm(name: "rm-ppo", scorer: "rm", rehearsal: false), Arm(name: "am-ppo", scorer: "am", rehearsal: false),
+                              Arm(name: "am-ppo-sr", scorer: "am", rehearsal: true)]
+
+    static let sections: Set<String> = ["run_dir", "threads", "data", "sft", "label", "rm", "am", "select", "ppo", "eval"]
+
+    public init(doc: ConfigDocument) throws {
+        self.doc = doc
+        let top = doc.top
+        runDir = try top.string("run_dir", "runs/pipeline")!
+        threads = try top.positive("threads", 2)
+        for key in doc.root.keys where !Self.sections.contains(key) {
+            throw ConfigError("\(doc.file): unknown key \"\(key)\" (sections: \(Self.sections.sorted().joined(separator: ", ")))")
+        }
+        // Validate every stage's section up front so that a typo fails now, not an hour in.
+        _ = try sftConfig(); _ = try rewardConfig(.reward); _ = try rewardConfig(.advantage)
+        for arm in Self.arms { _ = try ppoConfig(arm) }
+        _ = try labelOptions(); _ = try selectOptions(); _ = try evalOptions(); _ = try dataSizes()
+    }
+
+    var data: String { runDir + "/data" }
+
+    func section(_ name: String, _ paths: [String]) throws -> ConfigDocument {
+        let sub = ConfigDocument(root: try doc.subtree(name), name: "\(doc.file) [\(name)]")
+        for p in paths { try sub.apply(override: p) }
+        sub.overridden.removeAll()
+        return sub
+    }
+
+    func sftConfig() throws -> SFTConfig {
+        try SFTConfig.load(try section("sft", ["data.train=\(data)/sft_train.jsonl", "data.eval=\(data)/sft_test.jsonl",
+                                               "run.out_dir=\(runDir)/sft", "run.threads=\(threads)"]))
+    }
+
+    func rewardConfig(_ kind: RewardConfig.Kind) throws -> RewardConfig {
+        try RewardConfig.load(try section(kind.rawValue, ["model.init_from=\(runDir)/sft/checkpoint", "data.train=\(data)/prefs_train.jsonl",
+                                                          "data.eval=\(data)/prefs_test.jsonl", "run.out_dir=\(runDir)/\(kind.rawValue)",
+                                                          "run.threads=\(threads)"]), kind: kind)
+    }
+
+    func ppoConfig(_ arm: Arm) throws -> PPOConfig {
+        try PPOConfig.load(try section("ppo", ["models.policy=\(runDir)/sft/checkpoint", "models.critic=\(runDir)/rm/checkpoint",
+                                               "models.scorer=\(runDir)/\(arm.scorer)/checkpoint",
+                                               "data.prompts=\(runDir)/select/ppo_prompts.jsonl",
+                                               "data.rehearsal=" + (arm.rehearsal ? "\(runDir)/select/rehearsal.jsonl" : "none"),
+                                               "run.out_dir=\(runDir)/\(arm.name)", "run.threads=\(threads)"]))
+    }
+
+    func labelOptions() throws -> PreferenceLabeler {
+        let s = try section("label", []).top
+        var l = PreferenceLabeler()
+        l.samplesPerPrompt = try s.positive("k", 4)
+        guard l.samplesPerPrompt % 2 == 0 else { throw ConfigError("\(doc.file): label.k must be even") }
+        l.sampling = SamplingOptions(temperature: try s.float("temperature", 1), maxNewTokens: try s.positive("max_new_tokens", 32))
+        l.annotator = Annotator(lengthBias: try s.double("length_bias", 0))
+        l.seed = UInt64(try s.int("seed", 1))
+        try s.finish()
+        return l
+    }
+
+    func selectOptions() throws -> SelectionJob {
+        let s = try section("select", []).top
+        var j = SelectionJob()
+        j.clusters = try s.positive("clusters", 16)
+        j.perCluster = try s.positive("per_cluster", 16)
+        j.seed = UInt64(try s.int("seed", 0))
+        j.maxNewTokens = try s.positive("max_new_tokens", 48)
+        try s.finish()
+        return j
+    }
+
+    func evalOptions() throws -> PolicyEvaluation {
+        let s = try section("eval", []).top
+        var e = PolicyEvaluation()
+        e.tieEpsilon = try s.double("tie_epsilon", 0.05)
+        e.maxNewTokens = try s.positive("max_new_tokens", 48)
+        try s.finish()
+        return e
+    }
+
+    func dataSizes() throws -> (Benchmark.Sizes, UInt64) {
+        let s = try section("data", []).top
+        var z = Benchmark.Sizes()
+        z.sftTrain = try s.positive("sft_train", z.sftTrain)
+        z.sftTest = try s.positive("sft_test", z.sftTest)
+        z.rlPrompts = try s.positive("rl_prompts", z.rlPrompts)
+        z.testPrompts = try s.positive("test_prompts", z.testPrompts)
+        z.forget = try s.positive("forget", z.forget)
+        z.prefPrompts = try s.positive("pref_prompts", z.prefPrompts)
+        z.prefTestPrompts = try s.positive("pref_test_prompts", z.prefTestPrompts)
+        let seed = UInt64(try s.int("seed", 1))
+        try s.finish()
+        return (z, seed)
+    }
+
+    func done(_ stage: String) -> Bool { FileManager.default.fileExists(atPath: runDir + "/.done-" + stage) }
+    func markDone(_ stage: String) throws { try AtomicFile.write("done\n", to: runDir + "/.done-" + stage) }
+    func hasCheckpoint(_ dir: String) -> Bool { TrainingCheckpoint.locate(dir + "/checkpoint") != nil }
+
+    /// Runs the remaining stages; returns false when stopped by a signal (resume by running again).
+    public func run() throws -> Bool {
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        let start = Date()
+        var stageStart = Date()
+        func stage(_ name: String, _ body: () throws -> Bool) throws -> Bool {
+            if done(name) { progress.note("[\(name)] already done, skipped"); return true }
+            if shouldStop() { return false }
+            stageStart = Date()
+            progress.note("[\(name)] starting (pipeline elapsed \(Progress.duration(Date().timeIntervalSince(start))))")
+            guard try body() else { return false }
+            try markDone(name)
+            progress.note("[\(name)] done in \(Progress.duration(Date().timeIntervalSince(stageStart)))")
+            return true
+        }
+        guard try stage("data", {
+            let (sizes, seed) = try dataSizes()
+            _ = try Benchmark.writeDatasets(to: data, seed: seed, sizes: sizes)
+            return true
+        }) else { return false }
+        guard try stage("sft", {
+            let t = try SFTTrainer(config: try sftConfig(), resume: hasCheckpoint(runDir + "/sft"))
+            t.shouldStop = shouldStop
+            return !(try t.run().interrupted)
+        }) else { return false }
+        guard try stage("label", {
+            let sft = try Checkpoint.load(runDir + "/sft/checkpoint")
+            let labeler = try labelOptions()
+            for (prompts, out) in [("pref_prompts", "prefs_train"), ("pref_test_prompts", "prefs_test")] {
+                let r = try labeler.label(policy: sft, prompts: try PreferenceLabeler.readPrompts("\(data)/\(prompts).jsonl")) { d, n in
+                    self.progress.update("labelling \(prompts): \(d)/\(n)", force: false)
+                }
+                try JSONL.write(r.pairs, to: "\(data)/\(out).jsonl")
+                progress.note("\(out): \(r.pairs.count) pairs (\(r.identical) identical skipped)")
+            }
+            return true
+        }) else { return false }
+        for kind in [RewardConfig.Kind.reward, .advantage] {
+            guard try stage(kind.rawValue, {
+                let t = try RewardTrainer(config: try rewardConfig(kind), resume: hasCheckpoint("\(runDir)/\(kind.rawValue)"))
+                t.shouldStop = shouldStop
+                guard !(try t.run().interrupted) else { return false }
+                let pairs = try PreferenceData.load("\(data)/prefs_test.jsonl", maxLength: t.model.config.nPositions)
+                let s = PreferenceScorer.score(t.model, pairs.encoded, expectedHead: kind == .advantage ? 1 : nil)
+                let tasks = pairs.encoded.map(\.task)
+                var out: [String: Any] = ["r": try JSONSerialization.jsonObject(with: RewardReport(chosen: s.chosen, rejected: s.rejected, tasks: tasks).json())]
+                if kind == .advantage {
+                    let a = RewardReport(chosen: zip(s.chosen, s.expected).map { $0 - $1 }, rejected: zip(s.rejected, s.expected).map { $0 - $1 }, tasks: tasks)
+                    out["a"] = try JSONSerialization.jsonObject(with: a.json())
+                }
+                try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]),
+                                     to: "\(runDir)/\(kind.rawValue)/eval.json")
+                return true
+            }) else { return false }
+        }
+        guard try stage("select", {
+            let sft = try Checkpoint.load(runDir + "/sft/checkpoint"), am = try Checkpoint.load(runDir + "/am/checkpoint")
+            let r = try selectOptions().run(sft: sft, encoder: sft, scorer: am, prompts: try PreferenceLabeler.readPrompts("\(data)/rl_prompts.jsonl")) {
+                self.progress.update($0, force: false)
+            }
+            try JSONL.write(r.rehearsal, to: "\(runDir)/select/rehearsal.jsonl")
+            try JSONL.write(r.ppo, to: "\(runDir)/select/ppo_prompts.jsonl")
+            try AtomicFile.write(try JSONSerialization.data(withJSONObject: r.summary, options: [.prettyPrinted, .sortedKeys]), to: "\(runDir)/select/clusters.json")
+            return true
+        }) else { return false }
+        for arm in Self.arms {
+            guard try stage(arm.name, {
+                let t = try PPOTrainer(config: try ppoConfig(arm), resume: hasCheckpoint("\(runDir)/\(arm.name)"))
+                t.shouldStop = shouldStop
+                return !(try t.run().interrupted)
+            }) else { return false }
+        }
+        guard try stage("eval", {
+            let sft = try Checkpoint.load(runDir + "/sft/checkpoint"), ref = try Checkpoint.load(runDir + "/sft/checkpoint")
+            let ev = try evalOptions()
+            var out: [String: Any] = [:]
+            let sets = [("test", try PreferenceLabeler.readPrompts("\(data)/test_prompts.jsonl")),
+                        ("forget", try PreferenceLabeler.readPrompts("\(data)/forget.jsonl"))]
+            for arm in Self.arms {
+                let policy = try Checkpoint.load("\(runDir)/\(arm.name)/checkpoint")
+                let scorer = try Checkpoint.load("\(runDir)/\(arm.scorer)/checkpoint")
+                var armOut: [String: Any] = [:]
+                for (name, prompts) in sets {
+                    let rows = try ev.compare(policy: policy, sft: sft, reference: ref, scorer: scorer, prompts: prompts)
+                    progress.note("\(arm.name) vs SFT, \(name) set:\n" + PolicyEvaluation.table(rows))
+                    armOut[name] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(rows))
+                }
+                out[arm.name] = armOut
+            }
+            try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), to: "\(runDir)/eval.json")
+            return true
+        }) else { return false }
+        progress.note("pipeline complete in \(Progress.duration(Date().timeIntervalSince(start))): \(runDir)")
+        return true
+    }
+}
