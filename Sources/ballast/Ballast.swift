@@ -19,7 +19,7 @@ struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "RLHF with an Advantage Model and Selective Rehearsal, on the CPU.",
-        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, PipelineCommand.self, DataCommand.self, BenchCommand.self])
+        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, PipelineCommand.self, ReportCommand.self, DataCommand.self, BenchCommand.self])
 }
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -373,6 +373,20 @@ struct PipelineCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("stopped; run the same command again to continue\n".utf8))
                 throw ExitCode(130)
             }
+        }
+    }
+}
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "Write RUN_DIR/report.html: score distributions, PPO curves, win/lose/tie bars (inline SVG).")
+    @Argument(help: "A pipeline run folder (run_dir of ballast pipeline).") var runDir: String
+    @Option(help: "Output HTML path (default RUN_DIR/report.html).") var out: String?
+
+    func run() throws {
+        try failing {
+            guard FileManager.default.fileExists(atPath: runDir) else { throw ConfigError("\(runDir): no such run folder") }
+            print("wrote \(try RunReport.write(runDir: runDir, to: out))")
         }
     }
 }

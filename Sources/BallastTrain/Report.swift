@@ -1,0 +1,187 @@
+import Foundation
+
+/// `ballast report RUN_DIR`: one self-contained HTML page with inline SVG charts from a pipeline run —
+/// per-task score distributions of the RM (r) and AM (a) (the paper's Fig. 1a), PPO curves of proxy
+/// score, gold score, KL and response length per arm (Fig. 1b's story), and win / lose / tie bars per
+/// evaluation set. Missing parts of the run are listed rather than failing the page.
+public enum RunReport {
+    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+
+    public static func write(runDir: String, to path: String? = nil) throws -> String {
+        let out = path ?? runDir + "/report.html"
+        var body = ""
+        var missing: [String] = []
+        body += "<h1>Ballast run report</h1><p class=\"muted\">\(escape(runDir)) · generated \(ISO8601DateFormatter().string(from: Date()))</p>"
+
+        // 1. Score distributions per task.
+        body += "<h2>Per-task score distributions (RM r vs AM a)</h2>"
+        body += "<p>Histograms of the scores of all responses in the held-out preference pairs, per task. A reward model learns different score ranges for different tasks; the Advantage Model is trained to keep each task's advantage centred with a shared spread.</p><div class=\"row\">"
+        for (label, file, key) in [("RM: reward r", "rm/eval.json", "r"), ("AM: advantage a = r − e", "am/eval.json", "a")] {
+            guard let j = readJSON(runDir + "/" + file) as? [String: Any], let rep = j[key] as? [String: Any],
+                  let rows = rep["rows"] as? [[String: Any]] else { missing.append(file); continue }
+            body += "<div class=\"card\"><h3>\(escape(label))</h3>" + distributionChart(rows: rows, range: rep["histogram_range"] as? [Double] ?? [0, 1])
+            body += String(format: "<p class=\"muted\">spread of per-task means (max − min): %.3f</p>", rep["task_mean_spread"] as? Double ?? .nan)
+            body += summaryTable(rows) + "</div>"
+        }
+        body += "</div>"
+
+        // 2. PPO curves.
+        body += "<h2>PPO training curves</h2><p>Per PPO step: the proxy score the policy optimises, the gold score it should improve, KL to the SFT reference and response length. Reward hacking shows as proxy rising while gold falls.</p><div class=\"row\">"
+        var arms: [(String, [[String: Any]])] = []
+        for arm in ["rm-ppo", "am-ppo", "am-ppo-sr"] {
+            guard let text = try? String(contentsOfFile: "\(runDir)/\(arm)/metrics.jsonl", encoding: .utf8) else { missing.append("\(arm)/metrics.jsonl"); continue }
+            arms.append((arm, text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }))
+        }
+        for (metric, title) in [("score", "proxy score"), ("gold", "gold score"), ("kl", "KL to reference"), ("response_length", "response length (tokens)")] {
+            let series = arms.enumerated().map { (i, arm) in
+                (arm.0, palette[i % palette.count], arm.1.compactMap { r -> (Double, Double)? in
+                    guard let s = r["step"] as? Int, let v = r[metric] as? Double, v.isFinite else { return nil }
+                    return (Double(s), v)
+                })
+            }
+            body += "<div class=\"card\">" + lineChart(title: title, series: series, xLabel: "PPO step") + "</div>"
+        }
+        body += "</div>"
+
+        // 3. Win / lose / tie.
+        body += "<h2>Policies vs the SFT model (gold judge)</h2><p>Win / lose / tie by the gold scorer (tie within ε) on the test prompts and on the forget set of expert-aligned examples.</p>"
+        if let ev = readJSON(runDir + "/eval.json") as? [String: Any] {
+            body += "<div class=\"row\">"
+            for set in ["test", "forget"] {
+                var bars: [(String, Double, Double, Double)] = []
+                for arm in ["rm-ppo", "am-ppo", "am-ppo-sr"] {
+                    guard let a = ev[arm] as? [String: Any], let rows = a[set] as? [[String: Any]], let all = rows.first(where: { $0["task"] as? String == "all" }) else { continue }
+                    bars.append((arm, all["win"] as? Double ?? 0, all["tie"] as? Double ?? 0, all["lose"] as? Double ?? 0))
+                }
+                body += "<div class=\"card\">" + winLoseChart(title: "\(set) set", bars: bars) + "</div>"
+            }
+            body += "</div>"
+        } else {
+            missing.append("eval.json")
+        }
+        if !missing.isEmpty {
+            body += "<h2>Not available</h2><ul>" + missing.map { "<li>\(escape($0)) not found in the run folder</li>" }.joined() + "</ul>"
+        }
+        let html = """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"/><title>Ballast report</title>
+        <style>
+        body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px; color: #222; max-width: 1400px; }
+        h1 { margin-bottom: 0; } h2 { margin-top: 32px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+        .muted { color: #777; font-size: 13px; } .row { display: flex; flex-wrap: wrap; gap: 16px; }
+        .card { border: 1px solid #e3e3e3; border-radius: 6px; padding: 8px 12px; background: #fff; }
+        table { border-collapse: collapse; font-size: 12px; } td, th { padding: 2px 8px; text-align: right; } th:first-child, td:first-child { text-align: left; }
+        tr:nth-child(even) { background: #f6f6f6; }
+        </style></head><body>
+        \(body)
+        </body></html>
+        """
+        try html.write(toFile: out, atomically: true, encoding: .utf8)
+        return out
+    }
+
+    static func readJSON(_ path: String) -> Any? {
+        guard let d = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONSerialization.jsonObject(with: d)
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            .replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static func f(_ x: Double) -> String { String(format: "%.1f", x) }
+
+    /// Small multiples: one histogram per task on a shared x range.
+    static func distributionChart(rows: [[String: Any]], range: [Double]) -> String {
+        let tasks = rows.filter { ($0["task"] as? String) != "all" }
+        let w = 420.0, rowH = 46.0, left = 70.0, h = rowH * Double(tasks.count) + 30
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(w))\" height=\"\(f(h))\" viewBox=\"0 0 \(f(w)) \(f(h))\">"
+        for (i, row) in tasks.enumerated() {
+            let hist = (row["histogram"] as? [Int]) ?? []
+            let maxC = Double(hist.max() ?? 1)
+            let y0 = Double(i) * rowH + 6
+            s += "<text x=\"4\" y=\"\(f(y0 + rowH / 2))\" font-size=\"12\">\(escape(row["task"] as? String ?? "?"))</text>"
+            let bw = (w - left - 10) / Double(max(hist.count, 1))
+            for (k, c) in hist.enumerated() {
+                let bh = maxC > 0 ? Double(c) / maxC * (rowH - 10) : 0
+                s += "<rect x=\"\(f(left + Double(k) * bw))\" y=\"\(f(y0 + rowH - 8 - bh))\" width=\"\(f(bw - 1))\" height=\"\(f(bh))\" fill=\"\(palette[i % palette.count])\"/>"
+            }
+            if let m = row["scoreMean"] as? Double, range.count == 2, range[1] > range[0] {
+                let x = left + (m - range[0]) / (range[1] - range[0]) * (w - left - 10)
+                s += "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(y0))\" y2=\"\(f(y0 + rowH - 8))\" stroke=\"#000\" stroke-dasharray=\"3,2\"/>"
+            }
+        }
+        if range.count == 2 {
+            s += "<text x=\"\(f(left))\" y=\"\(f(h - 6))\" font-size=\"11\">\(String(format: "%.2f", range[0]))</text>"
+            s += "<text x=\"\(f(w - 10))\" y=\"\(f(h - 6))\" font-size=\"11\" text-anchor=\"end\">\(String(format: "%.2f", range[1]))</text>"
+        }
+        return s + "</svg>"
+    }
+
+    static func summaryTable(_ rows: [[String: Any]]) -> String {
+        var t = "<table><tr><th>task</th><th>pairs</th><th>accuracy</th><th>ECE</th><th>mean</th><th>std</th></tr>"
+        for r in rows {
+            t += "<tr><td>\(escape(r["task"] as? String ?? ""))</td><td>\(r["pairs"] as? Int ?? 0)</td>"
+            t += String(format: "<td>%.1f%%</td><td>%.1f%%</td><td>%.3f</td><td>%.3f</td></tr>", 100 * (r["accuracy"] as? Double ?? 0),
+                        100 * (r["ece"] as? Double ?? 0), r["scoreMean"] as? Double ?? 0, r["scoreStd"] as? Double ?? 0)
+        }
+        return t + "</table>"
+    }
+
+    /// Line chart with a legend; series share axes.
+    public static func lineChart(title: String, series: [(String, String, [(Double, Double)])], xLabel: String) -> String {
+        let w = 420.0, h = 260.0, l = 56.0, r = 12.0, t = 28.0, b = 40.0
+        let pts = series.flatMap(\.2)
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(w))\" height=\"\(f(h))\" viewBox=\"0 0 \(f(w)) \(f(h))\">"
+        s += "<text x=\"\(f(w / 2))\" y=\"18\" font-size=\"14\" text-anchor=\"middle\">\(escape(title))</text>"
+        guard let x0 = pts.map(\.0).min(), let x1 = pts.map(\.0).max(), let y0r = pts.map(\.1).min(), let y1r = pts.map(\.1).max() else {
+            return s + "<text x=\"\(f(w / 2))\" y=\"\(f(h / 2))\" text-anchor=\"middle\" font-size=\"12\">no data</text></svg>"
+        }
+        let pad = max((y1r - y0r) * 0.05, 1e-6)
+        let y0 = y0r - pad, y1 = y1r + pad
+        func px(_ x: Double) -> Double { l + (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5) * (w - l - r) }
+        func py(_ y: Double) -> Double { t + (1 - (y - y0) / (y1 - y0)) * (h - t - b) }
+        s += "<rect x=\"\(f(l))\" y=\"\(f(t))\" width=\"\(f(w - l - r))\" height=\"\(f(h - t - b))\" fill=\"none\" stroke=\"#bbb\"/>"
+        for k in 0...4 {
+            let yv = y0 + (y1 - y0) * Double(k) / 4
+            s += "<text x=\"\(f(l - 4))\" y=\"\(f(py(yv) + 4))\" font-size=\"10\" text-anchor=\"end\">\(String(format: "%.3g", yv))</text>"
+            s += "<line x1=\"\(f(l))\" x2=\"\(f(w - r))\" y1=\"\(f(py(yv)))\" y2=\"\(f(py(yv)))\" stroke=\"#eee\"/>"
+        }
+        s += "<text x=\"\(f(l))\" y=\"\(f(h - b + 14))\" font-size=\"10\">\(String(format: "%.0f", x0))</text>"
+        s += "<text x=\"\(f(w - r))\" y=\"\(f(h - b + 14))\" font-size=\"10\" text-anchor=\"end\">\(String(format: "%.0f", x1))</text>"
+        s += "<text x=\"\(f((l + w - r) / 2))\" y=\"\(f(h - b + 14))\" font-size=\"11\" text-anchor=\"middle\">\(escape(xLabel))</text>"
+        for (i, (name, color, p)) in series.enumerated() {
+            if !p.isEmpty {
+                s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.8\" points=\"" + p.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ") + "\"/>"
+            }
+            let lx = l + Double(i) * 110
+            s += "<rect x=\"\(f(lx))\" y=\"\(f(h - 14))\" width=\"10\" height=\"10\" fill=\"\(color)\"/><text x=\"\(f(lx + 14))\" y=\"\(f(h - 5))\" font-size=\"11\">\(escape(name))</text>"
+        }
+        return s + "</svg>"
+    }
+
+    /// Horizontal stacked bars: win (green), tie (grey), lose (red) per policy.
+    public static func winLoseChart(title: String, bars: [(String, Double, Double, Double)]) -> String {
+        let w = 480.0, rowH = 34.0, l = 90.0, h = 40 + rowH * Double(bars.count) + 24
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(w))\" height=\"\(f(h))\" viewBox=\"0 0 \(f(w)) \(f(h))\">"
+        s += "<text x=\"\(f(w / 2))\" y=\"18\" font-size=\"14\" text-anchor=\"middle\">\(escape(title))</text>"
+        let span = w - l - 12
+        for (i, (name, win, tie, lose)) in bars.enumerated() {
+            let y = 30 + Double(i) * rowH
+            s += "<text x=\"4\" y=\"\(f(y + 18))\" font-size=\"12\">\(escape(name))</text>"
+            var x = l
+            for (v, color) in [(win, "#2ca02c"), (tie, "#bbbbbb"), (lose, "#d62728")] {
+                let bw = span * max(v, 0)
+                s += "<rect x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(bw))\" height=\"24\" fill=\"\(color)\"/>"
+                if v >= 0.06 { s += "<text x=\"\(f(x + bw / 2))\" y=\"\(f(y + 16))\" font-size=\"11\" text-anchor=\"middle\" fill=\"#fff\">\(String(format: "%.0f%%", 100 * v))</text>" }
+                x += bw
+            }
+        }
+        let ly = h - 10
+        for (k, (name, color)) in [("win", "#2ca02c"), ("tie", "#bbbbbb"), ("lose", "#d62728")].enumerated() {
+            s += "<rect x=\"\(f(l + Double(k) * 70))\" y=\"\(f(ly - 9))\" width=\"10\" height=\"10\" fill=\"\(color)\"/><text x=\"\(f(l + Double(k) * 70 + 14))\" y=\"\(f(ly))\" font-size=\"11\">\(name)</text>"
+        }
+        return s + "</svg>"
+    }
+}
