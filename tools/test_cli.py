@@ -163,3 +163,24 @@ def test_benchmark_label_rm_am_chain(tmp_path):
             "--set", "train.steps=4", "--set", "train.batch_size=4", "--set", "ppo.minibatch=2",
             "--set", "sampling.max_new_tokens=8", "--set", f"run.out_dir={ppo}", "--resume")
     assert "resumed" in r.stdout and "done: 4 PPO steps" in r.stdout
+
+
+def test_pipeline_tiny_and_report(tmp_path):
+    """Every stage of `ballast pipeline` on tiny sizes, a rerun that skips them, and the HTML report."""
+    run_dir = tmp_path / "pipe"
+    r = run("pipeline", "--config", "configs/pipeline-tiny.yaml", "--set", f"run_dir={run_dir}")
+    assert "pipeline complete" in r.stdout
+    for stage in ("data", "sft", "label", "rm", "am", "select", "rm-ppo", "am-ppo", "am-ppo-sr", "eval"):
+        assert (run_dir / f".done-{stage}").exists(), stage
+    ev = json.loads((run_dir / "eval.json").read_text())
+    for arm in ("rm-ppo", "am-ppo", "am-ppo-sr"):
+        for split in ("test", "forget"):
+            row = next(x for x in ev[arm][split] if x["task"] == "all")
+            assert row["win"] + row["lose"] + row["tie"] == pytest.approx(1)
+    r = run("pipeline", "--config", "configs/pipeline-tiny.yaml", "--set", f"run_dir={run_dir}")
+    assert r.stdout.count("already done, skipped") == 10
+    run("report", run_dir)
+    html = (run_dir / "report.html").read_text()
+    assert html.count("<svg") == 8 and "Not available" not in html
+    bad = run("pipeline", "--config", "configs/pipeline-tiny.yaml", "--set", "ppo.ppo.klcoef=1", check=False)
+    assert bad.returncode == 1 and 'unknown key "ppo.klcoef"' in bad.stderr
