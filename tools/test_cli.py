@@ -184,3 +184,19 @@ def test_pipeline_tiny_and_report(tmp_path):
     assert html.count("<svg") == 8 and "Not available" not in html
     bad = run("pipeline", "--config", "configs/pipeline-tiny.yaml", "--set", "ppo.ppo.klcoef=1", check=False)
     assert bad.returncode == 1 and 'unknown key "ppo.klcoef"' in bad.stderr
+
+
+def test_tensorboard_reads_the_metrics(tmp_path):
+    """The event files beside metrics.jsonl load in TensorBoard with the same scalars."""
+    ea_mod = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    out = tmp_path / "run"
+    run("sft", "--config", "configs/sft-tiny.yaml", "--set", f"run.out_dir={out}", "--set", "train.steps=6", "--set", "run.eval_every=3")
+    acc = ea_mod.EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"loss", "lr", "grad_norm", "eval_loss"} <= set(tags)
+    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    tb = [e.value for e in acc.Scalars("loss")]
+    assert [e.step for e in acc.Scalars("loss")] == list(range(1, 7))
+    assert tb == pytest.approx(losses, rel=1e-6)

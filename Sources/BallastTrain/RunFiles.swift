@@ -69,10 +69,12 @@ public enum TrainingCheckpoint {
     }
 }
 
-/// Append-only JSONL metrics (the source of truth for plots and reports).
+/// Append-only JSONL metrics (the source of truth for plots and reports), mirrored as TensorBoard
+/// scalars in RUN/tensorboard/.
 public final class MetricsLog {
     let handle: FileHandle
     public let path: String
+    let tensorboard: TensorBoardWriter?
 
     /// Opens `path` for appending. With `keepUpTo`, records whose "step" is larger are dropped first, so
     /// that a resumed run does not duplicate steps logged after its checkpoint.
@@ -95,12 +97,20 @@ public final class MetricsLog {
         guard let h = FileHandle(forWritingAtPath: path) else { throw ConfigError("\(path): cannot open for writing") }
         h.seekToEndOfFile()
         handle = h
+        tensorboard = try? TensorBoardWriter(directory: (path as NSString).deletingLastPathComponent + "/tensorboard")
     }
 
     public func write(_ record: [String: Any]) {
         guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
         handle.write(data)
         handle.write(Data([0x0A]))
+        if let tb = tensorboard, let step = record["step"] as? Int {
+            var scalars: [String: Double] = [:]
+            for (k, v) in record where k != "step" {
+                if let d = v as? Double { scalars[k] = d } else if let i = v as? Int { scalars[k] = Double(i) }
+            }
+            tb.scalars(scalars, step: step)
+        }
     }
 
     deinit { try? handle.close() }

@@ -98,3 +98,30 @@ struct SafeTensorsTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["t.safetensors"])
     }
 }
+
+@Suite("TensorBoard event files")
+struct TensorBoardTests {
+    @Test("CRC-32C matches the standard check value and TFRecord framing is consistent")
+    func crcAndFraming() throws {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        let dir = NSTemporaryDirectory() + "ballast-tb-\(getpid())"
+        let w = try TensorBoardWriter(directory: dir)
+        w.scalars(["loss": 1.5, "lr": 1e-3], step: 7)
+        let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: w.path)))
+        // Walk the records: length, masked CRC of the length, payload, masked CRC of the payload.
+        var i = 0, records = 0
+        while i < data.count {
+            let lenBytes = Array(data[i..<(i + 8)])
+            let len = lenBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.1) << (8 * UInt64($1.0)) }
+            let crc = data[(i + 8)..<(i + 12)].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.1) << (8 * UInt32($1.0)) }
+            #expect(crc == CRC32C.masked(lenBytes))
+            let payload = Array(data[(i + 12)..<(i + 12 + Int(len))])
+            let pcrc = data[(i + 12 + Int(len))..<(i + 16 + Int(len))].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.1) << (8 * UInt32($1.0)) }
+            #expect(pcrc == CRC32C.masked(payload))
+            i += 16 + Int(len)
+            records += 1
+        }
+        #expect(records == 2 && i == data.count)
+        #expect(String(decoding: data, as: UTF8.self).contains("brain.Event:2"))
+    }
+}
