@@ -67,9 +67,10 @@ def test_greedy_generation_agrees(big_model, prompt):
     assert lp < 1e-3, f"max |logprob diff| {lp:.3e}"
 
 
-def test_reward_model_loads_as_sequence_classifier(tmp_path):
-    """A Ballast checkpoint with a score head is a GPT2ForSequenceClassification: same score at the
-    last real token of right-padded rows."""
+@pytest.mark.parametrize("heads", [["score"], ["score", "expected_reward_head"]])
+def test_reward_model_loads_as_sequence_classifier(tmp_path, heads):
+    """A Ballast reward model (or an Advantage Model, whose e-head is an extra tensor transformers
+    ignores) is a GPT2ForSequenceClassification: same score at the last real token of right-padded rows."""
     import json
 
     import torch
@@ -77,7 +78,7 @@ def test_reward_model_loads_as_sequence_classifier(tmp_path):
     from safetensors.torch import load_file
 
     ckpt = tmp_path / "rm"
-    ic.ballast("init", "--preset", "tiny", "--seed", 9, "--head", "score", "--out", ckpt)
+    ic.ballast("init", "--preset", "tiny", "--seed", 9, *[a for h in heads for a in ("--head", h)], "--out", ckpt)
     model = transformers.GPT2ForSequenceClassification.from_pretrained(str(ckpt)).eval()
     assert model.config.num_labels == 1 and model.config.pad_token_id == 258
     rows = [[256, 1, 2, 3, 4, 257], [256, 9, 8, 257, 258, 258], [256, 7, 257, 258, 258, 258]]
@@ -88,7 +89,7 @@ def test_reward_model_loads_as_sequence_classifier(tmp_path):
     inp = tmp_path / "in.json"
     inp.write_text(json.dumps({"tokens": rows, "mask": mask.tolist()}))
     ic.ballast("forward", "--model", ckpt, "--input", inp, "--out", tmp_path / "o.safetensors")
-    heads = load_file(str(tmp_path / "o.safetensors"))["heads"][..., 0]
+    scores = load_file(str(tmp_path / "o.safetensors"))["heads"][..., 0]
     last = mask.sum(1) - 1
-    ours = heads[torch.arange(3), last]
+    ours = scores[torch.arange(3), last]
     assert (hf - ours).abs().max().item() < 1e-4
