@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The main job on the built-in data: install what is missing, build, fine-tune a small GPT-2 on the
-# built-in SFT tasks (about 4 minutes on 2 cores), then show a few greedy completions.
-# Extra arguments go to `ballast sft`, e.g. --set train.steps=300 or --resume.
+# The main job on the built-in benchmark: install what is missing, build, then run the paper's method
+# end to end (`ballast pipeline --config configs/quickstart.yaml`: benchmark data, SFT, preference
+# labelling, reward model, Advantage Model, selective-rehearsal selection, PPO arms RM-PPO / AM-PPO /
+# AM-PPO + rehearsal, evaluation; about 20 minutes on 2 cores) and write runs/quickstart/report.html.
+# Rerunning continues where it stopped. Extra arguments go to `ballast pipeline` (e.g. --set ppo.train.steps=10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
 swift build -c release --product ballast
 BIN=.build/release/ballast
 test -x "$BIN"
-"$BIN" sft --config configs/sft-quickstart.yaml "$@"
-for p in "17+25=" "reverse ballast:" "upper swift:" "sort 93715:" "count a in banana:"; do
-  "$BIN" generate --model runs/sft-quickstart/checkpoint --prompt "$p" --greedy --max-new-tokens 16
-done
+"$BIN" pipeline --config configs/quickstart.yaml "$@"
+"$BIN" report runs/quickstart
