@@ -22,7 +22,7 @@ public enum Bench {
     }
 
     /// Best-of-N GFLOP/s of a square sgemm (the machine's practical peak for our matmuls).
-    public static func sgemmGFlops(size n: Int = 1536, repeats: Int = 5) -> Double {
+    public static func sgemmGFlops(size n: Int = 1536, repeats: Int = 12) -> Double {
         let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n), b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         defer { a.deallocate(); b.deallocate(); c.deallocate() }

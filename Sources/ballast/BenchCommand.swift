@@ -48,7 +48,7 @@ struct BenchTrain: ParsableCommand {
             let peak = Bench.sgemmGFlops()
             let r = try Bench.train(config: cfg, batch: batch, seq: seq, steps: steps, warmup: warmup)
             print("config: n_layer \(cfg.nLayer) n_head \(cfg.nHead) n_embd \(cfg.nEmbd) vocab \(cfg.vocabSize), T \(seq), batch \(batch), threads \(opts.threads), \(r.params) params")
-            print("sgemm peak (1536^3, best of 5): \(fmt(peak)) GFLOP/s")
+            print("sgemm peak (1536^3, best of 12): \(fmt(peak)) GFLOP/s")
             print("ballast: step \(fmt(Bench.median(r.stepMs))) ms median, \(fmt(r.tokensPerSecond, 0)) tokens/s, "
                   + "\(fmt(r.modelGFlops)) model GFLOP/s = \(fmt(100 * r.modelGFlops / peak))% of sgemm peak, peak RSS \(fmt(r.peakRSSMiB)) MiB")
             guard !opts.noTorch else { return }
@@ -97,6 +97,6 @@ struct BenchSgemm: ParsableCommand {
     func run() throws {
         Parallel.threads = threads
         BLAS.setThreads(threads)
-        print("sgemm \(size)^3, \(threads) threads: \(fmt(Bench.sgemmGFlops(size: size))) GFLOP/s (best of 5)")
+        print("sgemm \(size)^3, \(threads) threads: \(fmt(Bench.sgemmGFlops(size: size))) GFLOP/s (best of 12)")
     }
 }
