@@ -46,10 +46,12 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fastMath),
+        // The wire format: envelope + safetensors payload codec, free of sockets (spec in WIRE.md).
+        .target(name: "BallastWire", dependencies: ["BallastFormats"], exclude: ["WIRE.md"], swiftSettings: fastMath),
         // Messaging over libzmq; the only module that touches libzmq.
         .target(name: "BallastTransport", dependencies: ["CZMQ"]),
         .executableTarget(name: "ballast", dependencies: [
-            "BallastTrain", "BallastModel", "BallastData", "BallastBenchmark", "BallastTransport",
+            "BallastTrain", "BallastModel", "BallastData", "BallastBenchmark", "BallastTransport", "BallastWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
 
@@ -58,6 +60,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels"]),
         .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastKernels"]),
+        .testTarget(name: "BallastWireTests", dependencies: ["BallastWire", "BallastFormats", "BallastKernels"]),
         .testTarget(name: "BallastRLTests", dependencies: ["BallastRL", "BallastFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastTrainTests", dependencies: ["BallastTrain", "BallastData", "BallastTransport", "BallastFormats"],
                     resources: [.copy("Fixtures")]),

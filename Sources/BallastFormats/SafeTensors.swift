@@ -143,7 +143,8 @@ public struct SafeTensorsFile: Sendable {
             }
             tensors[key] = Info(dtype: dtype, shape: shape, range: b..<e)
         }
-        let sorted = tensors.sorted { $0.value.range.lowerBound < $1.value.range.lowerBound }
+        // Zero-size tensors occupy no bytes and cannot overlap anything.
+        let sorted = tensors.filter { !$0.value.range.isEmpty }.sorted { $0.value.range.lowerBound < $1.value.range.lowerBound }
         for i in sorted.indices.dropFirst() {
             let prev = sorted[i - 1], cur = sorted[i]
             if cur.value.range.lowerBound < prev.value.range.upperBound {

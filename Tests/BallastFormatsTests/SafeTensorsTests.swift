@@ -125,3 +125,14 @@ struct TensorBoardTests {
         #expect(String(decoding: data, as: UTF8.self).contains("brain.Event:2"))
     }
 }
+
+@Suite("safetensors zero-size tensors")
+struct ZeroSizeTests {
+    @Test("a zero-size tensor sharing an offset with a real one is not an overlap")
+    func zeroSize() throws {
+        let d = SafeTensorsWriter.encode([("a", TensorData(floats: [1, 2], shape: [2])), ("empty", TensorData(floats: [], shape: [0])),
+                                          ("b", TensorData(floats: [3], shape: [1]))])
+        let f = try SafeTensorsFile(data: d, name: "z")
+        #expect(try f.floats("empty") == [] && f.floats("b") == [3])
+    }
+}
