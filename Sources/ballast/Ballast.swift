@@ -5,6 +5,7 @@ import BallastFormats
 import BallastKernels
 import BallastModel
 import BallastTrain
+import BallastWire
 import Foundation
 
 @main
@@ -19,7 +20,7 @@ struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "RLHF with an Advantage Model and Selective Rehearsal, on the CPU.",
-        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, PipelineCommand.self, ReportCommand.self, DataCommand.self, BenchCommand.self])
+        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, PipelineCommand.self, ReportCommand.self, WireCommand.self, DataCommand.self, BenchCommand.self])
 }
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -387,6 +388,46 @@ struct ReportCommand: ParsableCommand {
         try failing {
             guard FileManager.default.fileExists(atPath: runDir) else { throw ConfigError("\(runDir): no such run folder") }
             print("wrote \(try RunReport.write(runDir: runDir, to: out))")
+        }
+    }
+}
+
+struct WireCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wire", abstract: "Wire-format tools (spec: Sources/BallastWire/WIRE.md).", subcommands: [WireSample.self, WireDecode.self])
+}
+
+struct WireSample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample", abstract: "Write a sample rollout frame (envelope + payload) to a file, for readers written from the spec.")
+    @Option(help: "Output file.") var out: String
+
+    func run() throws {
+        try failing {
+            let tokens: [Int32] = [256, 72, 105, 257, 258, 256, 79, 107, 33, 257]
+            let logp: [Float] = [-0.5, -1.25, -0.125, -2, 0, -0.75, -0.5, -1, -0.25, -0.0625]
+            let scores: [Double] = [1.5, -0.25]
+            let frame = Frame(kind: .rollout, sequence: 3, policyVersion: 12, tensors: [
+                ("tokens", TensorData(int32s: tokens, shape: [2, 5])),
+                ("logp", TensorData(floats: logp, shape: [2, 5])),
+                ("scores", TensorData(dtype: .f64, shape: [2], bytes: scores.withUnsafeBufferPointer { Data(buffer: $0) })),
+            ], metadata: ["lease": "7", "actor": "actor-0"])
+            try AtomicFile.write(frame.encodeContiguous(), to: out)
+            print("wrote \(out): rollout frame, sequence 3, policy version 12, tensors tokens [2,5] I32, logp [2,5] F32, scores [2] F64")
+        }
+    }
+}
+
+struct WireDecode: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "decode", abstract: "Validate and describe a frame stored in a file.")
+    @Argument var file: String
+
+    func run() throws {
+        try failing {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ConfigError("\(file): cannot read") }
+            let (frame, _) = try Frame.decode(contiguous: data)
+            print("kind \(frame.kind) sequence \(frame.sequence) policy_version \(frame.policyVersion) metadata \(frame.metadata.sorted { $0.key < $1.key })")
+            for (name, t) in frame.tensors { print("  \(name): \(t.dtype.rawValue) \(t.shape)") }
         }
     }
 }

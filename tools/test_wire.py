@@ -1,0 +1,49 @@
+"""The spec-only Python reader (tools/wire_reader.py) decodes what Ballast writes, and rejects what
+Ballast rejects. Run: python3 -m pytest -q tools/test_wire.py (needs the ballast binary and numpy)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import wire_reader  # noqa: E402
+
+
+def ballast(*args, check=True):
+    exe = os.environ.get("BALLAST_BIN") or str(ROOT / ".build/release/ballast")
+    r = subprocess.run([exe, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_python_reader_decodes_a_ballast_frame(tmp_path):
+    path = tmp_path / "frame.bin"
+    ballast("wire", "sample", "--out", path)
+    msg = wire_reader.decode_contiguous(path.read_bytes())
+    assert (msg["kind"], msg["sequence"], msg["policy_version"]) == ("rollout", 3, 12)
+    assert msg["metadata"] == {"lease": "7", "actor": "actor-0"}
+    assert msg["tensors"]["tokens"].tolist() == [[256, 72, 105, 257, 258], [256, 79, 107, 33, 257]]
+    assert msg["tensors"]["logp"].dtype == np.float32 and msg["tensors"]["logp"][0, 1] == -1.25
+    assert msg["tensors"]["scores"].tolist() == [1.5, -0.25]
+    assert wire_reader.crc32c(b"123456789") == 0xE3069283
+
+
+def test_both_sides_reject_corruption(tmp_path):
+    path = tmp_path / "frame.bin"
+    ballast("wire", "sample", "--out", path)
+    good = path.read_bytes()
+    for offset in (0, 5, 10, 44, 60, len(good) - 1):
+        bad = bytearray(good)
+        bad[offset] ^= 0x5A
+        with pytest.raises(wire_reader.WireError):
+            wire_reader.decode_contiguous(bytes(bad))
+        path.write_bytes(bytes(bad))
+        r = ballast("wire", "decode", path, check=False)
+        assert r.returncode == 1 and "error:" in r.stderr, offset
+    path.write_bytes(good)
+    assert "rollout" in ballast("wire", "decode", path).stdout
