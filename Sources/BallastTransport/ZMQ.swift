@@ -1,11 +1,133 @@
 import CZMQ
+import Foundation
 
-/// libzmq access point. The distributed issue builds sockets, multipart and polling here; today it
-/// reports the linked library version so that the build proves libzmq links.
+/// A libzmq failure: the operation and zmq_strerror's text.
+public struct ZMQError: Error, CustomStringConvertible {
+    public let operation: String
+    public let code: Int32
+    public var description: String { "\(operation): \(String(cString: zmq_strerror(code)))" }
+    static func last(_ op: String) -> ZMQError { ZMQError(operation: op, code: zmq_errno()) }
+}
+
+/// libzmq access point: the only module that calls libzmq (DESIGN §2, issue 4).
 public enum ZMQ {
     public static var version: (major: Int, minor: Int, patch: Int) {
         var a: Int32 = 0, b: Int32 = 0, c: Int32 = 0
         zmq_version(&a, &b, &c)
         return (Int(a), Int(b), Int(c))
+    }
+}
+
+/// A ZeroMQ context (one per process).
+public final class ZMQContext: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer
+
+    public init() throws {
+        guard let h = zmq_ctx_new() else { throw ZMQError.last("zmq_ctx_new") }
+        handle = h
+    }
+
+    deinit { zmq_ctx_term(handle) }
+
+    public func socket(_ type: ZMQSocket.Kind) throws -> ZMQSocket { try ZMQSocket(context: self, kind: type) }
+}
+
+/// A ZeroMQ socket with multipart send/receive and timeouts. Not thread-safe (as libzmq sockets).
+public final class ZMQSocket: @unchecked Sendable {
+    public enum Kind: Int32, Sendable {
+        case pair = 0, pub = 1, sub = 2, req = 3, rep = 4, dealer = 5, router = 6, pull = 7, push = 8
+    }
+
+    let handle: UnsafeMutableRawPointer
+    let context: ZMQContext  // keeps the context alive while the socket exists
+    private var closed = false
+
+    init(context: ZMQContext, kind: Kind) throws {
+        guard let h = zmq_socket(context.handle, kind.rawValue) else { throw ZMQError.last("zmq_socket") }
+        handle = h
+        self.context = context
+        try setInt(17 /* ZMQ_LINGER */, 0)  // never block process exit on unsent messages
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if !closed { zmq_close(handle); closed = true }
+    }
+
+    func setInt(_ option: Int32, _ value: Int32) throws {
+        var v = value
+        guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
+    }
+
+    func setBytes(_ option: Int32, _ value: [UInt8]) throws {
+        let rc = value.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, value.count) }
+        guard rc == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
+    }
+
+    /// Receive timeout in milliseconds (−1 = wait forever).
+    public func setReceiveTimeout(ms: Int32) throws { try setInt(27, ms) }
+    public func setSendTimeout(ms: Int32) throws { try setInt(28, ms) }
+    /// High-water marks: how many messages queue before sends block or drop (back-pressure).
+    public func setHighWaterMarks(send: Int32, receive: Int32) throws {
+        try setInt(23, send)
+        try setInt(24, receive)
+    }
+    public func setRoutingID(_ id: String) throws { try setBytes(5, Array(id.utf8)) }
+    public func subscribe(_ prefix: [UInt8] = []) throws { try setBytes(6, prefix) }
+
+    public func bind(_ endpoint: String) throws {
+        guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError.last("zmq_bind(\(endpoint))") }
+    }
+
+    public func connect(_ endpoint: String) throws {
+        guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError.last("zmq_connect(\(endpoint))") }
+    }
+
+    /// The endpoint actually bound (resolves tcp://127.0.0.1:* to its port).
+    public var lastEndpoint: String {
+        var buf = [CChar](repeating: 0, count: 256)
+        var size = buf.count
+        _ = zmq_getsockopt(handle, 32 /* ZMQ_LAST_ENDPOINT */, &buf, &size)
+        return String(cString: buf)
+    }
+
+    /// Sends all parts as one multipart message. Returns false when a send timeout expired.
+    @discardableResult
+    public func send(_ parts: [Data]) throws -> Bool {
+        for (i, part) in parts.enumerated() {
+            let flags: Int32 = i < parts.count - 1 ? 2 /* ZMQ_SNDMORE */ : 0
+            let rc = part.withUnsafeBytes { zmq_send(handle, $0.baseAddress, part.count, flags) }
+            if rc < 0 {
+                if zmq_errno() == EAGAIN && i == 0 { return false }
+                throw ZMQError.last("zmq_send")
+            }
+        }
+        return true
+    }
+
+    /// Receives one multipart message, or nil when the receive timeout expired.
+    public func receive() throws -> [Data]? {
+        var parts: [Data] = []
+        while true {
+            var msg = zmq_msg_t()
+            zmq_msg_init(&msg)
+            defer { zmq_msg_close(&msg) }
+            let rc = zmq_msg_recv(&msg, handle, 0)
+            if rc < 0 {
+                if zmq_errno() == EAGAIN && parts.isEmpty { return nil }
+                throw ZMQError.last("zmq_msg_recv")
+            }
+            parts.append(Data(bytes: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
+            if zmq_msg_more(&msg) == 0 { return parts }
+        }
+    }
+
+    /// Waits up to `timeoutMS` for any of `sockets` to be readable; returns their indices.
+    public static func poll(_ sockets: [ZMQSocket], timeoutMS: Int) throws -> [Int] {
+        var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: 1 /* ZMQ_POLLIN */, revents: 0) }
+        let rc = zmq_poll(&items, Int32(items.count), timeoutMS)
+        guard rc >= 0 else { throw ZMQError.last("zmq_poll") }
+        return items.indices.filter { items[$0].revents & 1 != 0 }
     }
 }
