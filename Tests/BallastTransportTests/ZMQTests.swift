@@ -71,3 +71,54 @@ struct ZMQTests {
         do { try s.bind("tcp://999.1.1.1:1") } catch let e as ZMQError { #expect(e.description.contains("zmq_bind")) }
     }
 }
+
+/// The same exchange over either transport: dealers announce themselves, the router replies to each.
+func exchange(router: MessageSocket, dealers: [(String, MessageSocket)]) throws {
+    for (id, d) in dealers { #expect(try d.send([Data("ready".utf8), Data(id.utf8)])) }
+    var seen: Set<String> = []
+    for _ in dealers {
+        let m = try #require(try router.receive())
+        #expect(m.count == 3 && m[1] == Data("ready".utf8) && m[0] == m[2])
+        seen.insert(String(decoding: m[0], as: UTF8.self))
+        try router.send([m[0], Data("lease".utf8), m[0]])
+    }
+    #expect(seen == Set(dealers.map(\.0)))
+    for (id, d) in dealers {
+        #expect(try d.receive() == [Data("lease".utf8), Data(id.utf8)], "each reply reaches its own dealer")
+    }
+}
+
+@Suite("Transports share one interface", .serialized)
+struct TransportParityTests {
+    @Test func inMemory() throws {
+        let hub = InMemoryHub()
+        try exchange(router: hub.router(timeoutMS: 2000), dealers: ["a", "b", "c"].map { ($0, hub.dealer(id: $0, timeoutMS: 2000)) })
+    }
+
+    @Test func zeroMQ() throws {
+        let ctx = try ZMQContext()
+        let router = try ctx.socket(.router)
+        try router.bind("tcp://127.0.0.1:*")
+        try router.setReceiveTimeout(ms: 5000)
+        var dealers: [(String, MessageSocket)] = []
+        for id in ["a", "b", "c"] {
+            let d = try ctx.socket(.dealer)
+            try d.setRoutingID(id)
+            try d.setReceiveTimeout(ms: 5000)
+            try d.connect(router.lastEndpoint)
+            dealers.append((id, d))
+        }
+        try exchange(router: router, dealers: dealers)
+    }
+
+    @Test("in-memory: bounded queues push back, timeouts return nil, unknown peers are dropped")
+    func inMemoryLimits() throws {
+        let hub = InMemoryHub(capacity: 2)
+        let d = hub.dealer(id: "x", timeoutMS: 20), r = hub.router(timeoutMS: 20)
+        #expect(try d.send([Data([1])]) && d.send([Data([2])]))
+        #expect(try !d.send([Data([3])]), "third message exceeds the high-water mark")
+        #expect(try r.receive()?.last == Data([1]))
+        #expect(try d.receive() == nil)
+        #expect(try r.send([Data("nobody".utf8), Data([9])]))
+    }
+}
