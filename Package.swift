@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "BallastRL", dependencies: ["BallastKernels"], swiftSettings: fastMath),
         // Training loops, YAML configs, metrics, progress, benchmarks.
         .target(name: "BallastTrain", dependencies: [
-            "BallastModel", "BallastOptim", "BallastData", "BallastFormats", "BallastBenchmark", "BallastRL",
+            "BallastModel", "BallastOptim", "BallastData", "BallastFormats", "BallastBenchmark", "BallastRL", "BallastWire",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fastMath),
@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "BallastTransportTests", dependencies: ["BallastTransport"]),
         .testTarget(name: "BallastWireTests", dependencies: ["BallastWire", "BallastFormats", "BallastKernels"]),
         .testTarget(name: "BallastRLTests", dependencies: ["BallastRL", "BallastFormats"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "BallastTrainTests", dependencies: ["BallastTrain", "BallastData", "BallastTransport", "BallastFormats"],
+        .testTarget(name: "BallastTrainTests", dependencies: ["BallastTrain", "BallastData", "BallastTransport", "BallastFormats", "BallastWire"],
                     resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

@@ -25,6 +25,19 @@ public struct RolloutBatch: Sendable {
 
     public var count: Int { sequences.count }
     public var responseLengths: [Int] { logp.map(\.count) }
+
+    public init(sequences: [[Int32]], promptTokens: [Int], logp: [[Double]], refLogp: [[Double]], values: [[Double]],
+                scores: [Double], gold: [Double], tasks: [String], policyVersion: Int) {
+        self.sequences = sequences
+        self.promptTokens = promptTokens
+        self.logp = logp
+        self.refLogp = refLogp
+        self.values = values
+        self.scores = scores
+        self.gold = gold
+        self.tasks = tasks
+        self.policyVersion = policyVersion
+    }
 }
 
 /// Per-position views of a right-padded batch of sequences.
