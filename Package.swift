@@ -48,6 +48,8 @@ let package = Package(
         ], swiftSettings: fastMath),
         // The wire format: envelope + safetensors payload codec, free of sockets (spec in WIRE.md).
         .target(name: "BallastWire", dependencies: ["BallastFormats"], exclude: ["WIRE.md"], swiftSettings: fastMath),
+        // Distributed roles' logic free of sockets: the coordinator's prompt ledger and journal.
+        .target(name: "BallastCluster", dependencies: ["BallastFormats"], swiftSettings: fastMath),
         // Messaging over libzmq; the only module that touches libzmq.
         .target(name: "BallastTransport", dependencies: ["CZMQ"]),
         .executableTarget(name: "ballast", dependencies: [
@@ -60,6 +62,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels"]),
         .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastKernels"]),
+        .testTarget(name: "BallastClusterTests", dependencies: ["BallastCluster", "BallastKernels"]),
         .testTarget(name: "BallastTransportTests", dependencies: ["BallastTransport"]),
         .testTarget(name: "BallastWireTests", dependencies: ["BallastWire", "BallastFormats", "BallastKernels"]),
         .testTarget(name: "BallastRLTests", dependencies: ["BallastRL", "BallastFormats"], resources: [.copy("Fixtures")]),

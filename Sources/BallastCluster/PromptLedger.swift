@@ -1,0 +1,190 @@
+import BallastFormats
+import Foundation
+
+/// Append-only journal of ledger events; `FileJournal` fsyncs every record, `MemoryJournal` is for tests.
+public protocol Journal: AnyObject {
+    func append(_ record: [String: Any]) throws
+    /// Every complete record written so far (a torn last line from a crash is ignored).
+    func records() throws -> [[String: Any]]
+}
+
+public final class MemoryJournal: Journal {
+    public private(set) var lines: [Data] = []
+    public init() {}
+    public func append(_ record: [String: Any]) throws { lines.append(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) }
+    public func records() throws -> [[String: Any]] { lines.compactMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } }
+}
+
+public final class FileJournal: Journal {
+    public let path: String
+    let fd: Int32
+
+    public init(path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard fd >= 0 else { throw FileWriteError(path: path, problem: "cannot open journal (\(String(cString: strerror(errno))))") }
+    }
+
+    deinit { close(fd) }
+
+    public func append(_ record: [String: Any]) throws {
+        var line = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])
+        line.append(0x0A)
+        let ok = line.withUnsafeBytes { raw -> Bool in
+            var done = 0
+            while done < raw.count {
+                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+        guard ok, fsync(fd) == 0 else { throw FileWriteError(path: path, problem: "journal write failed (\(String(cString: strerror(errno))))") }
+    }
+
+    public func records() throws -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        return data.split(separator: 0x0A).compactMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
+    }
+}
+
+/// The coordinator's prompt accounting: prompts split into shards, leased in batches to actors,
+/// re-leased when an actor stops heartbeating, and counted once per epoch however often they were
+/// leased or completed. Every state change is journaled first, so a restarted coordinator replays the
+/// journal and neither loses nor repeats work. Time is passed in (seconds), so tests control it.
+public final class PromptLedger {
+    public struct Lease: Sendable, Equatable {
+        public let id: Int
+        public let epoch: Int
+        public let promptIDs: [Int]
+    }
+
+    public struct ShardProgress: Sendable, Equatable {
+        public var done = 0, leased = 0, total = 0
+    }
+
+    public let promptCount: Int
+    public let shards: Int
+    public let epochs: Int
+    public private(set) var epoch = 0
+    public private(set) var duplicates = 0
+    let journal: Journal
+    var pending: [Int] = []
+    var leasedBy: [Int: (actor: String, lease: Int)] = [:]
+    var done = Set<Int>()
+    var lastSeen: [String: Double] = [:]
+    var nextLease = 0
+
+    public init(promptCount: Int, shards: Int = 4, epochs: Int = 1, journal: Journal, now: Double = 0) throws {
+        precondition(promptCount > 0 && shards > 0 && epochs > 0)
+        self.promptCount = promptCount
+        self.shards = shards
+        self.epochs = epochs
+        self.journal = journal
+        pending = Self.order(promptCount, shards)
+        for r in try journal.records() { replay(r, now: now) }
+    }
+
+    /// Prompt i belongs to shard i mod shards, so leasing in id order visits the shards round-robin
+    /// and every shard progresses at the same pace.
+    static func order(_ n: Int, _ shards: Int) -> [Int] { Array(0..<n) }
+
+    public func shard(of prompt: Int) -> Int { prompt % shards }
+    public var finished: Bool { epoch >= epochs }
+
+    func replay(_ r: [String: Any], now: Double) {
+        switch r["t"] as? String {
+        case "lease":
+            guard let e = r["epoch"] as? Int, e == epoch, let ids = r["ids"] as? [Int], let actor = r["actor"] as? String,
+                  let lease = r["lease"] as? Int else { return }
+            applyLease(actor: actor, lease: lease, ids: ids)
+            lastSeen[actor] = now
+        case "done":
+            guard let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int] else { return }
+            _ = applyDone(epoch: e, ids: ids)
+        case "expire":
+            if let actor = r["actor"] as? String { applyExpire(actor) }
+        default: break
+        }
+    }
+
+    func applyLease(actor: String, lease: Int, ids: [Int]) {
+        let set = Set(ids)
+        pending.removeAll { set.contains($0) }
+        for id in ids { leasedBy[id] = (actor, lease) }
+        nextLease = max(nextLease, lease + 1)
+    }
+
+    func applyDone(epoch e: Int, ids: [Int]) -> (accepted: Int, duplicates: Int) {
+        guard e == epoch else { return (0, ids.count) }  // a late completion of a finished epoch
+        var accepted = 0, dup = 0
+        for id in ids where id >= 0 && id < promptCount {
+            if done.insert(id).inserted {
+                accepted += 1
+                leasedBy[id] = nil
+                if let i = pending.firstIndex(of: id) { pending.remove(at: i) }
+            } else {
+                dup += 1
+            }
+        }
+        if done.count == promptCount {
+            epoch += 1
+            done = []
+            leasedBy = [:]
+            pending = epoch < epochs ? Self.order(promptCount, shards) : []
+        }
+        return (accepted, dup)
+    }
+
+    func applyExpire(_ actor: String) {
+        let back = leasedBy.filter { $0.value.actor == actor }.map(\.key).sorted()
+        for id in back { leasedBy[id] = nil }
+        pending.insert(contentsOf: back, at: 0)  // re-leased first
+        lastSeen[actor] = nil
+    }
+
+    /// Leases up to `max` pending prompts of the current epoch to `actor` (nil when none are pending).
+    public func lease(actor: String, max: Int, now: Double) throws -> Lease? {
+        lastSeen[actor] = now
+        guard !finished, !pending.isEmpty, max > 0 else { return nil }
+        let ids = Array(pending.prefix(max))
+        let lease = nextLease
+        try journal.append(["t": "lease", "lease": lease, "actor": actor, "epoch": epoch, "ids": ids])
+        applyLease(actor: actor, lease: lease, ids: ids)
+        return Lease(id: lease, epoch: epoch, promptIDs: ids)
+    }
+
+    /// Records consumed prompts; returns how many counted and how many were duplicates.
+    @discardableResult
+    public func complete(actor: String, epoch e: Int, promptIDs: [Int], now: Double) throws -> (accepted: Int, duplicates: Int) {
+        lastSeen[actor] = now
+        try journal.append(["t": "done", "epoch": e, "ids": promptIDs])
+        let r = applyDone(epoch: e, ids: promptIDs)
+        duplicates += r.duplicates
+        return r
+    }
+
+    public func heartbeat(actor: String, now: Double) { lastSeen[actor] = now }
+
+    /// Actors silent for more than `timeout` seconds are declared dead; their leases return to pending.
+    public func expire(now: Double, timeout: Double) throws -> [String] {
+        let dead = lastSeen.filter { now - $0.value > timeout }.map(\.key).sorted()
+        for actor in dead {
+            try journal.append(["t": "expire", "actor": actor])
+            applyExpire(actor)
+        }
+        return dead
+    }
+
+    /// done / leased / total per shard for the current epoch.
+    public var progress: [ShardProgress] {
+        var p = [ShardProgress](repeating: ShardProgress(), count: shards)
+        for id in 0..<promptCount {
+            p[shard(of: id)].total += 1
+            if done.contains(id) { p[shard(of: id)].done += 1 } else if leasedBy[id] != nil { p[shard(of: id)].leased += 1 }
+        }
+        return p
+    }
+
+    public var pendingCount: Int { pending.count }
+}

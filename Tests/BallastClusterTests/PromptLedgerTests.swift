@@ -1,0 +1,106 @@
+import BallastCluster
+import BallastKernels
+import Foundation
+import Testing
+
+@Suite("Coordinator prompt ledger")
+struct PromptLedgerTests {
+    /// Random actors lease, complete (sometimes twice), die and get expired; every prompt must count
+    /// exactly once per epoch, and the run must finish.
+    @Test("every prompt counts once per epoch despite deaths, re-leases and duplicate completions", arguments: [UInt64(1), 2, 3])
+    func exactlyOnce(seed: UInt64) throws {
+        var rng = SeededRNG(seed: seed)
+        let ledger = try PromptLedger(promptCount: 57, shards: 4, epochs: 2, journal: MemoryJournal())
+        var counted: [Int: [Int: Int]] = [:]  // epoch → id → times accepted
+        var acceptedTotal: [Int: Int] = [:]
+        var held: [String: PromptLedger.Lease] = [:]
+        var now = 0.0
+        var alive = ["a", "b", "c"]
+        var steps = 0
+        while !ledger.finished && steps < 10_000 {
+            steps += 1
+            now += 1
+            let actor = alive[Int(rng.next() % UInt64(alive.count))]
+            switch rng.next() % 10 {
+            case 0..<4:
+                if held[actor] == nil, let l = try ledger.lease(actor: actor, max: 1 + Int(rng.next() % 6), now: now) { held[actor] = l }
+            case 4..<8:
+                if let l = held[actor] {
+                    let r = try ledger.complete(actor: actor, epoch: l.epoch, promptIDs: l.promptIDs, now: now)
+                    acceptedTotal[l.epoch, default: 0] += r.accepted
+                    countAccepted(&counted, epoch: l.epoch, ids: l.promptIDs, accepted: r.accepted)
+                    if rng.next() % 4 == 0 {  // a duplicate delivery of the same completion
+                        let d = try ledger.complete(actor: actor, epoch: l.epoch, promptIDs: l.promptIDs, now: now)
+                        #expect(d.accepted == 0)
+                    }
+                    held[actor] = nil
+                }
+            case 8:
+                // The actor dies holding its lease; it is expired and later replaced.
+                held[actor] = nil
+                alive.removeAll { $0 == actor }
+                alive.append("\(actor)'")
+                now += 100
+                for (other, _) in held { ledger.heartbeat(actor: other, now: now) }
+                for a in alive { ledger.heartbeat(actor: a, now: now) }
+                _ = try ledger.expire(now: now, timeout: 50)
+            default:
+                for a in alive { ledger.heartbeat(actor: a, now: now) }
+            }
+        }
+        #expect(ledger.finished, "run finished in \(steps) steps")
+        for e in 0..<2 {
+            let c = counted[e] ?? [:]
+            #expect(c.count == 57 && c.values.allSatisfy { $0 == 1 }, "epoch \(e): \(c.count) prompts counted, max \(c.values.max() ?? 0)")
+            #expect(acceptedTotal[e] == 57, "epoch \(e): the ledger accepted \(acceptedTotal[e] ?? 0) completions")
+        }
+    }
+
+    /// Tracks which ids were accepted by replaying the ledger's own rule: the first `accepted` of the
+    /// ids not yet counted in that epoch.
+    func countAccepted(_ counted: inout [Int: [Int: Int]], epoch: Int, ids: [Int], accepted: Int) {
+        var n = 0
+        for id in ids where n < accepted && (counted[epoch]?[id] ?? 0) == 0 {
+            counted[epoch, default: [:]][id] = 1
+            n += 1
+        }
+    }
+
+    @Test("a coordinator restarted from its journal resumes the same state and neither loses nor repeats work")
+    func restart() throws {
+        let dir = NSTemporaryDirectory() + "ballast-ledger-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/journal.jsonl"
+        var ledger: PromptLedger? = try PromptLedger(promptCount: 20, shards: 3, epochs: 2, journal: FileJournal(path: path))
+        let l1 = try #require(try ledger!.lease(actor: "a", max: 8, now: 0))
+        try ledger!.complete(actor: "a", epoch: 0, promptIDs: l1.promptIDs, now: 1)
+        let l2 = try #require(try ledger!.lease(actor: "b", max: 5, now: 1))  // outstanding at the crash
+        let before = (ledger!.progress, ledger!.pendingCount, ledger!.epoch)
+        ledger = nil
+        // Crash mid-write: a torn last line must be ignored.
+        let h = FileHandle(forWritingAtPath: path)!
+        h.seekToEndOfFile()
+        h.write(Data("{\"t\":\"done\",\"epoch\":0,\"ids\":[1".utf8))
+        try h.close()
+        let again = try PromptLedger(promptCount: 20, shards: 3, epochs: 2, journal: FileJournal(path: path), now: 10)
+        #expect(again.progress == before.0 && again.pendingCount == before.1 && again.epoch == before.2)
+        #expect(again.progress.map(\.done).reduce(0, +) == 8 && again.progress.map(\.leased).reduce(0, +) == 5)
+        // b never comes back: its prompts are re-leased after the timeout, then everything completes once.
+        _ = try again.expire(now: 100, timeout: 50)
+        var total = 8
+        while !again.finished {
+            guard let l = try again.lease(actor: "c", max: 6, now: 101) else { break }
+            total += try again.complete(actor: "c", epoch: l.epoch, promptIDs: l.promptIDs, now: 101).accepted
+        }
+        #expect(again.finished && total == 40)
+        // b's late completion of the old lease counts as duplicates, not work.
+        #expect(try again.complete(actor: "b", epoch: 0, promptIDs: l2.promptIDs, now: 102).accepted == 0)
+    }
+
+    @Test func shardsProgressTogether() throws {
+        let ledger = try PromptLedger(promptCount: 12, shards: 4, journal: MemoryJournal())
+        _ = try ledger.lease(actor: "a", max: 8, now: 0)
+        #expect(ledger.progress.map(\.leased) == [2, 2, 2, 2])
+        #expect(ledger.progress.map(\.total) == [3, 3, 3, 3])
+    }
+}
