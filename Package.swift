@@ -49,7 +49,7 @@ let package = Package(
         // The wire format: envelope + safetensors payload codec, free of sockets (spec in WIRE.md).
         .target(name: "BallastWire", dependencies: ["BallastFormats"], exclude: ["WIRE.md"], swiftSettings: fastMath),
         // Distributed roles' logic free of sockets: the coordinator's prompt ledger and journal.
-        .target(name: "BallastCluster", dependencies: ["BallastFormats"], swiftSettings: fastMath),
+        .target(name: "BallastCluster", dependencies: ["BallastFormats", "BallastWire", "BallastTransport"], swiftSettings: fastMath),
         // Messaging over libzmq; the only module that touches libzmq.
         .target(name: "BallastTransport", dependencies: ["CZMQ"]),
         .executableTarget(name: "ballast", dependencies: [
@@ -62,7 +62,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels"]),
         .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastKernels"]),
-        .testTarget(name: "BallastClusterTests", dependencies: ["BallastCluster", "BallastKernels"]),
+        .testTarget(name: "BallastClusterTests", dependencies: ["BallastCluster", "BallastKernels", "BallastWire", "BallastTransport", "BallastFormats"]),
         .testTarget(name: "BallastTransportTests", dependencies: ["BallastTransport"]),
         .testTarget(name: "BallastWireTests", dependencies: ["BallastWire", "BallastFormats", "BallastKernels"]),
         .testTarget(name: "BallastRLTests", dependencies: ["BallastRL", "BallastFormats"], resources: [.copy("Fixtures")]),

@@ -52,7 +52,7 @@ public final class FileJournal: Journal {
 /// re-leased when an actor stops heartbeating, and counted once per epoch however often they were
 /// leased or completed. Every state change is journaled first, so a restarted coordinator replays the
 /// journal and neither loses nor repeats work. Time is passed in (seconds), so tests control it.
-public final class PromptLedger {
+public final class PromptLedger: @unchecked Sendable {
     public struct Lease: Sendable, Equatable {
         public let id: Int
         public let epoch: Int
