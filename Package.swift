@@ -53,7 +53,7 @@ let package = Package(
         // Messaging over libzmq; the only module that touches libzmq.
         .target(name: "BallastTransport", dependencies: ["CZMQ"]),
         .executableTarget(name: "ballast", dependencies: [
-            "BallastTrain", "BallastModel", "BallastData", "BallastBenchmark", "BallastTransport", "BallastWire",
+            "BallastTrain", "BallastModel", "BallastData", "BallastBenchmark", "BallastTransport", "BallastWire", "BallastCluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
 

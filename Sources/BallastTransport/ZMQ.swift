@@ -115,7 +115,10 @@ public final class ZMQSocket: @unchecked Sendable {
             defer { zmq_msg_close(&msg) }
             let rc = zmq_msg_recv(&msg, handle, 0)
             if rc < 0 {
-                if zmq_errno() == EAGAIN && parts.isEmpty { return nil }
+                // A timeout, or a signal (SIGINT/SIGTERM) interrupting the wait: report "no message" so
+                // the caller's loop can check whether it should stop.
+                let err = zmq_errno()
+                if (err == EAGAIN || err == EINTR) && parts.isEmpty { return nil }
                 throw ZMQError.last("zmq_msg_recv")
             }
             parts.append(Data(bytes: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
@@ -127,6 +130,7 @@ public final class ZMQSocket: @unchecked Sendable {
     public static func poll(_ sockets: [ZMQSocket], timeoutMS: Int) throws -> [Int] {
         var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: 1 /* ZMQ_POLLIN */, revents: 0) }
         let rc = zmq_poll(&items, Int32(items.count), timeoutMS)
+        if rc < 0 && zmq_errno() == EINTR { return [] }
         guard rc >= 0 else { throw ZMQError.last("zmq_poll") }
         return items.indices.filter { items[$0].revents & 1 != 0 }
     }
