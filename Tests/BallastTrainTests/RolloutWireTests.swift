@@ -1,4 +1,5 @@
 import BallastFormats
+import BallastModel
 import BallastTrain
 import BallastWire
 import Foundation
@@ -35,5 +36,23 @@ struct RolloutWireTests {
         h.tensors = h.tensors.map { $0.0 == "prompt_tokens" ? ($0.0, TensorData(int32s: [4, 2], shape: [2])) : $0 }
         #expect(throws: RolloutBatch.FrameError.self) { try RolloutBatch(frame: h) }
         #expect(throws: RolloutBatch.FrameError.self) { try RolloutBatch(frame: Frame(kind: .heartbeat, sequence: 1)) }
+    }
+}
+
+@Suite("Weights over the wire")
+struct WeightsWireTests {
+    @Test("a model survives encode → bytes → decode exactly, heads included")
+    func roundTrip() throws {
+        let m = try GPT(config: GPTConfig(nLayer: 1, nHead: 2, nEmbd: 16, nPositions: 32, vocabSize: 259, scalarHeads: ["value_head"]))
+        m.initializeRandom(seed: 3)
+        let (env, payload) = try WeightsWire.frame(m, sequence: 5, policyVersion: 11).encode()
+        let (frame, file) = try Frame.decode(envelope: env, payload: payload)
+        #expect(frame.policyVersion == 11 && file?.tensors["transformer.wte.weight"]?.shape == [259, 16])
+        let back = try WeightsWire.model(from: frame)
+        #expect(back.config == m.config)
+        #expect((0..<m.parameterCount).allSatisfy { back.params[$0] == m.params[$0] })
+        var broken = frame
+        broken.tensors.removeLast()
+        #expect(throws: CheckpointError.self) { try WeightsWire.model(from: broken) }
     }
 }
