@@ -25,10 +25,12 @@ let package = Package(
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ", pkgConfig: "libzmq",
                        providers: [.apt(["libzmq3-dev"])]),
 
+        // Hardware CRC-32C (SSE4.2) for the wire format and TensorBoard records.
+        .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.unsafeFlags(["-msse4.2", "-O3"])]),
         // Numeric core: kernels (forward + backward) on raw float buffers. No IO.
         .target(name: "BallastKernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
         // Tensor containers on disk: safetensors reader/writer, JSON helpers. No model knowledge.
-        .target(name: "BallastFormats", swiftSettings: fastMath),
+        .target(name: "BallastFormats", dependencies: ["CCRC32C"], swiftSettings: fastMath),
         // GPT-2 model: config, planned parameter/activation/gradient buffers, forward/backward,
         // scalar heads, KV-cache sampling, checkpoint folders.
         .target(name: "BallastModel", dependencies: ["BallastKernels", "BallastFormats"], swiftSettings: fastMath),

@@ -1,3 +1,4 @@
+import CCRC32C
 import Foundation
 
 /// Writes TensorBoard event files (scalars only): TFRecord framing (length, masked CRC32C of the
@@ -87,6 +88,16 @@ public enum CRC32C {
     }
 
     public static func checksum(_ data: [UInt8]) -> UInt32 {
+        data.withUnsafeBytes { ballast_crc32c(0, $0.baseAddress, $0.count) }
+    }
+
+    /// Checksum of a Data buffer without copying it.
+    public static func checksum(_ data: Data) -> UInt32 {
+        data.withUnsafeBytes { ballast_crc32c(0, $0.baseAddress, $0.count) }
+    }
+
+    /// The bytewise table version, kept as the reference the hardware path is tested against.
+    public static func checksumReference(_ data: [UInt8]) -> UInt32 {
         var c: UInt32 = 0xFFFF_FFFF
         for b in data { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
         return c ^ 0xFFFF_FFFF

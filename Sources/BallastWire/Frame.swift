@@ -89,7 +89,7 @@ public struct Frame: Sendable {
         Self.put(&env, 8, sequence, 8)
         Self.put(&env, 16, policyVersion, 8)
         Self.put(&env, 24, UInt64(payload.count), 8)
-        Self.put(&env, 32, UInt64(CRC32C.checksum([UInt8](payload))), 4)
+        Self.put(&env, 32, UInt64(CRC32C.checksum(payload)), 4)
         Self.put(&env, 36, UInt64(CRC32C.checksum(Array(env[0..<36]))), 4)
         return (Data(env), payload)
     }
@@ -122,7 +122,7 @@ public struct Frame: Sendable {
         let length = get(env, 24, 8)
         guard length <= UInt64(maxPayload) else { throw WireError.oversize(length, limit: maxPayload) }
         guard length == UInt64(payload.count) else { throw WireError.lengthMismatch(declared: length, received: payload.count) }
-        guard UInt32(get(env, 32, 4)) == CRC32C.checksum([UInt8](payload)) else { throw WireError.payloadChecksum }
+        guard UInt32(get(env, 32, 4)) == CRC32C.checksum(payload) else { throw WireError.payloadChecksum }
         var frame = Frame(kind: kind, sequence: get(env, 8, 8), policyVersion: get(env, 16, 8))
         guard !payload.isEmpty else { return (frame, nil) }
         let file: SafeTensorsFile

@@ -2,12 +2,14 @@ import ArgumentParser
 import BallastKernels
 import BallastModel
 import BallastTrain
+import BallastFormats
+import BallastWire
 import Foundation
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks against PyTorch on the same config, batch and threads (medians and ratios).",
-        subcommands: [BenchTrain.self, BenchGenerate.self, BenchSgemm.self])
+        subcommands: [BenchTrain.self, BenchGenerate.self, BenchSgemm.self, BenchWire.self])
 }
 
 struct BenchModelOptions: ParsableArguments {
@@ -98,5 +100,33 @@ struct BenchSgemm: ParsableCommand {
         Parallel.threads = threads
         BLAS.setThreads(threads)
         print("sgemm \(size)^3, \(threads) threads: \(fmt(Bench.sgemmGFlops(size: size))) GFLOP/s (best of 12)")
+    }
+}
+
+struct BenchWire: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "wire", abstract: "Wire codec throughput: encode and decode (with validation and checksums) of a weights-sized frame, GB/s.")
+    @Option(help: "Payload size in MiB.") var mib = 64
+    @Option var repeats = 5
+
+    func run() throws {
+        try failing {
+            let n = mib << 18  // floats
+            var rng = SeededRNG(seed: 1)
+            let values = (0..<n).map { _ in rng.nextFloat() }
+            let frame = Frame(kind: .weights, sequence: 1, policyVersion: 1,
+                              tensors: [("w", TensorData(floats: values, shape: [n]))], metadata: ["config": "{}"])
+            var enc: [Double] = [], dec: [Double] = []
+            var parts = frame.encode()
+            for _ in 0..<repeats {
+                var t0 = DispatchTime.now().uptimeNanoseconds
+                parts = frame.encode()
+                enc.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try Frame.decode(envelope: parts.envelope, payload: parts.payload)
+                dec.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            let bytes = Double(parts.payload.count)
+            print("payload \(mib) MiB: encode \(fmt(bytes / Bench.median(enc) / 1e9, 2)) GB/s, decode+validate \(fmt(bytes / Bench.median(dec) / 1e9, 2)) GB/s (medians of \(repeats))")
+        }
     }
 }

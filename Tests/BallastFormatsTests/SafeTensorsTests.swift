@@ -104,6 +104,13 @@ struct TensorBoardTests {
     @Test("CRC-32C matches the standard check value and TFRecord framing is consistent")
     func crcAndFraming() throws {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksumReference(Array("123456789".utf8)) == 0xE306_9283)
+        var rng = SeededRNG(seed: 8)
+        for n in [0, 1, 7, 8, 9, 63, 64, 1000, 4099] {
+            let bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            #expect(CRC32C.checksum(bytes) == CRC32C.checksumReference(bytes), "length \(n)")
+            #expect(CRC32C.checksum(Data(bytes)) == CRC32C.checksumReference(bytes))
+        }
         let dir = NSTemporaryDirectory() + "ballast-tb-\(getpid())"
         let w = try TensorBoardWriter(directory: dir)
         w.scalars(["loss": 1.5, "lr": 1e-3], step: 7)
