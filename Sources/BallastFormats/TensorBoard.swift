@@ -13,7 +13,7 @@ public final class TensorBoardWriter {
     public init(directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         path = directory + "/events.out.tfevents.\(Int(Date().timeIntervalSince1970)).ballast.\(getpid())"
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         guard let h = FileHandle(forWritingAtPath: path) else { throw FileWriteError(path: path, problem: "cannot open for writing") }
         handle = h
         var event = Proto()

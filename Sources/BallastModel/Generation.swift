@@ -76,9 +76,8 @@ public final class Generator: @unchecked Sendable {
                 throw GenerationError.invalid("token id \(bad) outside the vocabulary of \(cfg.vocabSize)")
             }
         }
-        let longest = prompts.map(\.count).max()!
-        guard longest + options.maxNewTokens <= cfg.nPositions else {
-            throw GenerationError.invalid("prompt (\(longest) tokens) + max_new_tokens (\(options.maxNewTokens)) exceeds n_positions \(cfg.nPositions)")
+        guard tp + options.maxNewTokens <= cfg.nPositions else {
+            throw GenerationError.invalid("prompt (\(tp) tokens) + max_new_tokens (\(options.maxNewTokens)) exceeds n_positions \(cfg.nPositions)")
         }
         let state = DecodeState(config: cfg, batch: b, capacity: tp + options.maxNewTokens, chunk: tp)
         let capacity = state.capacity

@@ -60,7 +60,8 @@ public final class ConfigDocument {
         let key = String(override[..<eq]).trimmingCharacters(in: .whitespaces)
         let raw = String(override[override.index(after: eq)...])
         guard !key.isEmpty else { throw ConfigError("--set \(override): empty key") }
-        let value: Any = (try? Yams.load(yaml: raw)).flatMap { $0 } ?? (raw.isEmpty ? NSNull() : raw)
+        let parsed: Any? = (try? Yams.load(yaml: raw)) ?? nil
+        let value: Any = parsed ?? (raw.isEmpty ? NSNull() : raw)
         let parts = key.split(separator: ".").map(String.init)
         func set(_ dict: inout [String: Any], _ i: Int) throws {
             if i == parts.count - 1 {

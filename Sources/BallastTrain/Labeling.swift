@@ -36,10 +36,9 @@ public struct PreferenceLabeler {
             let chunk = Array(prompts[start..<min(start + batchPrompts, prompts.count)])
             var ids: [[Int32]] = []
             for p in chunk {
-                guard let fam = Benchmark.family(p.task) else {
-                    throw DatasetError(file: "prompts", line: 0, problem: "unknown task \"\(p.task)\" for prompt id \(p.id)")
+                guard Benchmark.family(p.task) != nil else {
+                    throw DatasetError(file: "prompts", line: 0, problem: "unknown task \"\(p.task)\" for prompt id \(p.id) (the annotator is per benchmark task)")
                 }
-                _ = fam
                 let x = [ByteTokenizer.bos] + tok.encode(p.prompt)
                 ids.append(contentsOf: Array(repeating: x, count: samplesPerPrompt))
             }
@@ -66,7 +65,7 @@ public struct PreferenceLabeler {
             progress(start, prompts.count)
         }
         return Result(pairs: pairs, identical: identical,
-                      meanGold: goldSum.mapValues { $0 }.reduce(into: [:]) { $0[$1.key] = $1.value / Double(goldCount[$1.key]!) })
+                      meanGold: Dictionary(uniqueKeysWithValues: goldSum.map { ($0.key, $0.value / Double(goldCount[$0.key]!)) }))
     }
 
     /// Reads {"prompt","task","id"} JSONL (prompts of the built-in benchmark or the user's own).

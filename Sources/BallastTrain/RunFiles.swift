@@ -91,9 +91,9 @@ public final class MetricsLog {
             for l in kept { out.append(contentsOf: l); out.append(0x0A) }
             try AtomicFile.write(out, to: path)
         } else if step == nil {
-            fm.createFile(atPath: path, contents: nil)
+            _ = fm.createFile(atPath: path, contents: nil)  // a fresh run starts an empty log
         }
-        if !fm.fileExists(atPath: path) { fm.createFile(atPath: path, contents: nil) }
+        if !fm.fileExists(atPath: path) { _ = fm.createFile(atPath: path, contents: nil) }
         guard let h = FileHandle(forWritingAtPath: path) else { throw ConfigError("\(path): cannot open for writing") }
         h.seekToEndOfFile()
         handle = h

@@ -89,7 +89,7 @@ public final class ZMQSocket: @unchecked Sendable {
         var buf = [CChar](repeating: 0, count: 256)
         var size = buf.count
         _ = zmq_getsockopt(handle, 32 /* ZMQ_LAST_ENDPOINT */, &buf, &size)
-        return String(cString: buf)
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Sends all parts as one multipart message. Returns false when a send timeout expired.
