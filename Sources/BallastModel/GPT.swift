@@ -18,6 +18,19 @@ public struct TokenBatch: Sendable {
         self.length = length
     }
 
+    /// Sequences right-padded with `pad` to the longest one; the mask marks the real tokens.
+    public static func rightPadded(_ seqs: [[Int32]], pad: Int32) -> TokenBatch {
+        let t = max(seqs.map(\.count).max() ?? 1, 1)
+        var tokens = [Int32](repeating: pad, count: seqs.count * t), mask = [Float](repeating: 0, count: seqs.count * t)
+        for (r, s) in seqs.enumerated() {
+            for (i, x) in s.enumerated() {
+                tokens[r * t + i] = x
+                mask[r * t + i] = 1
+            }
+        }
+        return TokenBatch(tokens: tokens, mask: mask, batch: seqs.count, length: t)
+    }
+
     /// Position ids from the mask: cumulative count of real tokens before each slot (0 at padding).
     public var positions: [Int32] {
         var out = [Int32](repeating: 0, count: tokens.count)

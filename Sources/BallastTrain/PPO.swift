@@ -42,14 +42,9 @@ public struct RolloutBatch: Sendable {
 
 /// Per-position views of a right-padded batch of sequences.
 enum SequenceBatch {
-    static func make(_ seqs: [[Int32]]) -> TokenBatch {
-        let t = seqs.map(\.count).max() ?? 1
-        var tokens = [Int32](repeating: ByteTokenizer.pad, count: seqs.count * t), mask = [Float](repeating: 0, count: seqs.count * t)
-        for (r, s) in seqs.enumerated() { for (i, x) in s.enumerated() { tokens[r * t + i] = x; mask[r * t + i] = 1 } }
-        return TokenBatch(tokens: tokens, mask: mask, batch: seqs.count, length: t)
-    }
+    static func make(_ seqs: [[Int32]]) -> TokenBatch { TokenBatch.rightPadded(seqs, pad: ByteTokenizer.pad) }
 
-    /// log-softmax of the logits at `position` for token `target`, with the softmax row left in `probs`.
+    /// log π(target) from the logits row `row` of a [rows, v] buffer.
     static func logProb(_ logits: UnsafeBufferPointer<Float>, row: Int, v: Int, target: Int32) -> Double {
         let base = logits.baseAddress! + row * v
         return Double(base[Int(target)] - Softmax.logSumExp(base, v))
@@ -153,6 +148,7 @@ public struct PPOUpdater {
         let white = PPOMath.whiten(adv, mask)
         var stats = Stats()
         let n = rollout.count
+        // Sequence-level KL estimate: Σ_t (log π − log π_ref) per response, mean over the batch.
         stats.kl = (0..<n).reduce(0) { $0 + zip(rollout.logp[$1], rollout.refLogp[$1]).reduce(0) { $0 + $1.0 - $1.1 } } / Double(n)
         stats.score = rollout.scores.reduce(0, +) / Double(n)
         let golds = rollout.gold.filter { !$0.isNaN }

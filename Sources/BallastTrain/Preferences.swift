@@ -39,19 +39,11 @@ public enum PreferenceData {
     /// GPT2ForSequenceClassification does); `promptLast[i]` of its last prompt token.
     public static func batch(_ pairs: [EncodedPair]) -> (TokenBatch, last: [Int], promptLast: [Int]) {
         let seqs = pairs.map(\.chosen) + pairs.map(\.rejected)
-        let t = seqs.map(\.count).max() ?? 1
-        var tokens = [Int32](repeating: ByteTokenizer.pad, count: seqs.count * t)
-        var mask = [Float](repeating: 0, count: seqs.count * t)
-        var last: [Int] = [], promptLast: [Int] = []
-        for (r, s) in seqs.enumerated() {
-            for (i, tok) in s.enumerated() {
-                tokens[r * t + i] = tok
-                mask[r * t + i] = 1
-            }
-            last.append(r * t + s.count - 1)
-            promptLast.append(r * t + pairs[r % pairs.count].promptTokens - 1)
-        }
-        return (TokenBatch(tokens: tokens, mask: mask, batch: seqs.count, length: t), last, promptLast)
+        let batch = TokenBatch.rightPadded(seqs, pad: ByteTokenizer.pad)
+        let t = batch.length
+        let last = seqs.indices.map { $0 * t + seqs[$0].count - 1 }
+        let promptLast = seqs.indices.map { $0 * t + pairs[$0 % pairs.count].promptTokens - 1 }
+        return (batch, last, promptLast)
     }
 
     /// Loads and encodes a preference file, dropping pairs longer than `maxLength` tokens.

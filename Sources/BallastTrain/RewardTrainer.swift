@@ -70,7 +70,7 @@ public final class RewardTrainer {
     public init(config: RewardConfig, resume: Bool) throws {
         self.config = config
         let heads = config.kind == .advantage ? ["score", "expected_reward_head"] : ["score"]
-        loop = try TrainingLoop(name: config.kind.rawValue, optim: config.optim, run: config.run, resume: resume) {
+        loop = try TrainingLoop(optim: config.optim, run: config.run, resume: resume) {
             try Checkpoint.load(config.initFrom).withScalarHeads(heads)
         }
         guard loop.model.config.scalarHeads == heads else {

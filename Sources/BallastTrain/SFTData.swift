@@ -18,23 +18,17 @@ public enum SFTEncoding {
 
     /// Right-padded batch with next-token targets; `weights` is 1 where the target is a completion token.
     public static func batch(_ examples: [EncodedExample]) -> (TokenBatch, targets: [Int32], lossMask: [Float]) {
-        let b = examples.count
-        let t = examples.map(\.tokens.count).max() ?? 1
-        var tokens = [Int32](repeating: ByteTokenizer.pad, count: b * t)
-        var mask = [Float](repeating: 0, count: b * t)
-        var targets = [Int32](repeating: -1, count: b * t)
-        var lossMask = [Float](repeating: 0, count: b * t)
+        let batch = TokenBatch.rightPadded(examples.map(\.tokens), pad: ByteTokenizer.pad)
+        let t = batch.length
+        var targets = [Int32](repeating: -1, count: batch.tokens.count)
+        var lossMask = [Float](repeating: 0, count: batch.tokens.count)
         for (r, e) in examples.enumerated() {
-            for (i, tok) in e.tokens.enumerated() {
-                tokens[r * t + i] = tok
-                mask[r * t + i] = 1
-                if i + 1 < e.tokens.count {
-                    targets[r * t + i] = e.tokens[i + 1]
-                    if i + 1 >= e.promptTokens { lossMask[r * t + i] = 1 }
-                }
+            for i in 0..<(e.tokens.count - 1) {
+                targets[r * t + i] = e.tokens[i + 1]
+                if i + 1 >= e.promptTokens { lossMask[r * t + i] = 1 }
             }
         }
-        return (TokenBatch(tokens: tokens, mask: mask, batch: b, length: t), targets, lossMask)
+        return (batch, targets, lossMask)
     }
 
     /// Loads a dataset ("builtin" or a JSONL path), dropping examples longer than `maxLength` tokens.

@@ -31,7 +31,7 @@ public final class SFTTrainer {
 
     public init(config: SFTConfig, resume: Bool) throws {
         self.config = config
-        loop = try TrainingLoop(name: "sft", optim: config.optim, run: config.run, resume: resume) {
+        loop = try TrainingLoop(optim: config.optim, run: config.run, resume: resume) {
             if let from = config.model.initFrom { return try Checkpoint.load(from) }
             let m = try GPT(config: config.model.config)
             m.initializeRandom(seed: config.optim.seed)

@@ -86,7 +86,6 @@ public struct LoopSummary: Sendable {
 /// The loop every trainer shares: gradient step, clipping, AdamW with the schedule, metrics JSONL,
 /// progress, periodic evaluation, atomic checkpoints (also on a stop request) and exact resume.
 public final class TrainingLoop {
-    public let name: String
     public let model: GPT
     public let optimizer: AdamW
     public let optim: OptimConfig
@@ -98,8 +97,7 @@ public final class TrainingLoop {
 
     /// Loads the model from RUN/checkpoint when resuming, else from `initial()`; restores optimiser
     /// and trainer state on resume.
-    public init(name: String, optim: OptimConfig, run: RunConfig, resume: Bool, initial: () throws -> GPT) throws {
-        self.name = name
+    public init(optim: OptimConfig, run: RunConfig, resume: Bool, initial: () throws -> GPT) throws {
         self.optim = optim
         self.run = run
         Parallel.threads = run.threads
