@@ -3,28 +3,56 @@ import BallastTransport
 import BallastWire
 import Foundation
 
-/// The coordinator's message handling, over any `MessageSocket` carrying [peer, envelope, payload]:
-/// `ready` (metadata id, capacity) → a `lease` of prompt ids (empty with metadata state "finished"
-/// when the run is done, "wait" when everything is leased); `heartbeat` keeps an actor alive;
-/// `consumption` (tensor prompt_ids I64, metadata epoch) counts consumed prompts; `status` → a status
-/// frame whose metadata "json" is `status()`. Malformed frames are counted and answered with nothing.
+/// The coordinator's message handling, over any `MessageSocket` carrying [peer, envelope, payload].
+///
+/// - `hello` role=learner registers the learner's endpoints and statistics (sent every few seconds,
+///   so a restarted coordinator learns them again); role=actor is answered with the learner's
+///   endpoints (metadata state "ok") or state "wait" while no learner has registered.
+/// - `ready` (metadata id, capacity) → a `lease` of prompt ids with the prompts themselves (metadata
+///   "prompts", a JSON array of the prompt file's objects), or state "finished" / "wait".
+/// - `heartbeat` keeps an actor alive and carries its counters (rollouts, policy version).
+/// - `consumption` (tensor prompt_ids I64; metadata epoch, optional req, optional release=1) counts
+///   consumed prompts once per epoch (or returns dropped ones to the queue) and is answered with the
+///   accepted ids and the run's state; a repeated req gets the same answer.
+/// - `status` → metadata "json" = `status()`.
+/// Malformed frames are counted and answered with nothing.
 public final class CoordinatorService: @unchecked Sendable {
     public let ledger: PromptLedger
     public let heartbeatTimeout: Double
+    /// Seconds after which a lease whose prompts were not consumed is re-leased.
+    public let leaseTimeout: Double
+    /// The prompt file's lines (JSON objects), shipped with each lease; nil leases ids only.
+    let prompts: [String]?
     public private(set) var errors = WireErrorCounters()
     var sequence: UInt64 = 0
-    var actors: [String: (lastSeen: Double, leases: Int, prompts: Int)] = [:]
+    struct ActorInfo { var lastSeen: Double; var leases = 0; var prompts = 0; var rollouts = 0; var version = 0; var rate = 0.0; var host = "" }
+    var actors: [String: ActorInfo] = [:]
+    var expiredActors = 0
+    var learner: (lastSeen: Double, metadata: [String: String])?
     public private(set) var policyVersion: UInt64 = 0
+    public let started: Double
 
-    public init(ledger: PromptLedger, heartbeatTimeout: Double = 10) {
+    public init(ledger: PromptLedger, heartbeatTimeout: Double = 10, leaseTimeout: Double = 600, prompts: [String]? = nil, now: Double = 0) {
         self.ledger = ledger
         self.heartbeatTimeout = heartbeatTimeout
+        self.leaseTimeout = leaseTimeout
+        self.prompts = prompts
+        started = now
     }
 
     func reply(_ kind: MessageKind, tensors: [(String, TensorData)] = [], metadata: [String: String]) -> [Data] {
         sequence += 1
         let (e, p) = Frame(kind: kind, sequence: sequence, policyVersion: policyVersion, tensors: tensors, metadata: metadata).encode()
         return [e, p]
+    }
+
+    static func i64(_ xs: [Int]) -> TensorData {
+        let v = xs.map(Int64.init)
+        return TensorData(dtype: .i64, shape: [v.count], bytes: v.withUnsafeBufferPointer { Data(buffer: $0) })
+    }
+
+    var runState: [String: String] {
+        ["finished": ledger.finished ? "1" : "0", "epoch": "\(ledger.epoch)", "completed": "\(ledger.completed)", "budget": "\(ledger.budget)"]
     }
 
     /// Handles one message; returns the reply parts (without the peer id) or nil.
@@ -39,24 +67,36 @@ public final class CoordinatorService: @unchecked Sendable {
             return nil
         }
         let peer = String(decoding: parts[0], as: UTF8.self)
-        policyVersion = max(policyVersion, frame.policyVersion)
+        let id = frame.metadata["id"] ?? peer
         switch frame.kind {
+        case .hello where frame.metadata["role"] == "learner":
+            learner = (now, frame.metadata)
+            policyVersion = frame.policyVersion  // the learner is the authority (it may have restarted from a checkpoint)
+            return reply(.hello, metadata: runState.merging(["state": "ok"]) { a, _ in a })
+        case .hello:
+            actors[id, default: ActorInfo(lastSeen: now)].lastSeen = now
+            actors[id]!.host = frame.metadata["host"] ?? ""
+            guard let l = learner?.metadata, let rollouts = l["rollouts"], let weights = l["weights"], let notices = l["notices"] else {
+                return reply(.hello, metadata: ["state": ledger.finished ? "finished" : "wait"])
+            }
+            return reply(.hello, metadata: ["state": ledger.finished ? "finished" : "ok", "rollouts": rollouts, "weights": weights, "notices": notices])
         case .ready:
-            let actor = frame.metadata["id"] ?? peer
             let capacity = Int(frame.metadata["capacity"] ?? "") ?? 16
-            actors[actor, default: (now, 0, 0)].lastSeen = now
-            guard let lease = try ledger.lease(actor: actor, max: capacity, now: now) else {
+            actors[id, default: ActorInfo(lastSeen: now)].lastSeen = now
+            guard let lease = try ledger.lease(actor: id, max: capacity, now: now) else {
                 return reply(.lease, metadata: ["state": ledger.finished ? "finished" : "wait", "epoch": "\(ledger.epoch)"])
             }
-            actors[actor]!.leases += 1
-            actors[actor]!.prompts += lease.promptIDs.count
-            let ids = lease.promptIDs.map(Int64.init)
-            return reply(.lease, tensors: [("prompt_ids", TensorData(dtype: .i64, shape: [ids.count], bytes: ids.withUnsafeBufferPointer { Data(buffer: $0) }))],
-                         metadata: ["state": "lease", "lease": "\(lease.id)", "epoch": "\(lease.epoch)"])
+            actors[id]!.leases += 1
+            actors[id]!.prompts += lease.promptIDs.count
+            var meta = ["state": "lease", "lease": "\(lease.id)", "epoch": "\(lease.epoch)"]
+            if let prompts { meta["prompts"] = "[" + lease.promptIDs.map { prompts[$0] }.joined(separator: ",") + "]" }
+            return reply(.lease, tensors: [("prompt_ids", Self.i64(lease.promptIDs))], metadata: meta)
         case .heartbeat:
-            let actor = frame.metadata["id"] ?? peer
-            ledger.heartbeat(actor: actor, now: now)
-            actors[actor, default: (now, 0, 0)].lastSeen = now
+            ledger.heartbeat(actor: id, now: now)
+            actors[id, default: ActorInfo(lastSeen: now)].lastSeen = now
+            if let r = frame.metadata["rollouts"].flatMap(Int.init) { actors[id]!.rollouts = r }
+            if let v = frame.metadata["version"].flatMap(Int.init) { actors[id]!.version = v }
+            if let r = frame.metadata["rate"].flatMap(Double.init) { actors[id]!.rate = r }
             return nil
         case .consumption:
             guard let t = frame.tensors.first(where: { $0.0 == "prompt_ids" })?.1, t.dtype == .i64, let epoch = Int(frame.metadata["epoch"] ?? "") else {
@@ -64,8 +104,12 @@ public final class CoordinatorService: @unchecked Sendable {
                 return nil
             }
             let ids = t.bytes.withUnsafeBytes { $0.bindMemory(to: Int64.self).map(Int.init) }
-            try ledger.complete(actor: frame.metadata["id"] ?? peer, epoch: epoch, promptIDs: ids, now: now)
-            return nil
+            if frame.metadata["release"] == "1" {
+                try ledger.release(epoch: epoch, promptIDs: ids)
+                return reply(.consumption, tensors: [("accepted", Self.i64([]))], metadata: runState)
+            }
+            let r = try ledger.complete(actor: id, epoch: epoch, promptIDs: ids, now: now, request: frame.metadata["req"])
+            return reply(.consumption, tensors: [("accepted", Self.i64(r.accepted))], metadata: runState)
         case .status:
             let data = try JSONSerialization.data(withJSONObject: status(now: now), options: [.sortedKeys])
             return reply(.status, metadata: ["json": String(decoding: data, as: UTF8.self)])
@@ -75,28 +119,80 @@ public final class CoordinatorService: @unchecked Sendable {
         }
     }
 
-    /// Expires silent actors (their prompts go back to the pending queue).
+    /// Expires silent actors (their prompts go back to the pending queue) and stale leases.
     public func tick(now: Double) throws {
-        for a in try ledger.expire(now: now, timeout: heartbeatTimeout) { actors[a] = nil }
+        for a in try ledger.expire(now: now, timeout: heartbeatTimeout) where actors[a] != nil {
+            actors[a] = nil
+            expiredActors += 1
+        }
+        try ledger.expireLeases(now: now, maxAge: leaseTimeout)
     }
 
     public func status(now: Double) -> [String: Any] {
         let p = ledger.progress
-        return [
+        var st: [String: Any] = [
             "epoch": ledger.epoch, "epochs": ledger.epochs, "finished": ledger.finished, "policy_version": Int(policyVersion),
+            "completed": ledger.completed, "budget": ledger.budget, "pending": ledger.pendingCount, "uptime_s": now - started,
             "shards": p.enumerated().map { ["shard": $0.offset, "done": $0.element.done, "leased": $0.element.leased, "total": $0.element.total] },
-            "actors": actors.keys.sorted().map { ["id": $0, "last_seen_s": now - actors[$0]!.lastSeen, "leases": actors[$0]!.leases, "prompts": actors[$0]!.prompts] },
-            "duplicates": ledger.duplicates, "errors": errors.counts,
+            "actors": actors.keys.sorted().map { k -> [String: Any] in
+                let a = actors[k]!
+                return ["id": k, "host": a.host, "last_seen_s": now - a.lastSeen, "alive": now - a.lastSeen <= heartbeatTimeout, "leases": a.leases,
+                        "prompts": a.prompts, "rollouts": a.rollouts, "policy_version": a.version, "rollouts_per_s": a.rate]
+            },
+            "actors_expired": expiredActors, "duplicates": ledger.duplicates, "errors": errors.counts,
         ]
+        if let l = learner {
+            var info: [String: Any] = ["last_seen_s": now - l.lastSeen]
+            for key in ["step", "queue", "queue_capacity", "dropped", "downweighted", "checkpoint", "busy", "rollouts_per_s", "errors"] {
+                if let v = l.metadata[key] { info[key] = Double(v).map { $0 as Any } ?? v }
+            }
+            st["learner"] = info
+        }
+        return st
+    }
+
+    /// The status as Prometheus text exposition (`/metrics`).
+    public func prometheus(now: Double) -> String {
+        var out = ""
+        func metric(_ name: String, _ help: String, _ type: String, _ samples: [(String, Double)]) {
+            out += "# HELP ballast_\(name) \(help)\n# TYPE ballast_\(name) \(type)\n"
+            for (labels, v) in samples { out += "ballast_\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(v)\n" }
+        }
+        let p = ledger.progress
+        metric("epoch", "Current epoch of the prompt set.", "gauge", [("", Double(ledger.epoch))])
+        metric("finished", "1 when the run's prompt budget is consumed.", "gauge", [("", ledger.finished ? 1 : 0)])
+        metric("policy_version", "Latest policy version announced by the learner.", "gauge", [("", Double(policyVersion))])
+        metric("prompts_completed_total", "Prompts consumed by the learner, counted once per epoch.", "counter", [("", Double(ledger.completed))])
+        metric("prompts_budget", "Prompts the run consumes in total.", "gauge", [("", Double(ledger.budget))])
+        metric("shard_prompts", "Prompts of the current epoch per shard and state.", "gauge",
+               p.enumerated().flatMap { s in [("shard=\"\(s.offset)\",state=\"done\"", Double(s.element.done)),
+                                              ("shard=\"\(s.offset)\",state=\"leased\"", Double(s.element.leased)),
+                                              ("shard=\"\(s.offset)\",state=\"total\"", Double(s.element.total))] })
+        metric("actors_alive", "Actors heard from within the heartbeat timeout.", "gauge", [("", Double(actors.values.filter { now - $0.lastSeen <= heartbeatTimeout }.count))])
+        metric("actors_expired_total", "Actors declared dead (their leases were re-leased).", "counter", [("", Double(expiredActors))])
+        metric("actor_rollouts_total", "Rollouts sent by each actor.", "counter", actors.keys.sorted().map { ("actor=\"\($0)\"", Double(actors[$0]!.rollouts)) })
+        metric("actor_rollouts_per_second", "Recent rollout rate of each actor.", "gauge", actors.keys.sorted().map { ("actor=\"\($0)\"", actors[$0]!.rate) })
+        metric("duplicate_completions_total", "Completions ignored because the prompt already counted this epoch.", "counter", [("", Double(ledger.duplicates))])
+        metric("malformed_frames_total", "Frames rejected by the coordinator, by reason.", "counter",
+               errors.counts.keys.sorted().map { ("reason=\"\($0)\"", Double(errors.counts[$0]!)) })
+        if let l = learner?.metadata {
+            for (key, help) in [("step", "Learner PPO steps."), ("queue", "Rollouts waiting in the learner's queue."),
+                                ("busy", "Fraction of time the learner spends updating."), ("dropped", "Stale rollouts dropped by the learner.")] {
+                if let v = l[key].flatMap(Double.init) { metric("learner_\(key)", help, "gauge", [("", v)]) }
+            }
+        }
+        return out
     }
 
     /// Serves until `shouldStop()`: receive, handle, reply to the sender, expire silent actors.
-    public func serve(_ socket: MessageSocket, clock: () -> Double, shouldStop: () -> Bool) throws {
+    /// `afterEach` runs after every message or timeout (the HTTP status snapshot is refreshed there).
+    public func serve(_ socket: MessageSocket, clock: () -> Double, shouldStop: () -> Bool, afterEach: () -> Void = {}) throws {
         while !shouldStop() {
             if let parts = try socket.receive(), let out = try handle(parts, now: clock()) {
                 try socket.send([parts[0]] + out)
             }
             try tick(now: clock())
+            afterEach()
         }
     }
 }

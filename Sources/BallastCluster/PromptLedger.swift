@@ -66,20 +66,32 @@ public final class PromptLedger: @unchecked Sendable {
     public let promptCount: Int
     public let shards: Int
     public let epochs: Int
+    /// Total completions after which the run is finished (a PPO run of S steps × B prompts stops
+    /// part-way through its last epoch); promptCount × epochs by default.
+    public let budget: Int
     public private(set) var epoch = 0
     public private(set) var duplicates = 0
+    /// Completions accepted over all epochs.
+    public private(set) var completed = 0
     let journal: Journal
     var pending: [Int] = []
     var leasedBy: [Int: (actor: String, lease: Int)] = [:]
+    var leaseTimes: [Int: Double] = [:]
     var done = Set<Int>()
     var lastSeen: [String: Double] = [:]
     var nextLease = 0
+    /// Accepted ids per consumption request id, so that a retried request (its reply was lost, or the
+    /// coordinator restarted in between) gets the same answer instead of being counted as duplicates.
+    var answered: [String: [Int]] = [:]
+    var answeredOrder: [String] = []
 
-    public init(promptCount: Int, shards: Int = 4, epochs: Int = 1, journal: Journal, now: Double = 0) throws {
+    public init(promptCount: Int, shards: Int = 4, epochs: Int = 1, budget: Int? = nil, journal: Journal, now: Double = 0) throws {
         precondition(promptCount > 0 && shards > 0 && epochs > 0)
         self.promptCount = promptCount
         self.shards = shards
         self.epochs = epochs
+        self.budget = min(budget ?? promptCount * epochs, promptCount * epochs)
+        precondition(self.budget > 0)
         self.journal = journal
         pending = Self.order(promptCount, shards)
         for r in try journal.records() { replay(r, now: now) }
@@ -90,50 +102,77 @@ public final class PromptLedger: @unchecked Sendable {
     static func order(_ n: Int, _ shards: Int) -> [Int] { Array(0..<n) }
 
     public func shard(of prompt: Int) -> Int { prompt % shards }
-    public var finished: Bool { epoch >= epochs }
+    public var finished: Bool { epoch >= epochs || completed >= budget }
 
     func replay(_ r: [String: Any], now: Double) {
         switch r["t"] as? String {
         case "lease":
             guard let e = r["epoch"] as? Int, e == epoch, let ids = r["ids"] as? [Int], let actor = r["actor"] as? String,
                   let lease = r["lease"] as? Int else { return }
-            applyLease(actor: actor, lease: lease, ids: ids)
+            applyLease(actor: actor, lease: lease, ids: ids, now: now)
             lastSeen[actor] = now
         case "done":
             guard let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int] else { return }
-            _ = applyDone(epoch: e, ids: ids)
+            let accepted = applyDone(epoch: e, ids: ids).accepted
+            if let req = r["req"] as? String { remember(req, accepted) }
         case "expire":
             if let actor = r["actor"] as? String { applyExpire(actor) }
+        case "expire_lease":
+            if let lease = r["lease"] as? Int { applyExpireLease(lease) }
+        case "release":
+            if let e = r["epoch"] as? Int, e == epoch, let ids = r["ids"] as? [Int] { applyRelease(ids) }
         default: break
         }
     }
 
-    func applyLease(actor: String, lease: Int, ids: [Int]) {
+    func applyLease(actor: String, lease: Int, ids: [Int], now: Double) {
         let set = Set(ids)
         pending.removeAll { set.contains($0) }
         for id in ids { leasedBy[id] = (actor, lease) }
+        leaseTimes[lease] = now
         nextLease = max(nextLease, lease + 1)
     }
 
-    func applyDone(epoch e: Int, ids: [Int]) -> (accepted: Int, duplicates: Int) {
-        guard e == epoch else { return (0, ids.count) }  // a late completion of a finished epoch
-        var accepted = 0, dup = 0
+    func applyDone(epoch e: Int, ids: [Int]) -> (accepted: [Int], duplicates: Int) {
+        guard e == epoch, !finished else { return ([], ids.count) }  // a late completion of a finished epoch
+        var accepted: [Int] = [], dup = 0
         for id in ids where id >= 0 && id < promptCount {
-            if done.insert(id).inserted {
-                accepted += 1
+            if completed + accepted.count < budget, done.insert(id).inserted {
+                accepted.append(id)
                 leasedBy[id] = nil
                 if let i = pending.firstIndex(of: id) { pending.remove(at: i) }
             } else {
                 dup += 1
             }
         }
+        completed += accepted.count
         if done.count == promptCount {
             epoch += 1
             done = []
             leasedBy = [:]
+            leaseTimes = [:]
             pending = epoch < epochs ? Self.order(promptCount, shards) : []
         }
+        if finished { pending = [] }
         return (accepted, dup)
+    }
+
+    func remember(_ request: String, _ accepted: [Int]) {
+        if answered.updateValue(accepted, forKey: request) == nil { answeredOrder.append(request) }
+        if answeredOrder.count > 256 { answered[answeredOrder.removeFirst()] = nil }
+    }
+
+    func applyExpireLease(_ lease: Int) {
+        let back = leasedBy.filter { $0.value.lease == lease }.map(\.key).sorted()
+        for id in back { leasedBy[id] = nil }
+        pending.insert(contentsOf: back, at: 0)
+        leaseTimes[lease] = nil
+    }
+
+    func applyRelease(_ ids: [Int]) {
+        let back = ids.filter { leasedBy[$0] != nil }
+        for id in back { leasedBy[id] = nil }
+        pending.insert(contentsOf: back, at: 0)
     }
 
     func applyExpire(_ actor: String) {
@@ -146,22 +185,51 @@ public final class PromptLedger: @unchecked Sendable {
     /// Leases up to `max` pending prompts of the current epoch to `actor` (nil when none are pending).
     public func lease(actor: String, max: Int, now: Double) throws -> Lease? {
         lastSeen[actor] = now
-        guard !finished, !pending.isEmpty, max > 0 else { return nil }
-        let ids = Array(pending.prefix(max))
+        // Never lease beyond the budget: what is out on lease could complete it.
+        let room = budget - completed - leasedBy.count
+        guard !finished, !pending.isEmpty, max > 0, room > 0 else { return nil }
+        let ids = Array(pending.prefix(Swift.min(max, room)))
         let lease = nextLease
         try journal.append(["t": "lease", "lease": lease, "actor": actor, "epoch": epoch, "ids": ids])
-        applyLease(actor: actor, lease: lease, ids: ids)
+        applyLease(actor: actor, lease: lease, ids: ids, now: now)
         return Lease(id: lease, epoch: epoch, promptIDs: ids)
     }
 
-    /// Records consumed prompts; returns how many counted and how many were duplicates.
+    /// Records consumed prompts; returns the ids that counted (first completion this epoch) and how
+    /// many were duplicates. A `request` id makes the call idempotent: a repeat returns the first answer.
     @discardableResult
-    public func complete(actor: String, epoch e: Int, promptIDs: [Int], now: Double) throws -> (accepted: Int, duplicates: Int) {
+    public func complete(actor: String, epoch e: Int, promptIDs: [Int], now: Double, request: String? = nil) throws -> (accepted: [Int], duplicates: Int) {
         lastSeen[actor] = now
-        try journal.append(["t": "done", "epoch": e, "ids": promptIDs])
+        if let request, let previous = answered[request] { return (previous, 0) }
+        var record: [String: Any] = ["t": "done", "epoch": e, "ids": promptIDs]
+        if let request { record["req"] = request }
+        try journal.append(record)
         let r = applyDone(epoch: e, ids: promptIDs)
+        if let request { remember(request, r.accepted) }
         duplicates += r.duplicates
         return r
+    }
+
+    /// Returns prompts that were leased but will not be consumed (the learner dropped their stale
+    /// rollouts) to the front of the pending queue.
+    public func release(epoch e: Int, promptIDs: [Int]) throws {
+        guard e == epoch else { return }
+        try journal.append(["t": "release", "epoch": e, "ids": promptIDs])
+        applyRelease(promptIDs)
+    }
+
+    /// Leases older than `maxAge` seconds whose prompts are still unfinished go back to pending: their
+    /// rollouts were lost (a learner restart, a lost reply) even though the actor is alive.
+    @discardableResult
+    public func expireLeases(now: Double, maxAge: Double) throws -> [Int] {
+        let live = Set(leasedBy.values.map(\.lease))
+        let old = leaseTimes.filter { now - $0.value > maxAge && live.contains($0.key) }.map(\.key).sorted()
+        for lease in old {
+            try journal.append(["t": "expire_lease", "lease": lease])
+            applyExpireLease(lease)
+        }
+        for lease in leaseTimes.keys where !live.contains(lease) { leaseTimes[lease] = nil }
+        return old
     }
 
     public func heartbeat(actor: String, now: Double) { lastSeen[actor] = now }

@@ -55,7 +55,7 @@ public enum RolloutMaker {
     /// Samples one response per prompt with `policy`, then scores it: log-probs under policy and
     /// reference (recomputed by a forward pass, as TRL does), critic values, and the scorer's
     /// sequence score (a = r − e when the scorer has an expected-reward head).
-    public static func make(policy: GPT, reference: GPT, critic: GPT, scorer: GPT, prompts: [PromptRecord],
+    public static func make(policy: GPT, reference: GPT, critic: GPT?, scorer: GPT, prompts: [PromptRecord],
                             sampling: SamplingOptions, policyVersion: Int) throws -> RolloutBatch {
         let tok = ByteTokenizer()
         let ids = prompts.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
@@ -71,15 +71,23 @@ public enum RolloutMaker {
             return seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in SequenceBatch.logProb(m.logits, row: r * t + i - 1, v: v, target: seqs[r][i]) } }
         }
         let logp = tokenLogps(policy), ref = tokenLogps(reference)
-        critic.forward(batch, computeLogits: false)
-        let hv = critic.config.scalarHeads.firstIndex(of: "value_head")!, hc = critic.config.scalarHeads.count
-        let values = seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in Double(critic.headOutputs[(r * batch.length + i - 1) * hc + hv]) } }
         let scores = Scoring.sequenceScores(scorer, sequences: seqs, promptTokens: pt)
         let gold = prompts.indices.map { i in
             Benchmark.gold(prompt: prompts[i].prompt, response: tok.decode(gens[i].outputIds.filter { $0 != ByteTokenizer.eos }), task: prompts[i].task) ?? .nan
         }
-        return RolloutBatch(sequences: seqs, promptTokens: pt, logp: logp, refLogp: ref, values: values, scores: scores, gold: gold,
-                            tasks: prompts.map(\.task), policyVersion: policyVersion)
+        var rollout = RolloutBatch(sequences: seqs, promptTokens: pt, logp: logp, refLogp: ref, values: logp.map { $0.map { _ in 0 } },
+                                   scores: scores, gold: gold, tasks: prompts.map(\.task), policyVersion: policyVersion)
+        if let critic { fillValues(&rollout, critic: critic) }
+        return rollout
+    }
+
+    /// V_old per response token from the critic. Actors leave this to the learner, which holds the critic.
+    public static func fillValues(_ rollout: inout RolloutBatch, critic: GPT) {
+        let seqs = rollout.sequences, pt = rollout.promptTokens
+        let batch = SequenceBatch.make(seqs)
+        critic.forward(batch, computeLogits: false)
+        let hv = critic.config.scalarHeads.firstIndex(of: "value_head")!, hc = critic.config.scalarHeads.count
+        rollout.values = seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in Double(critic.headOutputs[(r * batch.length + i - 1) * hc + hv]) } }
     }
 }
 
@@ -139,13 +147,18 @@ public struct PPOUpdater {
     }
 
     /// Runs the update; `nextRehearsal()` returns a rehearsal minibatch (or nil when rehearsal is off).
+    /// `rowWeights` (stale rollouts down-weighted by the learner) scale each row's policy loss.
     public func update(rollout: RolloutBatch, policy: GPT, critic: GPT, policyOpt: AdamW, criticOpt: AdamW, lr: Float, criticLR: Float,
-                       beta: Double, maxGradNorm: Float, nextRehearsal: () -> [EncodedExample]?, rng: inout SeededRNG) -> Stats {
+                       beta: Double, maxGradNorm: Float, nextRehearsal: () -> [EncodedExample]?, rowWeights: [Double]? = nil,
+                       rng: inout SeededRNG) -> Stats {
         let mask = rollout.logp.map { $0.map { _ in 1.0 } }
         let rewards = PPOMath.tokenRewards(logp: rollout.logp, refLogp: rollout.refLogp, mask: mask, scores: rollout.scores,
                                            beta: beta, scoreClip: hyper.scoreClip, estimator: hyper.klEstimator)
         let (adv, ret) = PPOMath.gae(rewards: rewards, values: rollout.values, mask: mask, gamma: hyper.gamma, lambda: hyper.lambda)
-        let white = PPOMath.whiten(adv, mask)
+        var white = PPOMath.whiten(adv, mask)
+        // The clipped surrogate is positively homogeneous in the advantage (min(ρ·wA, clip(ρ)·wA) =
+        // w·min(ρA, clip(ρ)A) for w > 0), so scaling a row's advantages scales its loss by w.
+        if let rowWeights { for r in white.indices { white[r] = white[r].map { $0 * rowWeights[r] } } }
         var stats = Stats()
         let n = rollout.count
         // Sequence-level KL estimate: Σ_t (log π − log π_ref) per response, mean over the batch.

@@ -87,7 +87,7 @@ public final class PPOTrainer {
     var kl: AdaptiveKLController
     let progress = Progress()
     public var shouldStop: () -> Bool = { false }
-    var policyDir: String { config.run.outDir + "/checkpoint" }
+    public var policyDir: String { config.run.outDir + "/checkpoint" }
     var criticDir: String { config.run.outDir + "/critic" }
 
     public init(config: PPOConfig, resume: Bool) throws {
@@ -127,7 +127,7 @@ public final class PPOTrainer {
         kl = AdaptiveKLController(beta: state.klCoef ?? config.hyper.klCoef, target: config.hyper.klTarget, horizon: config.hyper.klHorizon)
     }
 
-    func checkpoint() throws {
+    public func checkpoint() throws {
         state.epoch = sampler.epoch
         state.cursor = sampler.cursor
         state.rehearsalEpoch = rehearsalSampler.epoch
@@ -137,48 +137,76 @@ public final class PPOTrainer {
         try TrainingCheckpoint.save(model: critic, optimizer: criticOpt, state: state, to: criticDir)
     }
 
+    lazy var metrics: MetricsLog? = try? MetricsLog(path: config.run.outDir + "/metrics.jsonl", keepUpTo: state.step)
+    let startTime = Date()
+    lazy var startStep = state.step
+
+    /// The policy version: one per PPO update.
+    public var step: Int { state.step }
+    public var isDone: Bool { state.step >= config.optim.steps }
+    public var policyModel: GPT { policy }
+    public var referenceModel: GPT { reference }
+    public var scorerModel: GPT { scorer }
+    public var criticModel: GPT { critic }
+    public var seed: UInt64 { state.seed }
+
+    public func describe() -> String {
+        "policy \(config.policyInit), scorer \(config.scorer) (\(scorer.config.scalarHeads.contains("expected_reward_head") ? "advantage a = r - e" : "reward r")), "
+            + "\(rehearsal.count) rehearsal examples (γ = \(config.hyper.rehearsalCoef)), steps \(state.step)→\(config.optim.steps)"
+    }
+
+    /// One PPO update on a rollout (critic values must be filled in): KL control, metrics, progress,
+    /// and a checkpoint on schedule. `rowWeights` down-weights stale rows (the distributed learner).
+    @discardableResult
+    public func train(on rollout: RolloutBatch, rowWeights: [Double]? = nil, extra: [String: Any] = [:]) throws -> PPOUpdater.Stats {
+        _ = startStep
+        var rng = SeededRNG(seed: state.seed ^ UInt64(state.step))
+        let lr = config.optim.schedule.lr(at: state.step)
+        let s = PPOUpdater(hyper: config.hyper).update(
+            rollout: rollout, policy: policy, critic: critic, policyOpt: policyOpt, criticOpt: criticOpt, lr: lr,
+            criticLR: config.criticLR, beta: kl.beta, maxGradNorm: config.optim.maxGradNorm,
+            nextRehearsal: { self.rehearsal.isEmpty ? nil : self.rehearsalSampler.next(self.config.hyper.rehearsalBatch).map { self.rehearsal[$0] } },
+            rowWeights: rowWeights, rng: &rng)
+        if config.hyper.adaptiveKL { kl.update(currentKL: s.kl, steps: rollout.count) }
+        state.step += 1
+        var record: [String: Any] = ["step": state.step, "score": s.score, "gold": s.gold, "kl": s.kl, "kl_coef": kl.beta,
+                                     "policy_loss": s.policyLoss, "value_loss": s.valueLoss, "clip_fraction": s.clipFraction,
+                                     "entropy": s.entropy, "response_length": s.responseLength, "lr": Double(lr),
+                                     "elapsed_s": Date().timeIntervalSince(startTime), "rollouts": rollout.count]
+        if !rehearsal.isEmpty { record["rehearsal_nll"] = s.rehearsalNLL }
+        var perTask: [String: [Double]] = [:]
+        for (t, g) in zip(rollout.tasks, rollout.gold) where !g.isNaN { perTask[t, default: []].append(g) }
+        for (t, gs) in perTask { record["gold_" + t] = gs.reduce(0, +) / Double(gs.count) }
+        metrics?.write(record.merging(extra) { a, _ in a })
+        let done = max(state.step - startStep, 1)
+        let eta = Date().timeIntervalSince(startTime) / Double(done) * Double(max(config.optim.steps - state.step, 0))
+        progress.update(String(format: "step %d/%d  score %.3f  gold %.3f  kl %.3f  pg %.4f  vf %.4f  len %.1f  ETA %@",
+                               state.step, config.optim.steps, s.score, s.gold, s.kl, s.policyLoss, s.valueLoss, s.responseLength,
+                               Progress.duration(eta)), force: state.step % config.run.logEvery == 0 || state.step == config.optim.steps)
+        if state.step % config.run.checkpointEvery == 0 || state.step == config.optim.steps { try checkpoint() }
+        return s
+    }
+
+    /// Samples the next prompt batch of the single-process run and makes its rollout.
+    func nextRollout() throws -> RolloutBatch {
+        let batch = sampler.next(config.optim.batchSize).map { prompts[$0] }
+        var sampling = SamplingOptions(temperature: config.temperature, maxNewTokens: config.maxNewTokens)
+        sampling.seed = state.seed &+ UInt64(state.step) &* 7919
+        return try RolloutMaker.make(policy: policy, reference: reference, critic: critic, scorer: scorer, prompts: batch,
+                                     sampling: sampling, policyVersion: state.step)
+    }
+
     public func run() throws -> (steps: Int, interrupted: Bool) {
-        let metrics = try MetricsLog(path: config.run.outDir + "/metrics.jsonl", keepUpTo: state.step)
-        let schedule = config.optim.schedule
-        let updater = PPOUpdater(hyper: config.hyper)
-        let start = Date(), startStep = state.step
-        progress.note("ppo: policy \(config.policyInit), scorer \(config.scorer) (\(scorer.config.scalarHeads.contains("expected_reward_head") ? "advantage a = r - e" : "reward r")), "
-                      + "\(prompts.count) prompts, \(rehearsal.count) rehearsal examples (γ = \(config.hyper.rehearsalCoef)), steps \(state.step)→\(config.optim.steps)")
+        progress.note("ppo: \(describe()), \(prompts.count) prompts")
         while state.step < config.optim.steps {
             if shouldStop() {
                 try checkpoint()
                 progress.note("interrupted at step \(state.step): checkpoint written; continue with --resume")
                 return (state.step, true)
             }
-            let batch = sampler.next(config.optim.batchSize).map { prompts[$0] }
-            var sampling = SamplingOptions(temperature: config.temperature, maxNewTokens: config.maxNewTokens)
-            sampling.seed = state.seed &+ UInt64(state.step) &* 7919
-            let rollout = try RolloutMaker.make(policy: policy, reference: reference, critic: critic, scorer: scorer, prompts: batch,
-                                                sampling: sampling, policyVersion: state.step)
-            var rng = SeededRNG(seed: state.seed ^ UInt64(state.step))
-            let lr = schedule.lr(at: state.step)
-            let s = updater.update(rollout: rollout, policy: policy, critic: critic, policyOpt: policyOpt, criticOpt: criticOpt, lr: lr,
-                                   criticLR: config.criticLR, beta: kl.beta, maxGradNorm: config.optim.maxGradNorm,
-                                   nextRehearsal: { self.rehearsal.isEmpty ? nil : self.rehearsalSampler.next(self.config.hyper.rehearsalBatch).map { self.rehearsal[$0] } },
-                                   rng: &rng)
-            if config.hyper.adaptiveKL { kl.update(currentKL: s.kl, steps: config.optim.batchSize) }
-            state.step += 1
-            var record: [String: Any] = ["step": state.step, "score": s.score, "gold": s.gold, "kl": s.kl, "kl_coef": kl.beta,
-                                         "policy_loss": s.policyLoss, "value_loss": s.valueLoss, "clip_fraction": s.clipFraction,
-                                         "entropy": s.entropy, "response_length": s.responseLength, "lr": Double(lr),
-                                         "elapsed_s": Date().timeIntervalSince(start)]
-            if !rehearsal.isEmpty { record["rehearsal_nll"] = s.rehearsalNLL }
-            var perTask: [String: [Double]] = [:]
-            for (t, g) in zip(rollout.tasks, rollout.gold) where !g.isNaN { perTask[t, default: []].append(g) }
-            for (t, gs) in perTask { record["gold_" + t] = gs.reduce(0, +) / Double(gs.count) }
-            metrics.write(record)
-            let eta = Date().timeIntervalSince(start) / Double(state.step - startStep) * Double(config.optim.steps - state.step)
-            progress.update(String(format: "step %d/%d  score %.3f  gold %.3f  kl %.3f  pg %.4f  vf %.4f  len %.1f  ETA %@",
-                                   state.step, config.optim.steps, s.score, s.gold, s.kl, s.policyLoss, s.valueLoss, s.responseLength,
-                                   Progress.duration(eta)), force: state.step % config.run.logEvery == 0 || state.step == config.optim.steps)
-            if state.step % config.run.checkpointEvery == 0 || state.step == config.optim.steps { try checkpoint() }
+            try train(on: try nextRollout())
         }
-        progress.note("done: \(state.step) PPO steps in \(Progress.duration(Date().timeIntervalSince(start))); policy at \(policyDir)")
+        progress.note("done: \(state.step) PPO steps in \(Progress.duration(Date().timeIntervalSince(startTime))); policy at \(policyDir)")
         return (state.step, false)
     }
 }

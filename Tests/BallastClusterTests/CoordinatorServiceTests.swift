@@ -33,7 +33,9 @@ struct CoordinatorServiceTests {
         #expect(a.state == "lease" && a.ids == [0, 1, 2, 3])
         let b = try leaseOf(try svc.handle(message("B", .ready, metadata: ["id": "B", "capacity": "4"]), now: 0))
         #expect(b.ids == [4, 5, 6, 7])
-        #expect(try svc.handle(message("A", .consumption, tensors: [("prompt_ids", ids(a.ids))], metadata: ["id": "A", "epoch": "0"]), now: 1) == nil)
+        let ack = try #require(try svc.handle(message("A", .consumption, tensors: [("prompt_ids", ids(a.ids))], metadata: ["id": "A", "epoch": "0"]), now: 1))
+        let (af, _) = try Frame.decode(envelope: ack[0], payload: ack[1])
+        #expect(af.kind == .consumption && af.metadata["completed"] == "4" && af.metadata["finished"] == "0")
         // B goes silent; A keeps heartbeating; after the timeout B's prompts come back first.
         _ = try svc.handle(message("A", .heartbeat, metadata: ["id": "A"]), now: 7)
         try svc.tick(now: 7)
@@ -46,6 +48,30 @@ struct CoordinatorServiceTests {
         let (sf, _) = try Frame.decode(envelope: st[0], payload: st[1])
         let json = try JSONSerialization.jsonObject(with: Data(sf.metadata["json"]!.utf8)) as! [String: Any]
         #expect(json["finished"] as? Bool == true && json["epoch"] as? Int == 1)
+    }
+
+    @Test("actors learn the learner's endpoints from hello; leases carry the prompts; /metrics text")
+    func helloPromptsAndMetrics() throws {
+        let lines = (0..<3).map { "{\"prompt\":\"p\($0)\",\"task\":\"qa\"}" }
+        let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 3, journal: MemoryJournal()), prompts: lines)
+        func meta(_ r: [Data]?) throws -> [String: String] {
+            let r = try #require(r)
+            return try Frame.decode(envelope: r[0], payload: r[1]).0.metadata
+        }
+        #expect(try meta(try svc.handle(message("A", .hello, metadata: ["id": "A", "role": "actor"]), now: 0))["state"] == "wait")
+        let learner = ["id": "L", "role": "learner", "rollouts": "tcp://h:1", "weights": "tcp://h:2", "notices": "tcp://h:3", "step": "7", "queue": "2"]
+        #expect(try meta(try svc.handle(message("L", .hello, metadata: learner), now: 0))["state"] == "ok")
+        let hello = try meta(try svc.handle(message("A", .hello, metadata: ["id": "A", "role": "actor"]), now: 1))
+        #expect(hello["state"] == "ok" && hello["rollouts"] == "tcp://h:1" && hello["weights"] == "tcp://h:2" && hello["notices"] == "tcp://h:3")
+        let lease = try meta(try svc.handle(message("A", .ready, metadata: ["id": "A", "capacity": "2"]), now: 1))
+        let objs = try JSONSerialization.jsonObject(with: Data(lease["prompts"]!.utf8)) as! [[String: Any]]
+        #expect(objs.map { $0["prompt"] as? String } == ["p0", "p1"])
+        _ = try svc.handle(message("A", .heartbeat, metadata: ["id": "A", "rollouts": "5", "rate": "1.5"]), now: 2)
+        let text = svc.prometheus(now: 2)
+        #expect(text.contains("ballast_shard_prompts{shard=\"0\",state=\"leased\"} 1.0"))
+        #expect(text.contains("ballast_actor_rollouts_total{actor=\"A\"} 5.0") && text.contains("ballast_learner_step 7.0"))
+        let st = svc.status(now: 2)
+        #expect((st["learner"] as? [String: Any])?["step"] as? Double == 7)
     }
 
     @Test("garbage and truncated frames are counted and the service keeps answering")

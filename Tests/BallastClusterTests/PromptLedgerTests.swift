@@ -27,11 +27,11 @@ struct PromptLedgerTests {
             case 4..<8:
                 if let l = held[actor] {
                     let r = try ledger.complete(actor: actor, epoch: l.epoch, promptIDs: l.promptIDs, now: now)
-                    acceptedTotal[l.epoch, default: 0] += r.accepted
-                    countAccepted(&counted, epoch: l.epoch, ids: l.promptIDs, accepted: r.accepted)
+                    acceptedTotal[l.epoch, default: 0] += r.accepted.count
+                    countAccepted(&counted, epoch: l.epoch, ids: l.promptIDs, accepted: r.accepted.count)
                     if rng.next() % 4 == 0 {  // a duplicate delivery of the same completion
                         let d = try ledger.complete(actor: actor, epoch: l.epoch, promptIDs: l.promptIDs, now: now)
-                        #expect(d.accepted == 0)
+                        #expect(d.accepted.isEmpty)
                     }
                     held[actor] = nil
                 }
@@ -90,11 +90,11 @@ struct PromptLedgerTests {
         var total = 8
         while !again.finished {
             guard let l = try again.lease(actor: "c", max: 6, now: 101) else { break }
-            total += try again.complete(actor: "c", epoch: l.epoch, promptIDs: l.promptIDs, now: 101).accepted
+            total += try again.complete(actor: "c", epoch: l.epoch, promptIDs: l.promptIDs, now: 101).accepted.count
         }
         #expect(again.finished && total == 40)
         // b's late completion of the old lease counts as duplicates, not work.
-        #expect(try again.complete(actor: "b", epoch: 0, promptIDs: l2.promptIDs, now: 102).accepted == 0)
+        #expect(try again.complete(actor: "b", epoch: 0, promptIDs: l2.promptIDs, now: 102).accepted.isEmpty)
     }
 
     @Test func shardsProgressTogether() throws {
@@ -102,5 +102,45 @@ struct PromptLedgerTests {
         _ = try ledger.lease(actor: "a", max: 8, now: 0)
         #expect(ledger.progress.map(\.leased) == [2, 2, 2, 2])
         #expect(ledger.progress.map(\.total) == [3, 3, 3, 3])
+    }
+
+    @Test("a budget stops leasing and finishes part-way through the last epoch")
+    func budget() throws {
+        let ledger = try PromptLedger(promptCount: 10, epochs: 3, budget: 25, journal: MemoryJournal())
+        var total = 0, leased: [Int] = []
+        while let l = try ledger.lease(actor: "a", max: 4, now: 0) {
+            leased.append(l.promptIDs.count)
+            total += try ledger.complete(actor: "a", epoch: l.epoch, promptIDs: l.promptIDs, now: 0).accepted.count
+        }
+        #expect(ledger.finished && total == 25 && ledger.completed == 25 && ledger.epoch == 2)
+        #expect(leased == [4, 4, 2, 4, 4, 2, 4, 1])  // epochs of 10, the last one cut at 5
+        #expect(try ledger.complete(actor: "a", epoch: 2, promptIDs: [7, 8], now: 0).accepted.isEmpty)
+    }
+
+    @Test("stale leases of a live actor are re-leased; released prompts come back first")
+    func leaseExpiryAndRelease() throws {
+        let ledger = try PromptLedger(promptCount: 6, journal: MemoryJournal())
+        let a = try #require(try ledger.lease(actor: "a", max: 2, now: 0))
+        let b = try #require(try ledger.lease(actor: "b", max: 2, now: 15))
+        ledger.heartbeat(actor: "a", now: 20)
+        #expect(try ledger.expireLeases(now: 20, maxAge: 10) == [a.id])
+        #expect(try ledger.lease(actor: "c", max: 3, now: 21)?.promptIDs == [0, 1, 4])
+        try ledger.release(epoch: 0, promptIDs: b.promptIDs)
+        #expect(try ledger.lease(actor: "c", max: 6, now: 22)?.promptIDs == [2, 3, 5])
+        #expect(ledger.progress.map(\.leased).reduce(0, +) == 6)
+    }
+
+    @Test("a retried consumption request gets its first answer, also after a restart from the journal")
+    func idempotentConsumption() throws {
+        let path = NSTemporaryDirectory() + "ledger-req-\(UUID().uuidString).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let ledger = try PromptLedger(promptCount: 4, journal: FileJournal(path: path))
+        let l = try #require(try ledger.lease(actor: "a", max: 4, now: 0))
+        #expect(try ledger.complete(actor: "L", epoch: 0, promptIDs: [0, 1], now: 1, request: "step-1").accepted == [0, 1])
+        #expect(try ledger.complete(actor: "L", epoch: 0, promptIDs: [0, 1], now: 1, request: "step-1").accepted == [0, 1])
+        #expect(try ledger.complete(actor: "L", epoch: 0, promptIDs: [1, 2], now: 1, request: "step-2").accepted == [2])
+        let again = try PromptLedger(promptCount: 4, journal: FileJournal(path: path))
+        #expect(try again.complete(actor: "L", epoch: 0, promptIDs: [1, 2], now: 2, request: "step-2").accepted == [2])
+        #expect(again.completed == 3 && again.duplicates == 0 && l.promptIDs.count == 4)
     }
 }
