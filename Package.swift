@@ -54,8 +54,13 @@ let package = Package(
         .target(name: "BallastCluster", dependencies: ["BallastFormats", "BallastWire", "BallastTransport"], swiftSettings: fastMath),
         // Messaging over libzmq; the only module that touches libzmq.
         .target(name: "BallastTransport", dependencies: ["CZMQ"]),
+        // The distributed roles as processes: learner and actor nodes over ZeroMQ (the coordinator's
+        // logic lives in BallastCluster).
+        .target(name: "BallastDistributed", dependencies: [
+            "BallastTrain", "BallastCluster", "BallastTransport", "BallastWire", "BallastModel", "BallastBenchmark", "BallastFormats",
+        ], swiftSettings: fastMath),
         .executableTarget(name: "ballast", dependencies: [
-            "BallastTrain", "BallastModel", "BallastData", "BallastBenchmark", "BallastTransport", "BallastWire", "BallastCluster",
+            "BallastTrain", "BallastDistributed", "BallastModel", "BallastData", "BallastBenchmark", "BallastTransport", "BallastWire", "BallastCluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
 

@@ -79,7 +79,10 @@ public final class CoordinatorService: @unchecked Sendable {
             guard let l = learner?.metadata, let rollouts = l["rollouts"], let weights = l["weights"], let notices = l["notices"] else {
                 return reply(.hello, metadata: ["state": ledger.finished ? "finished" : "wait"])
             }
-            return reply(.hello, metadata: ["state": ledger.finished ? "finished" : "ok", "rollouts": rollouts, "weights": weights, "notices": notices])
+            // The learner's "run.*" settings (sampling, K, lease size, seed) reach the actors this way.
+            var meta = l.filter { $0.key.hasPrefix("run.") }
+            meta.merge(["state": ledger.finished ? "finished" : "ok", "rollouts": rollouts, "weights": weights, "notices": notices]) { _, b in b }
+            return reply(.hello, metadata: meta)
         case .ready:
             let capacity = Int(frame.metadata["capacity"] ?? "") ?? 16
             actors[id, default: ActorInfo(lastSeen: now)].lastSeen = now

@@ -55,13 +55,14 @@ public struct BoundedRolloutQueue<Item> {
         return true
     }
 
-    /// Up to `max` usable rollouts in arrival order with their loss weights; stale ones are dropped.
-    public mutating func take(max: Int, learnerVersion: Int) -> [(item: Item, weight: Double)] {
-        var out: [(Item, Double)] = []
+    /// Up to `max` usable rollouts in arrival order with their loss weights; stale ones are dropped
+    /// (and returned, so that their prompts can be handed back for re-leasing).
+    public mutating func take(max: Int, learnerVersion: Int) -> (kept: [(item: Item, weight: Double)], dropped: [Item]) {
+        var out: [(Item, Double)] = [], gone: [Item] = []
         while out.count < max, !items.isEmpty {
             let (item, version) = items.removeFirst()
-            if let w = policy.weight(rolloutVersion: version, learnerVersion: learnerVersion) { out.append((item, w)) } else { dropped += 1 }
+            if let w = policy.weight(rolloutVersion: version, learnerVersion: learnerVersion) { out.append((item, w)) } else { dropped += 1; gone.append(item) }
         }
-        return out
+        return (out, gone)
     }
 }

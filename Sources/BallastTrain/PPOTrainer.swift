@@ -19,6 +19,7 @@ public struct PPOConfig: Sendable {
     public var criticLR: Float
     public var optim: OptimConfig
     public var run: RunConfig
+    public var cluster: ClusterConfig
 
     public static func load(_ doc: ConfigDocument) throws -> PPOConfig {
         let top = doc.top
@@ -62,10 +63,15 @@ public struct PPOConfig: Sendable {
         h.rehearsalBatch = try p.positive("rehearsal_batch", h.rehearsalBatch)
         let criticLR = try p.float("critic_lr", 1e-5)
         try p.finish()
-        let c = PPOConfig(policyInit: policy, criticInit: critic, scorer: scorer, prompts: prompts, rehearsal: rehearsal,
+        var c = PPOConfig(policyInit: policy, criticInit: critic, scorer: scorer, prompts: prompts, rehearsal: rehearsal,
                           maxNewTokens: maxNew, temperature: temperature, hyper: h, criticLR: criticLR,
                           optim: try OptimConfig.read(try top.section("train"), defaultSteps: 100, defaultBatch: 64, defaultLR: 1e-5),
-                          run: try RunConfig.read(try top.section("run"), defaultOut: "runs/ppo", generates: false))
+                          run: try RunConfig.read(try top.section("run"), defaultOut: "runs/ppo", generates: false),
+                          cluster: try ClusterConfig.read(try top.section("cluster")))
+        if c.cluster.leaseSize == 0 { c.cluster.leaseSize = (1...min(16, c.optim.batchSize)).last { c.optim.batchSize % $0 == 0 }! }
+        guard c.cluster.leaseSize > 0, c.optim.batchSize % c.cluster.leaseSize == 0 else {
+            throw ConfigError("\(doc.file): train.batch_size (\(c.optim.batchSize)) must be a multiple of cluster.lease_size (\(c.cluster.leaseSize))")
+        }
         try top.finish()
         return c
     }

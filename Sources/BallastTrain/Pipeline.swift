@@ -57,13 +57,19 @@ public final class Pipeline {
                                                           "run.threads=\(threads)"]), kind: kind)
     }
 
-    func ppoConfig(_ arm: Arm) throws -> PPOConfig {
-        try PPOConfig.load(try section("ppo", ["models.policy=\(runDir)/sft/checkpoint", "models.critic=\(runDir)/rm/checkpoint",
+    func ppoConfig(_ arm: Arm) throws -> PPOConfig { try PPOConfig.load(try ppoDocument(arm)) }
+
+    func ppoDocument(_ arm: Arm) throws -> ConfigDocument {
+        try section("ppo", ["models.policy=\(runDir)/sft/checkpoint", "models.critic=\(runDir)/rm/checkpoint",
                                                "models.scorer=\(runDir)/\(arm.scorer)/checkpoint",
                                                "data.prompts=\(runDir)/select/ppo_prompts.jsonl",
                                                "data.rehearsal=" + (arm.rehearsal ? "\(runDir)/select/rehearsal.jsonl" : "none"),
-                                               "run.out_dir=\(runDir)/\(arm.name)", "run.threads=\(threads)"]))
+                                               "run.out_dir=\(runDir)/\(arm.name)", "run.threads=\(threads)"])
     }
+
+    /// When set, each PPO arm runs as a distributed job instead of in this process: it gets the arm's
+    /// resolved PPO config (written to RUN/ARM/ppo.yaml), whether to resume, and returns false when stopped.
+    public var distributedPPO: ((_ arm: String, _ configFile: String, _ resume: Bool) throws -> Bool)?
 
     func labelOptions() throws -> PreferenceLabeler {
         let s = try section("label", []).top
@@ -183,6 +189,12 @@ public final class Pipeline {
         }) else { return false }
         for arm in Self.arms {
             guard try stage(arm.name, {
+                if let distributedPPO {
+                    let file = "\(runDir)/\(arm.name)/ppo.yaml"
+                    try FileManager.default.createDirectory(atPath: "\(runDir)/\(arm.name)", withIntermediateDirectories: true)
+                    try AtomicFile.write(Data(try ppoDocument(arm).yaml().utf8), to: file)
+                    return try distributedPPO(arm.name, file, hasCheckpoint("\(runDir)/\(arm.name)"))
+                }
                 let t = try PPOTrainer(config: try ppoConfig(arm), resume: hasCheckpoint("\(runDir)/\(arm.name)"))
                 t.shouldStop = shouldStop
                 return !(try t.run().interrupted)

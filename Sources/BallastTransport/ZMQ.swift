@@ -39,7 +39,7 @@ public final class ZMQSocket: @unchecked Sendable {
     }
 
     let handle: UnsafeMutableRawPointer
-    let context: ZMQContext  // keeps the context alive while the socket exists
+    public let context: ZMQContext  // keeps the context alive while the socket exists
     private var closed = false
 
     init(context: ZMQContext, kind: Kind) throws {
@@ -55,12 +55,12 @@ public final class ZMQSocket: @unchecked Sendable {
         if !closed { zmq_close(handle); closed = true }
     }
 
-    func setInt(_ option: Int32, _ value: Int32) throws {
+    public func setInt(_ option: Int32, _ value: Int32) throws {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
     }
 
-    func setBytes(_ option: Int32, _ value: [UInt8]) throws {
+    public func setBytes(_ option: Int32, _ value: [UInt8]) throws {
         let rc = value.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, value.count) }
         guard rc == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
     }
@@ -92,18 +92,42 @@ public final class ZMQSocket: @unchecked Sendable {
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// Parts at least this large are handed to libzmq without a copy (zmq_msg_init_data).
+    public static let zeroCopyThreshold = 64 << 10
+
     /// Sends all parts as one multipart message. Returns false when a send timeout expired.
+    /// Large parts are sent zero-copy: libzmq reads the Data's own bytes and releases it when done.
     @discardableResult
     public func send(_ parts: [Data]) throws -> Bool {
         for (i, part) in parts.enumerated() {
             let flags: Int32 = i < parts.count - 1 ? 2 /* ZMQ_SNDMORE */ : 0
-            let rc = part.withUnsafeBytes { zmq_send(handle, $0.baseAddress, part.count, flags) }
+            let rc = part.count >= Self.zeroCopyThreshold ? sendZeroCopy(part, flags) : part.withUnsafeBytes { zmq_send(handle, $0.baseAddress, part.count, flags) }
             if rc < 0 {
                 if zmq_errno() == EAGAIN && i == 0 { return false }
                 throw ZMQError.last("zmq_send")
             }
         }
         return true
+    }
+
+    /// A Data kept alive until libzmq has sent its bytes. A large Data's storage is a heap buffer that
+    /// does not move while the value exists and is not mutated, so its base address stays valid.
+    final class Retained { let data: Data; init(_ d: Data) { data = d } }
+
+    func sendZeroCopy(_ part: Data, _ flags: Int32) -> Int32 {
+        let box = Unmanaged.passRetained(Retained(part))
+        let base = part.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress!) }
+        var msg = zmq_msg_t()
+        let free: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void = { _, hint in
+            Unmanaged<Retained>.fromOpaque(hint!).release()
+        }
+        guard zmq_msg_init_data(&msg, base, part.count, free, box.toOpaque()) == 0 else {
+            box.release()
+            return -1
+        }
+        let rc = zmq_msg_send(&msg, handle, flags)
+        if rc < 0 { zmq_msg_close(&msg) }  // still ours after a failed send; closing runs the free callback
+        return rc
     }
 
     /// Receives one multipart message, or nil when the receive timeout expired.
@@ -124,6 +148,13 @@ public final class ZMQSocket: @unchecked Sendable {
             parts.append(Data(bytes: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
             if zmq_msg_more(&msg) == 0 { return parts }
         }
+    }
+
+    /// One multipart message if one is waiting, else nil (never blocks).
+    public func receiveNow() throws -> [Data]? {
+        var items = [zmq_pollitem_t(socket: handle, fd: 0, events: 1, revents: 0)]
+        guard zmq_poll(&items, 1, 0) > 0 else { return nil }
+        return try receive()
     }
 
     /// Waits up to `timeoutMS` for any of `sockets` to be readable; returns their indices.

@@ -22,7 +22,7 @@ struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "RLHF with an Advantage Model and Selective Rehearsal, on the CPU.",
-        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, PipelineCommand.self, ReportCommand.self, WireCommand.self, CoordinatorCommand.self, StatusCommand.self, DataCommand.self, BenchCommand.self])
+        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, PipelineCommand.self, ReportCommand.self, WireCommand.self, CoordinatorCommand.self, LearnerCommand.self, ActorCommand.self, LaunchCommand.self, StatusCommand.self, KeysCommand.self, DataCommand.self, BenchCommand.self])
 }
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -430,70 +430,6 @@ struct WireDecode: ParsableCommand {
             let (frame, _) = try Frame.decode(contiguous: data)
             print("kind \(frame.kind) sequence \(frame.sequence) policy_version \(frame.policyVersion) metadata \(frame.metadata.sorted { $0.key < $1.key })")
             for (name, t) in frame.tensors { print("  \(name): \(t.dtype.rawValue) \(t.shape)") }
-        }
-    }
-}
-
-struct CoordinatorCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "coordinator",
-        abstract: "Lease prompts to actors over ZeroMQ (ROUTER), track liveness, count consumption once per epoch, journal every change.")
-    @Option(help: "Prompts JSONL (one lease unit per line).") var prompts: String
-    @Option(help: "Endpoint to bind (loopback by default).") var bind = "tcp://127.0.0.1:5555"
-    @Option(help: "Append-only journal; an existing one is replayed (restart without losing or repeating work).") var journal: String
-    @Option var shards = 4
-    @Option var epochs = 1
-    @Option(name: .customLong("heartbeat-timeout"), help: "Seconds of silence after which an actor's leases are re-leased.") var heartbeatTimeout = 10.0
-
-    func run() throws {
-        try failing {
-            let count = try JSONL.readObjects(prompts).count
-            guard count > 0 else { throw DatasetError(file: prompts, line: 0, problem: "no prompts") }
-            let ledger = try PromptLedger(promptCount: count, shards: shards, epochs: epochs, journal: FileJournal(path: journal),
-                                          now: Date().timeIntervalSince1970)
-            let service = CoordinatorService(ledger: ledger, heartbeatTimeout: heartbeatTimeout)
-            let ctx = try ZMQContext()
-            let socket = try ctx.socket(.router)
-            try socket.setReceiveTimeout(ms: 200)
-            try socket.bind(bind)
-            print("coordinator: \(count) prompts in \(shards) shards, \(epochs) epoch(s), listening on \(socket.lastEndpoint), journal \(journal)")
-            fflush(nil)
-            let stop = StopSignal.install()
-            try service.serve(socket, clock: { Date().timeIntervalSince1970 }, shouldStop: { stop.requested })
-            print("coordinator: stopped (epoch \(ledger.epoch), \(service.errors.total) malformed frames)")
-        }
-    }
-}
-
-struct StatusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Ask a coordinator for its status: shards, actors, epoch, errors.")
-    @Argument(help: "Coordinator endpoint, e.g. tcp://127.0.0.1:5555") var address: String
-    @Flag(help: "Print the raw JSON.") var json = false
-    @Option(name: .customLong("timeout-ms")) var timeoutMS: Int32 = 3000
-
-    func run() throws {
-        try failing {
-            let ctx = try ZMQContext()
-            let s = try ctx.socket(.dealer)
-            try s.setReceiveTimeout(ms: timeoutMS)
-            try s.connect(address)
-            let (e, p) = Frame(kind: .status, sequence: 1).encode()
-            try s.send([e, p])
-            guard let reply = try s.receive(), reply.count == 2 else {
-                throw ConfigError("\(address): no answer within \(timeoutMS) ms (is a coordinator running there?)")
-            }
-            let (frame, _) = try Frame.decode(envelope: reply[0], payload: reply[1])
-            let text = frame.metadata["json"] ?? "{}"
-            if json { print(text); return }
-            let st = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
-            print("epoch \(st["epoch"] ?? "?")/\(st["epochs"] ?? "?")  finished \(st["finished"] ?? "?")  policy version \(st["policy_version"] ?? "?")  duplicates \(st["duplicates"] ?? 0)  malformed \(st["errors"] ?? [:])")
-            print(TextTable.left("shard", 6) + TextTable.right("done", 8) + TextTable.right("leased", 8) + TextTable.right("total", 8))
-            for sh in st["shards"] as? [[String: Any]] ?? [] {
-                print(TextTable.left("\(sh["shard"] ?? "")", 6) + TextTable.right("\(sh["done"] ?? "")", 8) + TextTable.right("\(sh["leased"] ?? "")", 8) + TextTable.right("\(sh["total"] ?? "")", 8))
-            }
-            for a in st["actors"] as? [[String: Any]] ?? [] {
-                print("actor \(a["id"] ?? "?"): leases \(a["leases"] ?? 0), prompts \(a["prompts"] ?? 0), last seen \(String(format: "%.1f", a["last_seen_s"] as? Double ?? 0)) s ago")
-            }
         }
     }
 }

@@ -21,7 +21,7 @@ struct LearnerQueueTests {
         let accepted = [q.offer("a", version: 0), q.offer("b", version: 2), q.offer("c", version: 3), q.offer("d", version: 3)]
         #expect(accepted == [true, true, true, false] && q.refused == 1)
         let got = q.take(max: 5, learnerVersion: 3)
-        #expect(got.map(\.item) == ["b", "c"] && q.dropped == 1 && q.count == 0)
+        #expect(got.kept.map(\.item) == ["b", "c"] && got.dropped == ["a"] && q.dropped == 1 && q.count == 0)
         let again = q.offer("e", version: 3)
         #expect(again)
     }

@@ -1,0 +1,262 @@
+import BallastCluster
+import BallastFormats
+import BallastModel
+import BallastTrain
+import BallastTransport
+import BallastWire
+import Foundation
+
+/// The learner process: receives rollouts (PULL, bounded queue → back-pressure on actors), filters
+/// stale ones by `max_policy_lag`, has the coordinator count each batch's prompts once per epoch,
+/// runs the PPO (+ rehearsal) update on what counted, publishes the new policy version (PUB) and
+/// serves weights on request (ROUTER). It registers with the coordinator every few seconds, sending
+/// its endpoints, the run's sampling settings and its counters.
+public final class LearnerNode {
+    public let trainer: PPOTrainer
+    let config: PPOConfig
+    var cluster: ClusterConfig { config.cluster }
+    let log = NodeLog(role: "learner")
+    let context: ZMQContext
+    let security: CurveSecurity?
+    let pull: ZMQSocket, router: ZMQSocket, publisher: ZMQSocket
+    let coordinator: RequestChannel
+    public var shouldStop: () -> Bool = { false }
+
+    struct Incoming {
+        var batch: RolloutBatch
+        var promptIDs: [Int]  // per row
+        var epoch: Int
+        var lease: Int
+    }
+
+    var queue: BoundedRolloutQueue<Incoming>
+    public private(set) var errors = WireErrorCounters()
+    var endpoints: [String: String] = [:]
+    var weightCache: [String: (version: Int, parts: [Data])] = [:]
+    var budgetLeft: Int?
+    var coordinatorFinished = false
+    var downweighted = 0
+    var busySeconds = 0.0
+    var firstRollout: Date?
+    var rolloutsReceived = 0
+    var lastCheckpoint = "none"
+    var sequence: UInt64 = 0
+
+    public init(config: PPOConfig, resume: Bool) throws {
+        self.config = config
+        trainer = try PPOTrainer(config: config, resume: resume)
+        let c = config.cluster
+        context = try ZMQContext()
+        security = try c.curveKeys.map { try CurveSecurity(directory: $0, client: "learner") }
+        queue = BoundedRolloutQueue(capacity: c.queueCapacity, policy: StalenessPolicy(
+            maxPolicyLag: c.maxPolicyLag, mode: c.staleness == "downweight" ? .downweight : .drop, decay: c.decay))
+        pull = try context.socket(.pull)
+        router = try context.socket(.router)
+        publisher = try context.socket(.pub)
+        try pull.setHighWaterMarks(send: 2, receive: 2)
+        for s in [pull, router, publisher] { try security?.configureServer(s) }
+        try pull.bind(c.rollouts)
+        try router.bind(c.weights)
+        try publisher.bind(c.notices)
+        for (name, s) in [("rollouts", pull), ("weights", router), ("notices", publisher)] {
+            endpoints[name] = Self.advertised(s.lastEndpoint, host: c.advertiseHost)
+        }
+        coordinator = try RequestChannel(context: context, endpoint: c.coordinator, identity: "learner", security: security)
+        if resume { lastCheckpoint = "step \(trainer.step)" }
+    }
+
+    /// tcp://0.0.0.0:5556 → tcp://HOST:5556 for the actors.
+    static func advertised(_ endpoint: String, host: String?) -> String {
+        guard let host, endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return endpoint }
+        return "tcp://" + host + endpoint[colon...]
+    }
+
+    var queuedPrompts: Int { queue.items.reduce(0) { $0 + Set($1.item.promptIDs).count } }
+
+    func stats() -> [String: String] {
+        let wall = firstRollout.map { Date().timeIntervalSince($0) } ?? 0
+        return ["step": "\(trainer.step)", "queue": "\(queue.count)", "queue_capacity": "\(queue.capacity)", "dropped": "\(queue.dropped)",
+                "downweighted": "\(downweighted)", "checkpoint": lastCheckpoint, "busy": String(format: "%.3f", wall > 0 ? busySeconds / wall : 0),
+                "rollouts_per_s": String(format: "%.2f", wall > 0 ? Double(rolloutsReceived) / wall : 0), "errors": "\(errors.total)"]
+    }
+
+    /// Registers with the coordinator; its answer carries the remaining prompt budget.
+    func hello(attempts: Int) throws {
+        var meta = stats().merging(endpoints) { a, _ in a }
+        meta["role"] = "learner"
+        meta["id"] = "learner"
+        meta["run.temperature"] = "\(config.temperature)"
+        meta["run.max_new_tokens"] = "\(config.maxNewTokens)"
+        meta["run.responses_per_prompt"] = "\(cluster.responsesPerPrompt)"
+        meta["run.lease_size"] = "\(cluster.leaseSize)"
+        meta["run.seed"] = "\(trainer.seed)"
+        meta["run.heartbeat_interval"] = "\(cluster.heartbeatInterval)"
+        let frame = Frame(kind: .hello, sequence: 0, policyVersion: UInt64(trainer.step), metadata: meta)
+        if let reply = try coordinator.request(frame, timeout: 1, attempts: attempts, shouldStop: shouldStop) { absorb(reply) }
+    }
+
+    func absorb(_ reply: Frame) {
+        coordinatorFinished = reply.metadata["finished"] == "1"
+        if let budget = reply.metadata["budget"].flatMap(Int.init), let done = reply.metadata["completed"].flatMap(Int.init) {
+            budgetLeft = budget - done
+        }
+    }
+
+    func publishVersion() throws {
+        sequence += 1
+        let (e, p) = Frame(kind: .versionNotice, sequence: sequence, policyVersion: UInt64(trainer.step),
+                           metadata: ["finished": coordinatorFinished ? "1" : "0"]).encode()
+        // PUB drops what a subscriber cannot take; notices are tiny and re-sent every few seconds.
+        try publisher.send([e, p])
+    }
+
+    /// Answers a weights request (metadata model = policy | reference | scorer); frames are encoded once per version.
+    func serveWeights(_ parts: [Data]) throws {
+        guard parts.count == 3 else { errors.record(.tooShort(parts.count)); return }
+        let frame: Frame
+        do { frame = try Frame.decode(envelope: parts[1], payload: parts[2]).0 } catch let e as WireError { errors.record(e); return }
+        guard frame.kind == .weightsRequest else { errors.record(.payload("unexpected \(frame.kind) on the weights socket")); return }
+        let name = frame.metadata["model"] ?? "policy"
+        let model: GPT
+        switch name {
+        case "policy": model = trainer.policyModel
+        case "reference": model = trainer.referenceModel
+        case "scorer": model = trainer.scorerModel
+        default: errors.record(.payload("unknown model \(name)")); return
+        }
+        let version = name == "policy" ? trainer.step : 0
+        if weightCache[name]?.version != version {
+            sequence += 1
+            let (e, p) = try WeightsWire.frame(model, sequence: sequence, policyVersion: UInt64(version)).encode()
+            weightCache[name] = (version, [e, p])
+        }
+        try router.send([parts[0]] + weightCache[name]!.parts)
+    }
+
+    func receiveRollout(_ parts: [Data]) {
+        do {
+            guard parts.count == 2 else { throw WireError.tooShort(parts.count) }
+            let (frame, _) = try Frame.decode(envelope: parts[0], payload: parts[1])
+            let batch = try RolloutBatch(frame: frame)
+            guard let ids = frame.ints("prompt_ids"), ids.count == batch.count, let epoch = frame.metadata["epoch"].flatMap(Int.init),
+                  let lease = frame.metadata["lease"].flatMap(Int.init) else {
+                throw WireError.payload("rollout needs prompt_ids per row and metadata epoch, lease")
+            }
+            firstRollout = firstRollout ?? Date()
+            rolloutsReceived += batch.count
+            queue.offer(Incoming(batch: batch, promptIDs: ids, epoch: epoch, lease: lease), version: batch.policyVersion)
+        } catch let e as WireError {
+            errors.record(e)
+            log("rejected a rollout message: \(e)")
+        } catch {
+            errors.record(.payload("\(error)"))
+            log("rejected a rollout message: \(error)")
+        }
+    }
+
+    /// Takes ≥ `want` prompts' worth of rollouts, has the coordinator count them, trains on what counted.
+    func trainStep(want: Int) throws {
+        let began = Date()
+        var taken: [(item: Incoming, weight: Double)] = []
+        var prompts = 0
+        while prompts < want, !queue.items.isEmpty {
+            let r = queue.take(max: 1, learnerVersion: trainer.step)
+            for d in r.dropped { try tellCoordinator(ids: d.promptIDs, epoch: d.epoch, release: true, request: nil) }
+            for t in r.kept { taken.append(t); prompts += Set(t.item.promptIDs).count }
+        }
+        guard !taken.isEmpty else { return }
+        // Count first, per epoch; only prompts that counted are trained on.
+        var accepted = Set<[Int]>()  // [epoch, id]
+        for epoch in Set(taken.map(\.item.epoch)).sorted() {
+            let group = taken.filter { $0.item.epoch == epoch }
+            let ids = Array(Set(group.flatMap(\.item.promptIDs))).sorted()
+            let req = "e\(epoch)-l" + group.map { "\($0.item.lease)" }.joined(separator: ",")
+            for id in try tellCoordinator(ids: ids, epoch: epoch, release: false, request: req) { accepted.insert([epoch, id]) }
+        }
+        var rows: [(RolloutBatch, Int, Double)] = []
+        for (item, weight) in taken {
+            for r in 0..<item.batch.count where accepted.contains([item.epoch, item.promptIDs[r]]) { rows.append((item.batch, r, weight)) }
+        }
+        if rows.isEmpty {
+            log("batch of \(prompts) prompts held no new work (all counted before); skipped")
+            return
+        }
+        var batch = Self.merge(rows.map { ($0.0, $0.1) })
+        RolloutMaker.fillValues(&batch, critic: trainer.criticModel)
+        let weights = rows.map(\.2)
+        downweighted += weights.filter { $0 < 1 }.count
+        let lags = taken.map { trainer.step - $0.item.batch.policyVersion }
+        try trainer.train(on: batch, rowWeights: weights.contains { $0 != 1 } ? weights : nil,
+                          extra: ["policy_lag_max": lags.max() ?? 0, "queue": queue.count, "dropped": queue.dropped])
+        if trainer.step % config.run.checkpointEvery == 0 || trainer.isDone { lastCheckpoint = "step \(trainer.step)" }
+        busySeconds += Date().timeIntervalSince(began)
+        try publishVersion()
+    }
+
+    /// Reports consumed (or, with release, dropped) prompts; returns the ids that counted.
+    @discardableResult
+    func tellCoordinator(ids: [Int], epoch: Int, release: Bool, request: String?) throws -> [Int] {
+        var meta = ["id": "learner", "epoch": "\(epoch)"]
+        if release { meta["release"] = "1" }
+        if let request { meta["req"] = request }
+        let v = ids.map(Int64.init)
+        let frame = Frame(kind: .consumption, sequence: 0, policyVersion: UInt64(trainer.step),
+                          tensors: [("prompt_ids", TensorData(dtype: .i64, shape: [v.count], bytes: v.withUnsafeBufferPointer { Data(buffer: $0) }))],
+                          metadata: meta)
+        var warned = false
+        while !shouldStop() {
+            if let reply = try coordinator.request(frame, timeout: 2, attempts: 1, shouldStop: shouldStop) {
+                absorb(reply)
+                return reply.ints("accepted") ?? []
+            }
+            if !warned { log("coordinator \(cluster.coordinator) is not answering; retrying"); warned = true }
+        }
+        return []
+    }
+
+    static func merge(_ rows: [(RolloutBatch, Int)]) -> RolloutBatch {
+        RolloutBatch(sequences: rows.map { $0.0.sequences[$0.1] }, promptTokens: rows.map { $0.0.promptTokens[$0.1] },
+                     logp: rows.map { $0.0.logp[$0.1] }, refLogp: rows.map { $0.0.refLogp[$0.1] }, values: rows.map { $0.0.values[$0.1] },
+                     scores: rows.map { $0.0.scores[$0.1] }, gold: rows.map { $0.0.gold[$0.1] }, tasks: rows.map { $0.0.tasks[$0.1] },
+                     policyVersion: rows.map { $0.0.policyVersion }.min() ?? 0)
+    }
+
+    /// Runs until the coordinator reports the prompt budget consumed (true) or a stop is requested (false).
+    public func run() throws -> Bool {
+        log("PPO learner: \(trainer.describe()); rollouts \(endpoints["rollouts"]!), weights \(endpoints["weights"]!), notices \(endpoints["notices"]!)")
+        log("registering with the coordinator at \(cluster.coordinator)")
+        while budgetLeft == nil && !shouldStop() { try hello(attempts: 1) }
+        var lastHello = Date()
+        try publishVersion()
+        while !shouldStop() {
+            if Date().timeIntervalSince(lastHello) > 2 {
+                try hello(attempts: 1)
+                try publishVersion()  // late subscribers learn the version too
+                lastHello = Date()
+            }
+            if coordinatorFinished { break }
+            var sockets = [router]
+            if queue.count < queue.capacity { sockets.append(pull) }
+            for i in try ZMQSocket.poll(sockets, timeoutMS: 100) {
+                let s = sockets[i]
+                while let parts = try? s.receiveNow() {
+                    if s === router { try serveWeights(parts) } else { receiveRollout(parts) }
+                    if s === pull && queue.count >= queue.capacity { break }
+                }
+            }
+            let want = min(config.optim.batchSize, budgetLeft ?? config.optim.batchSize)
+            if want > 0 && queuedPrompts >= want { try trainStep(want: want) }
+        }
+        try trainer.checkpoint()
+        lastCheckpoint = "step \(trainer.step)"
+        try hello(attempts: 2)
+        try publishVersion()
+        if coordinatorFinished {
+            Thread.sleep(forTimeInterval: 0.3)  // let the finished notice leave before the socket closes
+            log("run complete: \(trainer.step) PPO steps; \(queue.dropped) stale rollout messages dropped, \(errors.total) malformed; checkpoint \(trainer.policyDir)")
+            return true
+        }
+        log("stopped at step \(trainer.step): checkpoint written; continue with --resume")
+        return false
+    }
+}

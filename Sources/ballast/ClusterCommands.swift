@@ -1,0 +1,218 @@
+import ArgumentParser
+import BallastCluster
+import BallastData
+import BallastDistributed
+import BallastFormats
+import BallastTrain
+import BallastTransport
+import BallastWire
+import Foundation
+import Synchronization
+
+/// A distributed run's PPO config (with its `cluster:` section) and `--set` overrides.
+struct RunConfigOptions: ParsableArguments {
+    @Option(help: "PPO YAML config with a cluster: section (see configs/distributed-tiny.yaml).") var config: String
+    @Option(name: .customLong("set"), help: "Override a config field, e.g. --set cluster.max_policy_lag=1 (repeatable).") var overrides: [String] = []
+
+    func load() throws -> PPOConfig { try Self.load(config, overrides) }
+
+    static func load(_ file: String, _ overrides: [String]) throws -> PPOConfig {
+        let doc = try ConfigDocument(file: file)
+        for o in overrides { try doc.apply(override: o) }
+        return try PPOConfig.load(doc)
+    }
+}
+
+/// The coordinator's status as the HTTP thread serves it, refreshed by the serving loop.
+final class StatusBoard: Sendable {
+    let pages = Mutex<(json: String, metrics: String, html: String)>(("{}", "", ""))
+
+    func response(_ path: String) -> HTTPServer.Response {
+        let p = pages.withLock { $0 }
+        switch path {
+        case "/status", "/status.json": return .init(contentType: "application/json", body: p.json)
+        case "/metrics": return .init(contentType: "text/plain; version=0.0.4", body: p.metrics)
+        case "/", "/index.html": return .init(contentType: "text/html; charset=utf-8", body: p.html)
+        default: return .init(status: 404, contentType: "text/plain", body: "not found: \(path) (try /, /status, /metrics)\n")
+        }
+    }
+}
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Lease prompts to actors over ZeroMQ (ROUTER), track liveness, count consumption once per epoch, journal every change, serve status over HTTP.")
+    @Option(help: "PPO config of a distributed run: prompts, budget (train.steps × train.batch_size) and the cluster: section.") var config: String?
+    @Option(name: .customLong("set"), help: "Override a field of --config (repeatable).") var overrides: [String] = []
+    @Option(help: "Prompts JSONL (without --config).") var prompts: String?
+    @Option(help: "Endpoint to bind (default cluster.coordinator, else tcp://127.0.0.1:5555).") var bind: String?
+    @Option(help: "Append-only journal; an existing one is replayed (restart without losing or repeating work).") var journal: String?
+    @Option var shards: Int?
+    @Option var epochs: Int?
+    @Option(help: "Prompts to consume in total (default: all prompts × epochs).") var budget: Int?
+    @Option(name: .customLong("heartbeat-timeout"), help: "Seconds of silence after which an actor's leases are re-leased.") var heartbeatTimeout: Double?
+    @Option(name: .customLong("lease-timeout"), help: "Seconds after which an unconsumed lease is re-leased.") var leaseTimeout: Double?
+    @Option(help: "HTTP status address host:port, or none (default cluster.http).") var http: String?
+
+    func run() throws {
+        try failing {
+            var cluster = ClusterConfig()
+            var promptsFile = prompts, journalFile = journal, runBudget = budget, runEpochs = epochs
+            if let config {
+                let c = try RunConfigOptions.load(config, overrides)
+                cluster = c.cluster
+                promptsFile = promptsFile ?? c.prompts
+                journalFile = journalFile ?? c.cluster.journal ?? c.run.outDir + "/coordinator.journal"
+                runBudget = runBudget ?? c.optim.steps * c.optim.batchSize
+                try FileManager.default.createDirectory(atPath: c.run.outDir, withIntermediateDirectories: true)
+            } else {
+                cluster.http = nil
+            }
+            guard let promptsFile else { throw ValidationError("give --config, or --prompts and --journal") }
+            guard let journalFile else { throw ValidationError("--journal is required without --config") }
+            let lines = try JSONL.readObjects(promptsFile).map { _, obj in
+                String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
+            }
+            guard !lines.isEmpty else { throw DatasetError(file: promptsFile, line: 0, problem: "no prompts") }
+            if let runBudget, runEpochs == nil { runEpochs = (runBudget + lines.count - 1) / lines.count }
+            let now = Date().timeIntervalSince1970
+            let ledger = try PromptLedger(promptCount: lines.count, shards: shards ?? cluster.shards, epochs: runEpochs ?? 1, budget: runBudget,
+                                          journal: FileJournal(path: journalFile), now: now)
+            let service = CoordinatorService(ledger: ledger, heartbeatTimeout: heartbeatTimeout ?? cluster.heartbeatTimeout,
+                                             leaseTimeout: leaseTimeout ?? cluster.leaseTimeout, prompts: lines, now: now)
+            let ctx = try ZMQContext()
+            let security = try cluster.curveKeys.map { try CurveSecurity(directory: $0, client: "coordinator") }
+            let socket = try ctx.socket(.router)
+            try socket.setReceiveTimeout(ms: 200)
+            try security?.configureServer(socket)
+            let endpoint = bind ?? cluster.coordinator
+            try socket.bind(endpoint)
+            let log = NodeLog(role: "coordinator")
+            log("\(lines.count) prompts in \(ledger.shards) shards, budget \(ledger.budget) (\(ledger.epochs) epoch(s)), listening on \(socket.lastEndpoint)"
+                + (security == nil ? "" : " with CURVE (\(security!.allowed.count) authorized clients)") + ", journal \(journalFile)"
+                + (ledger.completed > 0 ? "; replayed: \(ledger.completed) prompts already consumed" : ""))
+            let board = StatusBoard()
+            var server: HTTPServer?
+            if let address = (http == "none" ? nil : http ?? cluster.http) {
+                let parts = address.split(separator: ":")
+                guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--http must be host:port, e.g. 127.0.0.1:8080") }
+                server = try HTTPServer(host: String(parts[0]), port: port, handler: { board.response($0) })
+                log("status on http://\(parts[0]):\(server!.port)/ (JSON /status, Prometheus /metrics)")
+            }
+            var refreshed = 0.0
+            let refresh = {
+                let t = Date().timeIntervalSince1970
+                guard server != nil, t - refreshed > 0.25 else { return }
+                refreshed = t
+                let st = service.status(now: t)
+                let json = (try? JSONSerialization.data(withJSONObject: st, options: [.sortedKeys, .prettyPrinted])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                let page = (json, service.prometheus(now: t), StatusPage.html(st))
+                board.pages.withLock { $0 = page }
+            }
+            fflush(nil)
+            let stop = StopSignal.install()
+            var announced = false
+            try service.serve(socket, clock: { Date().timeIntervalSince1970 }, shouldStop: { stop.requested }, afterEach: {
+                refresh()
+                if ledger.finished && !announced { log("prompt budget consumed (\(ledger.completed) prompts); actors are told the run is finished"); announced = true }
+            })
+            log("stopped (epoch \(ledger.epoch), \(ledger.completed)/\(ledger.budget) prompts consumed, \(service.errors.total) malformed frames)")
+            _ = server
+        }
+    }
+}
+
+struct LearnerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "learner",
+        abstract: "PPO + rehearsal learner of a distributed run: receives rollouts, publishes policy versions, serves weights, checkpoints.")
+    @OptionGroup var options: RunConfigOptions
+    @Flag(help: "Continue from RUN/checkpoint and RUN/critic.") var resume = false
+
+    func run() throws {
+        try failing {
+            let node = try LearnerNode(config: try options.load(), resume: resume)
+            let stop = StopSignal.install()
+            node.shouldStop = { stop.requested }
+            if try !node.run() { throw ExitCode(130) }
+        }
+    }
+}
+
+struct ActorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "actor",
+        abstract: "Rollout actor: leases prompts from the coordinator, samples and scores responses, sends rollouts to the learner.")
+    @Option(help: "Coordinator endpoint, e.g. tcp://127.0.0.1:5555.") var coordinator: String
+    @Option(help: "Name shown in status (default actor-HOST-PID).") var id: String?
+    @Option(name: .customLong("curve-keys"), help: "Directory of CURVE keys (ballast keys) when the run requires them.") var curveKeys: String?
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        try failing {
+            let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
+            let node = try ActorNode(coordinator: coordinator, id: name, curveKeys: curveKeys)
+            let stop = StopSignal.install()
+            node.shouldStop = { stop.requested }
+            if try !node.run() { throw ExitCode(130) }
+        }
+    }
+}
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "Make CURVE key pairs for a multi-node run: one server pair for the listeners, one client pair per role, and the allowlist.")
+    @Option(help: "Output directory (set cluster.curve_keys to it).") var out: String
+    @Option(help: "Client key pairs to make.") var clients: [String] = ["coordinator", "learner", "actor"]
+
+    func run() throws {
+        try failing {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            func save(_ name: String, _ pair: (public: String, secret: String)) throws {
+                try AtomicFile.write(pair.public + "\n", to: "\(out)/\(name).public")
+                try AtomicFile.write(pair.secret + "\n", to: "\(out)/\(name).secret")
+                chmod("\(out)/\(name).secret", 0o600)
+            }
+            try save("server", try CurveSecurity.keyPair())
+            var allowed = "# public keys of the clients the listeners accept, one per line\n"
+            for c in clients {
+                let pair = try CurveSecurity.keyPair()
+                try save(c, pair)
+                allowed += pair.public + "\n"
+            }
+            try AtomicFile.write(allowed, to: "\(out)/authorized_clients")
+            print("wrote \(out): server.{public,secret}, \(clients.map { "\($0).{public,secret}" }.joined(separator: ", ")), authorized_clients")
+            print("copy the directory to every node (secrets are mode 600) and set cluster.curve_keys: \(out)")
+        }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Ask a coordinator for its status: run, learner, shards, actors, errors.")
+    @Argument(help: "Coordinator endpoint, e.g. tcp://127.0.0.1:5555") var address: String
+    @Flag(help: "Print the raw JSON.") var json = false
+    @Option(name: .customLong("timeout-ms")) var timeoutMS: Int32 = 3000
+    @Option(name: .customLong("curve-keys"), help: "CURVE keys directory when the coordinator requires them.") var curveKeys: String?
+
+    func run() throws {
+        try failing {
+            let ctx = try ZMQContext()
+            let s = try ctx.socket(.dealer)
+            try s.setReceiveTimeout(ms: timeoutMS)
+            if let curveKeys { try CurveSecurity(directory: curveKeys, client: "coordinator").configureClient(s) }
+            try s.connect(address)
+            let (e, p) = Frame(kind: .status, sequence: 1).encode()
+            try s.send([e, p])
+            guard let reply = try s.receive(), reply.count == 2 else {
+                throw ConfigError("\(address): no answer within \(timeoutMS) ms (is a coordinator running there?)")
+            }
+            let (frame, _) = try Frame.decode(envelope: reply[0], payload: reply[1])
+            let text = frame.metadata["json"] ?? "{}"
+            if json { print(text); return }
+            let st = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+            print(StatusPage.text(st), terminator: "")
+        }
+    }
+}
