@@ -65,4 +65,17 @@ public struct BoundedRolloutQueue<Item> {
         }
         return (out, gone)
     }
+
+    /// Removes (and returns) every rollout too stale to use at `learnerVersion`, keeping the order of
+    /// the rest; the learner prunes before it decides whether a full batch is waiting.
+    public mutating func prune(learnerVersion: Int) -> [Item] {
+        var gone: [Item] = []
+        items.removeAll { entry in
+            guard policy.weight(rolloutVersion: entry.version, learnerVersion: learnerVersion) == nil else { return false }
+            gone.append(entry.item)
+            return true
+        }
+        dropped += gone.count
+        return gone
+    }
 }

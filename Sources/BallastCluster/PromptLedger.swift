@@ -49,9 +49,12 @@ public final class FileJournal: Journal {
 }
 
 /// The coordinator's prompt accounting: prompts split into shards, leased in batches to actors,
-/// re-leased when an actor stops heartbeating, and counted once per epoch however often they were
-/// leased or completed. Every state change is journaled first, so a restarted coordinator replays the
-/// journal and neither loses nor repeats work. Time is passed in (seconds), so tests control it.
+/// re-leased when an actor stops heartbeating or a lease grows stale, and counted once per epoch
+/// however often they were leased or completed. When the current epoch has nothing left to lease, the
+/// next epoch's prompts are leased already (the learner only reports a batch once it is full, so
+/// waiting for the epoch to close would stall the run). Every state change is journaled first, so a
+/// restarted coordinator replays the journal and neither loses nor repeats work. Time is passed in
+/// (seconds), so tests control it.
 public final class PromptLedger: @unchecked Sendable {
     public struct Lease: Sendable, Equatable {
         public let id: Int
@@ -63,21 +66,27 @@ public final class PromptLedger: @unchecked Sendable {
         public var done = 0, leased = 0, total = 0
     }
 
+    /// One prompt in one epoch: the unit that is leased and counted.
+    struct Slot: Hashable { var epoch: Int; var id: Int }
+
     public let promptCount: Int
     public let shards: Int
     public let epochs: Int
     /// Total completions after which the run is finished (a PPO run of S steps × B prompts stops
     /// part-way through its last epoch); promptCount × epochs by default.
     public let budget: Int
+    /// The oldest epoch that is not complete.
     public private(set) var epoch = 0
     public private(set) var duplicates = 0
     /// Completions accepted over all epochs.
     public private(set) var completed = 0
     let journal: Journal
-    var pending: [Int] = []
-    var leasedBy: [Int: (actor: String, lease: Int)] = [:]
+    var pending: [Slot] = []
+    /// The newest epoch whose prompts were queued for leasing.
+    var queuedEpoch = 0
+    var leasedBy: [Slot: (actor: String, lease: Int)] = [:]
     var leaseTimes: [Int: Double] = [:]
-    var done = Set<Int>()
+    var done: [Int: Set<Int>] = [:]
     var lastSeen: [String: Double] = [:]
     var nextLease = 0
     /// Accepted ids per consumption request id, so that a retried request (its reply was lost, or the
@@ -93,13 +102,13 @@ public final class PromptLedger: @unchecked Sendable {
         self.budget = min(budget ?? promptCount * epochs, promptCount * epochs)
         precondition(self.budget > 0)
         self.journal = journal
-        pending = Self.order(promptCount, shards)
+        pending = Self.order(promptCount).map { Slot(epoch: 0, id: $0) }
         for r in try journal.records() { replay(r, now: now) }
     }
 
     /// Prompt i belongs to shard i mod shards, so leasing in id order visits the shards round-robin
     /// and every shard progresses at the same pace.
-    static func order(_ n: Int, _ shards: Int) -> [Int] { Array(0..<n) }
+    static func order(_ n: Int) -> [Int] { Array(0..<n) }
 
     public func shard(of prompt: Int) -> Int { prompt % shards }
     public var finished: Bool { epoch >= epochs || completed >= budget }
@@ -107,9 +116,10 @@ public final class PromptLedger: @unchecked Sendable {
     func replay(_ r: [String: Any], now: Double) {
         switch r["t"] as? String {
         case "lease":
-            guard let e = r["epoch"] as? Int, e == epoch, let ids = r["ids"] as? [Int], let actor = r["actor"] as? String,
+            guard let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int], let actor = r["actor"] as? String,
                   let lease = r["lease"] as? Int else { return }
-            applyLease(actor: actor, lease: lease, ids: ids, now: now)
+            refill()
+            applyLease(actor: actor, lease: lease, slots: ids.map { Slot(epoch: e, id: $0) }, now: now)
             lastSeen[actor] = now
         case "done":
             guard let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int] else { return }
@@ -120,38 +130,47 @@ public final class PromptLedger: @unchecked Sendable {
         case "expire_lease":
             if let lease = r["lease"] as? Int { applyExpireLease(lease) }
         case "release":
-            if let e = r["epoch"] as? Int, e == epoch, let ids = r["ids"] as? [Int] { applyRelease(ids) }
+            if let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int] { applyRelease(ids.map { Slot(epoch: e, id: $0) }) }
         default: break
         }
     }
 
-    func applyLease(actor: String, lease: Int, ids: [Int], now: Double) {
-        let set = Set(ids)
+    /// Queues the next epoch's prompts once nothing of the queued ones is left to lease.
+    func refill() {
+        guard pending.isEmpty, queuedEpoch + 1 < epochs, !finished else { return }
+        queuedEpoch += 1
+        pending = Self.order(promptCount).map { Slot(epoch: queuedEpoch, id: $0) }
+    }
+
+    func applyLease(actor: String, lease: Int, slots: [Slot], now: Double) {
+        let set = Set(slots)
         pending.removeAll { set.contains($0) }
-        for id in ids { leasedBy[id] = (actor, lease) }
+        for s in slots { leasedBy[s] = (actor, lease) }
         leaseTimes[lease] = now
         nextLease = max(nextLease, lease + 1)
     }
 
     func applyDone(epoch e: Int, ids: [Int]) -> (accepted: [Int], duplicates: Int) {
-        guard e == epoch, !finished else { return ([], ids.count) }  // a late completion of a finished epoch
+        guard e >= epoch, e < epochs, !finished else { return ([], ids.count) }  // a late completion of a closed epoch
         var accepted: [Int] = [], dup = 0
         for id in ids where id >= 0 && id < promptCount {
-            if completed + accepted.count < budget, done.insert(id).inserted {
+            if completed + accepted.count < budget, done[e, default: []].insert(id).inserted {
                 accepted.append(id)
-                leasedBy[id] = nil
-                if let i = pending.firstIndex(of: id) { pending.remove(at: i) }
+                let slot = Slot(epoch: e, id: id)
+                leasedBy[slot] = nil
+                if let i = pending.firstIndex(of: slot) { pending.remove(at: i) }
             } else {
                 dup += 1
             }
         }
         completed += accepted.count
-        if done.count == promptCount {
+        while epoch < epochs, done[epoch]?.count == promptCount {
+            done[epoch] = nil
             epoch += 1
-            done = []
-            leasedBy = [:]
-            leaseTimes = [:]
-            pending = epoch < epochs ? Self.order(promptCount, shards) : []
+        }
+        if epoch > queuedEpoch, epoch < epochs {  // everything queued is done: queue the new current epoch
+            queuedEpoch = epoch
+            pending = Self.order(promptCount).map { Slot(epoch: epoch, id: $0) }
         }
         if finished { pending = [] }
         return (accepted, dup)
@@ -162,44 +181,46 @@ public final class PromptLedger: @unchecked Sendable {
         if answeredOrder.count > 256 { answered[answeredOrder.removeFirst()] = nil }
     }
 
-    func applyExpireLease(_ lease: Int) {
-        let back = leasedBy.filter { $0.value.lease == lease }.map(\.key).sorted()
-        for id in back { leasedBy[id] = nil }
-        pending.insert(contentsOf: back, at: 0)
-        leaseTimes[lease] = nil
-    }
-
-    func applyRelease(_ ids: [Int]) {
-        let back = ids.filter { leasedBy[$0] != nil }
-        for id in back { leasedBy[id] = nil }
+    /// Puts slots back at the front of the queue (oldest epoch first), unless already done.
+    func requeue(_ slots: [Slot]) {
+        let back = slots.filter { !($0.epoch < epoch || (done[$0.epoch]?.contains($0.id) ?? false)) }
+            .sorted { ($0.epoch, $0.id) < ($1.epoch, $1.id) }
+        for s in back { leasedBy[s] = nil }
         pending.insert(contentsOf: back, at: 0)
     }
 
     func applyExpire(_ actor: String) {
-        let back = leasedBy.filter { $0.value.actor == actor }.map(\.key).sorted()
-        for id in back { leasedBy[id] = nil }
-        pending.insert(contentsOf: back, at: 0)  // re-leased first
+        requeue(leasedBy.filter { $0.value.actor == actor }.map(\.key))
         lastSeen[actor] = nil
     }
 
-    /// Leases up to `max` pending prompts of the current epoch to `actor` (nil when none are pending).
+    func applyExpireLease(_ lease: Int) {
+        requeue(leasedBy.filter { $0.value.lease == lease }.map(\.key))
+        leaseTimes[lease] = nil
+    }
+
+    func applyRelease(_ slots: [Slot]) { requeue(slots.filter { leasedBy[$0] != nil }) }
+
+    /// Leases up to `max` pending prompts (all of one epoch) to `actor`; nil when none can be leased.
     public func lease(actor: String, max: Int, now: Double) throws -> Lease? {
         lastSeen[actor] = now
         // Never lease beyond the budget: what is out on lease could complete it.
         let room = budget - completed - leasedBy.count
-        guard !finished, !pending.isEmpty, max > 0, room > 0 else { return nil }
-        let ids = Array(pending.prefix(Swift.min(max, room)))
+        guard !finished, max > 0, room > 0 else { return nil }
+        refill()  // only here (and replayed with each lease record), so a replay refills at the same points
+        guard let first = pending.first else { return nil }
+        let slots = Array(pending.prefix { $0.epoch == first.epoch }.prefix(Swift.min(max, room)))
         let lease = nextLease
-        try journal.append(["t": "lease", "lease": lease, "actor": actor, "epoch": epoch, "ids": ids])
-        applyLease(actor: actor, lease: lease, ids: ids, now: now)
-        return Lease(id: lease, epoch: epoch, promptIDs: ids)
+        let ids = slots.map(\.id)
+        try journal.append(["t": "lease", "lease": lease, "actor": actor, "epoch": first.epoch, "ids": ids])
+        applyLease(actor: actor, lease: lease, slots: slots, now: now)
+        return Lease(id: lease, epoch: first.epoch, promptIDs: ids)
     }
 
     /// Records consumed prompts; returns the ids that counted (first completion this epoch) and how
     /// many were duplicates. A `request` id makes the call idempotent: a repeat returns the first answer.
     @discardableResult
     public func complete(actor: String, epoch e: Int, promptIDs: [Int], now: Double, request: String? = nil) throws -> (accepted: [Int], duplicates: Int) {
-        lastSeen[actor] = now
         if let request, let previous = answered[request] { return (previous, 0) }
         var record: [String: Any] = ["t": "done", "epoch": e, "ids": promptIDs]
         if let request { record["req"] = request }
@@ -213,9 +234,8 @@ public final class PromptLedger: @unchecked Sendable {
     /// Returns prompts that were leased but will not be consumed (the learner dropped their stale
     /// rollouts) to the front of the pending queue.
     public func release(epoch e: Int, promptIDs: [Int]) throws {
-        guard e == epoch else { return }
         try journal.append(["t": "release", "epoch": e, "ids": promptIDs])
-        applyRelease(promptIDs)
+        applyRelease(promptIDs.map { Slot(epoch: e, id: $0) })
     }
 
     /// Leases older than `maxAge` seconds whose prompts are still unfinished go back to pending: their
@@ -244,15 +264,18 @@ public final class PromptLedger: @unchecked Sendable {
         return dead
     }
 
-    /// done / leased / total per shard for the current epoch.
+    /// done / leased / total per shard for the current (oldest open) epoch.
     public var progress: [ShardProgress] {
         var p = [ShardProgress](repeating: ShardProgress(), count: shards)
+        let d = done[epoch] ?? []
         for id in 0..<promptCount {
             p[shard(of: id)].total += 1
-            if done.contains(id) { p[shard(of: id)].done += 1 } else if leasedBy[id] != nil { p[shard(of: id)].leased += 1 }
+            if d.contains(id) { p[shard(of: id)].done += 1 } else if leasedBy[Slot(epoch: epoch, id: id)] != nil { p[shard(of: id)].leased += 1 }
         }
         return p
     }
 
+    /// Prompts out on lease, over all open epochs.
+    public var leasedCount: Int { leasedBy.count }
     public var pendingCount: Int { pending.count }
 }

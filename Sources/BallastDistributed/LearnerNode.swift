@@ -30,6 +30,9 @@ public final class LearnerNode {
     }
 
     var queue: BoundedRolloutQueue<Incoming>
+    /// The part of a rollout message beyond the last batch's size, trained on next (so that every
+    /// step has exactly train.batch_size prompts, as in the single-process run).
+    var carry: (item: Incoming, weight: Double)?
     public private(set) var errors = WireErrorCounters()
     var endpoints: [String: String] = [:]
     var weightCache: [String: (version: Int, parts: [Data])] = [:]
@@ -71,7 +74,19 @@ public final class LearnerNode {
         return "tcp://" + host + endpoint[colon...]
     }
 
-    var queuedPrompts: Int { queue.items.reduce(0) { $0 + Set($1.item.promptIDs).count } }
+    var queuedPrompts: Int { queue.items.reduce(carry.map { Set($0.item.promptIDs).count } ?? 0) { $0 + Set($1.item.promptIDs).count } }
+
+    /// Splits a message after its first `n` prompts (rows of one prompt stay together).
+    static func split(_ item: Incoming, after n: Int) -> (Incoming, Incoming) {
+        var seen: [Int] = []
+        for id in item.promptIDs where !seen.contains(id) { seen.append(id) }
+        let first = Set(seen.prefix(n))
+        func part(_ keep: (Int) -> Bool) -> Incoming {
+            let rows = item.promptIDs.indices.filter { keep(item.promptIDs[$0]) }
+            return Incoming(batch: merge(rows.map { (item.batch, $0) }), promptIDs: rows.map { item.promptIDs[$0] }, epoch: item.epoch, lease: item.lease)
+        }
+        return (part { first.contains($0) }, part { !first.contains($0) })
+    }
 
     func stats() -> [String: String] {
         let wall = firstRollout.map { Date().timeIntervalSince($0) } ?? 0
@@ -159,10 +174,23 @@ public final class LearnerNode {
         let began = Date()
         var taken: [(item: Incoming, weight: Double)] = []
         var prompts = 0
+        func add(_ t: (item: Incoming, weight: Double)) {
+            let n = Set(t.item.promptIDs).count
+            if prompts + n > want {
+                let (now, later) = Self.split(t.item, after: want - prompts)
+                taken.append((now, t.weight))
+                carry = (later, t.weight)
+                prompts = want
+            } else {
+                taken.append(t)
+                prompts += n
+            }
+        }
+        if let c = carry { carry = nil; add(c) }
         while prompts < want, !queue.items.isEmpty {
             let r = queue.take(max: 1, learnerVersion: trainer.step)
-            for d in r.dropped { try tellCoordinator(ids: d.promptIDs, epoch: d.epoch, release: true, request: nil) }
-            for t in r.kept { taken.append(t); prompts += Set(t.item.promptIDs).count }
+            for d in r.dropped { try tellCoordinator(ids: Array(Set(d.promptIDs)), epoch: d.epoch, release: true, request: nil) }
+            for t in r.kept { add(t) }
         }
         guard !taken.isEmpty else { return }
         // Count first, per epoch; only prompts that counted are trained on.
@@ -170,7 +198,7 @@ public final class LearnerNode {
         for epoch in Set(taken.map(\.item.epoch)).sorted() {
             let group = taken.filter { $0.item.epoch == epoch }
             let ids = Array(Set(group.flatMap(\.item.promptIDs))).sorted()
-            let req = "e\(epoch)-l" + group.map { "\($0.item.lease)" }.joined(separator: ",")
+            let req = "e\(epoch)-l" + group.map { "\($0.item.lease)" }.joined(separator: ",") + "-p\(ids.first!)-\(ids.count)"
             for id in try tellCoordinator(ids: ids, epoch: epoch, release: false, request: req) { accepted.insert([epoch, id]) }
         }
         var rows: [(RolloutBatch, Int, Double)] = []
@@ -243,6 +271,9 @@ public final class LearnerNode {
                     if s === router { try serveWeights(parts) } else { receiveRollout(parts) }
                     if s === pull && queue.count >= queue.capacity { break }
                 }
+            }
+            for d in queue.prune(learnerVersion: trainer.step) {
+                try tellCoordinator(ids: Array(Set(d.promptIDs)), epoch: d.epoch, release: true, request: nil)
             }
             let want = min(config.optim.batchSize, budgetLeft ?? config.optim.batchSize)
             if want > 0 && queuedPrompts >= want { try trainStep(want: want) }

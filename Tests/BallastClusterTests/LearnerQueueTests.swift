@@ -24,5 +24,8 @@ struct LearnerQueueTests {
         #expect(got.kept.map(\.item) == ["b", "c"] && got.dropped == ["a"] && q.dropped == 1 && q.count == 0)
         let again = q.offer("e", version: 3)
         #expect(again)
+        q.offer("f", version: 1)
+        q.offer("g", version: 2)
+        #expect(q.prune(learnerVersion: 4) == ["f"] && q.items.map(\.item) == ["e", "g"] && q.dropped == 2)
     }
 }

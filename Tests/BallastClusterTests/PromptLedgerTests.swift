@@ -143,4 +143,17 @@ struct PromptLedgerTests {
         #expect(try again.complete(actor: "L", epoch: 0, promptIDs: [1, 2], now: 2, request: "step-2").accepted == [2])
         #expect(again.completed == 3 && again.duplicates == 0 && l.promptIDs.count == 4)
     }
+
+    @Test("the next epoch is leased before the current one closes; each epoch counts its own completions")
+    func overlappingEpochs() throws {
+        let ledger = try PromptLedger(promptCount: 3, epochs: 2, journal: MemoryJournal())
+        let a = try #require(try ledger.lease(actor: "a", max: 3, now: 0))
+        let b = try #require(try ledger.lease(actor: "b", max: 3, now: 0))
+        #expect(a.epoch == 0 && b.epoch == 1 && b.promptIDs == [0, 1, 2])
+        #expect(try ledger.lease(actor: "c", max: 3, now: 0) == nil)
+        #expect(try ledger.complete(actor: "L", epoch: 1, promptIDs: [0, 1, 2], now: 1).accepted == [0, 1, 2])
+        #expect(ledger.epoch == 0 && !ledger.finished)
+        #expect(try ledger.complete(actor: "L", epoch: 0, promptIDs: [2, 1, 0], now: 1).accepted == [2, 1, 0])
+        #expect(ledger.finished && ledger.completed == 6)
+    }
 }

@@ -1,0 +1,334 @@
+"""Real processes on loopback: coordinator, learner and actors of a distributed PPO run.
+
+- two actors consume exactly the prompts the single-process `ballast ppo` consumes;
+- an actor killed with SIGKILL mid-run: its leases are re-leased and every prompt counts once;
+- the learner killed and restarted with --resume continues from its checkpoint;
+- the coordinator killed and restarted loses and repeats nothing;
+- garbage and malformed frames on every listening port are counted and every process stays up;
+- HTTP status (JSON, Prometheus text, HTML) and `ballast status`;
+- `ballast launch local` runs to completion and fails loudly when a child dies;
+- CURVE: keyed peers run, a peer with a key not on the allowlist is refused and logged.
+
+Run: python3 -m pytest -q tools/test_distributed.py (needs the ballast binary and pyzmq).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = os.environ.get("BALLAST_BIN") or str(ROOT / ".build/release/ballast")
+STEPS, BATCH, LEASE = 12, 8, 4
+LONG = 40  # steps of the runs that get a process killed part-way
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """SFT policy, RM (critic init), AM (scorer), PPO prompts and rehearsal set from the tiny pipeline."""
+    run_dir = tmp_path_factory.mktemp("dist") / "pipeline"
+    r = subprocess.run([BIN, "pipeline", "--config", "configs/pipeline-tiny.yaml", "--set", f"run_dir={run_dir}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return run_dir
+
+
+def write_config(path, art, out, steps=STEPS, keys=None, **cluster):
+    ports = free_ports(5)
+    c = {"coordinator": f"tcp://127.0.0.1:{ports[0]}", "rollouts": f"tcp://127.0.0.1:{ports[1]}",
+         "weights": f"tcp://127.0.0.1:{ports[2]}", "notices": f"tcp://127.0.0.1:{ports[3]}", "http": f"127.0.0.1:{ports[4]}",
+         "lease_size": LEASE, "heartbeat_interval": 0.3, "heartbeat_timeout": 2.0, "lease_timeout": 20.0}
+    c.update(cluster)
+    if keys:
+        c["curve_keys"] = str(keys)
+    cfg = {
+        "models": {"policy": f"{art}/sft/checkpoint", "critic": f"{art}/rm/checkpoint", "scorer": f"{art}/am/checkpoint"},
+        "data": {"prompts": f"{art}/select/ppo_prompts.jsonl", "rehearsal": f"{art}/select/rehearsal.jsonl"},
+        "sampling": {"max_new_tokens": 12},
+        "ppo": {"minibatch": 4, "rehearsal_batch": 2},
+        "train": {"steps": steps, "batch_size": BATCH},
+        "run": {"out_dir": str(out), "checkpoint_every": 2, "log_every": 1, "threads": 1},
+        "cluster": c,
+    }
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    return cfg
+
+
+class Run:
+    """Processes of one distributed run, each logging to its own file."""
+
+    def __init__(self, tmp, cfg_path, cfg):
+        self.tmp, self.cfg_path, self.cfg = tmp, str(cfg_path), cfg
+        self.c = cfg["cluster"]
+        self.procs = {}
+
+    def start(self, name, *args, env=None):
+        log = open(self.tmp / f"{name}.log", "a")
+        e = dict(os.environ, OPENBLAS_NUM_THREADS="1", BALLAST_THREADS="1", **(env or {}))
+        self.procs[name] = subprocess.Popen([BIN, *args], stdout=log, stderr=subprocess.STDOUT, env=e, cwd=ROOT)
+        return self.procs[name]
+
+    def coordinator(self):
+        return self.start("coordinator", "coordinator", "--config", self.cfg_path)
+
+    def learner(self, resume=False):
+        return self.start("learner", "learner", "--config", self.cfg_path, *(["--resume"] if resume else []))
+
+    def actor(self, name, keys=None):
+        return self.start(name, "actor", "--coordinator", self.c["coordinator"], "--id", name, "--threads", "1",
+                          *(["--curve-keys", str(keys)] if keys else []))
+
+    def log(self, name):
+        return (self.tmp / f"{name}.log").read_text()
+
+    def status(self, keys=None):
+        r = subprocess.run([BIN, "status", self.c["coordinator"], "--json", "--timeout-ms", "2000",
+                            *(["--curve-keys", str(keys)] if keys else [])], capture_output=True, text=True, timeout=30)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    def wait_until(self, cond, timeout=120, what="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            st = self.status(self.c.get("curve_keys"))
+            if st is not None and cond(st):
+                return st
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}; logs:\n" + "\n".join(f"--- {n}\n{self.log(n)[-1500:]}" for n in self.procs))
+
+    def wait_learner(self, timeout=240):
+        rc = self.procs["learner"].wait(timeout=timeout)
+        assert rc == 0, self.log("learner")[-3000:]
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def metrics(out):
+    return [json.loads(l) for l in (Path(out) / "metrics.jsonl").read_text().splitlines() if l.strip()]
+
+
+def journal_accounting(path):
+    """Replays the journal's completions: per epoch, the ids that counted (each must count once)."""
+    counted, leases = {}, 0
+    for line in Path(path).read_text().splitlines():
+        r = json.loads(line)
+        if r["t"] == "done":
+            counted.setdefault(r["epoch"], [])
+            for i in r["ids"]:
+                if i not in counted[r["epoch"]]:
+                    counted[r["epoch"]].append(i)
+        leases += r["t"] == "lease"
+    return counted, leases
+
+
+def make_run(tmp_path, artifacts, steps):
+    cfg = write_config(tmp_path / "ppo.yaml", artifacts, tmp_path / "out", steps=steps)
+    return Run(tmp_path, tmp_path / "ppo.yaml", cfg)
+
+
+@pytest.fixture
+def run(tmp_path, artifacts):
+    r = make_run(tmp_path, artifacts, STEPS)
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def long_run(tmp_path, artifacts):
+    r = make_run(tmp_path, artifacts, LONG)
+    yield r
+    r.stop()
+
+
+def test_two_actors_consume_what_the_single_process_run_consumes(run, tmp_path, artifacts):
+    single = tmp_path / "single"
+    write_config(tmp_path / "single.yaml", artifacts, single)
+    r = subprocess.run([BIN, "ppo", "--config", str(tmp_path / "single.yaml")], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    single_rows = sum(m["rollouts"] for m in metrics(single))
+    assert len(metrics(single)) == STEPS and single_rows == STEPS * BATCH
+
+    run.coordinator(); run.learner(); run.actor("actor-0"); run.actor("actor-1")
+    run.wait_learner()
+    m = metrics(run.cfg["run"]["out_dir"])
+    assert [x["step"] for x in m] == list(range(1, STEPS + 1))
+    assert sum(x["rollouts"] for x in m) == single_rows
+    st = run.status()
+    assert st["finished"] and st["completed"] == STEPS * BATCH and st["duplicates"] == 0
+    assert {a["id"] for a in st["actors"]} == {"actor-0", "actor-1"} and all(a["rollouts"] > 0 for a in st["actors"])
+    counted, _ = journal_accounting(Path(run.cfg["run"]["out_dir"]) / "coordinator.journal")
+    assert sum(len(v) for v in counted.values()) == STEPS * BATCH
+    for p in ("actor-0", "actor-1"):
+        assert run.procs[p].wait(timeout=30) == 0, run.log(p)
+    # A finished run's policy checkpoint loads and has advanced past the SFT weights.
+    assert (Path(run.cfg["run"]["out_dir"]) / "checkpoint" / "model.safetensors").exists()
+
+
+def test_actor_killed_mid_run_its_prompts_are_re_leased(long_run):
+    long_run.coordinator(); long_run.learner(); long_run.actor("actor-0"); long_run.actor("actor-1")
+    long_run.wait_until(lambda s: s["completed"] >= BATCH * 2 and len(s["actors"]) == 2, what="progress with two actors")
+    long_run.procs["actor-0"].send_signal(signal.SIGKILL)
+    st = long_run.wait_until(lambda s: s["actors_expired"] >= 1, what="the killed actor to expire")
+    long_run.wait_learner()
+    st = long_run.status()
+    assert st["finished"] and st["completed"] == LONG * BATCH
+    m = metrics(long_run.cfg["run"]["out_dir"])
+    assert sum(x["rollouts"] for x in m) == LONG * BATCH, "every prompt trained on exactly once"
+    counted, _ = journal_accounting(Path(long_run.cfg["run"]["out_dir"]) / "coordinator.journal")
+    assert sum(len(v) for v in counted.values()) == LONG * BATCH
+
+
+def test_learner_killed_and_resumed_continues_from_its_checkpoint(long_run):
+    long_run.coordinator(); long_run.learner(); long_run.actor("actor-0")
+    long_run.wait_until(lambda s: s.get("learner", {}).get("step", 0) >= 5, what="learner step 5")
+    long_run.procs["learner"].send_signal(signal.SIGKILL)
+    long_run.procs["learner"].wait()
+    state = json.loads((Path(long_run.cfg["run"]["out_dir"]) / "checkpoint" / "trainer_state.json").read_text())
+    assert state["step"] >= 4 and state["step"] % 2 == 0
+    long_run.learner(resume=True)
+    long_run.wait_learner()
+    assert f"resumed from" in long_run.log("learner") and f"at step {state['step']}" in long_run.log("learner")
+    m = metrics(long_run.cfg["run"]["out_dir"])
+    steps = [x["step"] for x in m]
+    assert steps == sorted(set(steps)) and steps[0] == 1, "no step logged twice after the resume"
+    st = long_run.status()
+    assert st["finished"] and st["completed"] == LONG * BATCH
+
+
+def test_coordinator_killed_and_restarted_loses_and_repeats_nothing(long_run):
+    long_run.coordinator(); long_run.learner(); long_run.actor("actor-0"); long_run.actor("actor-1")
+    long_run.wait_until(lambda s: s["completed"] >= BATCH * 3, what="progress")
+    long_run.procs["coordinator"].send_signal(signal.SIGKILL)
+    long_run.procs["coordinator"].wait()
+    time.sleep(1.0)
+    long_run.coordinator()
+    long_run.wait_learner()
+    m = metrics(long_run.cfg["run"]["out_dir"])
+    assert sum(x["rollouts"] for x in m) == LONG * BATCH, "nothing trained twice, nothing lost"
+    assert [x["step"] for x in m] == list(range(1, LONG + 1))
+    st = long_run.status()
+    assert st["finished"] and st["completed"] == LONG * BATCH
+
+
+def test_garbage_on_every_port_is_counted_and_everyone_stays_up(long_run):
+    import zmq
+    long_run.coordinator(); long_run.learner(); long_run.actor("actor-0")
+    long_run.wait_until(lambda s: "learner" in s, what="learner registration")
+    c = long_run.c
+    # Raw bytes (not even a ZMTP greeting) on every listening TCP port, including HTTP.
+    for ep in (c["coordinator"], c["rollouts"], c["weights"], c["notices"], "tcp://" + c["http"]):
+        host, port = ep[len("tcp://"):].rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as s:
+            s.sendall(os.urandom(777))
+    # Valid ZMTP sessions carrying malformed frames.
+    ctx = zmq.Context()
+    dealer = ctx.socket(zmq.DEALER); dealer.connect(c["coordinator"])
+    push = ctx.socket(zmq.PUSH); push.connect(c["rollouts"])
+    weights = ctx.socket(zmq.DEALER); weights.connect(c["weights"])
+    good = Path(long_run.tmp / "frame.bin")
+    subprocess.run([BIN, "wire", "sample", "--out", str(good)], check=True, capture_output=True)
+    frame = good.read_bytes()
+    envelope, payload = frame[:48], frame[48:]
+    for parts in ([b"garbage"], [os.urandom(48), b"x"], [envelope[:20], payload], [envelope, payload[:-3]],
+                  [bytes([envelope[0] ^ 1]) + envelope[1:], payload], [envelope, payload]):
+        dealer.send_multipart(parts)
+        push.send_multipart(parts)
+        weights.send_multipart(parts)
+    time.sleep(2.5)  # the learner reports its counters with its next hello
+    st = long_run.wait_until(lambda s: s["learner"]["errors"] >= 6, timeout=60, what="learner error counters")
+    assert sum(st["errors"].values()) >= 6, st["errors"]
+    for name, p in long_run.procs.items():
+        assert p.poll() is None, f"{name} died: {long_run.log(name)[-2000:]}"
+    long_run.wait_learner()
+    assert long_run.status()["completed"] == LONG * BATCH
+    ctx.destroy(linger=0)
+
+
+def test_http_status_json_metrics_html_and_status_table(long_run):
+    long_run.coordinator(); long_run.learner(); long_run.actor("actor-0")
+    long_run.wait_until(lambda s: s.get("learner", {}).get("step", 0) >= 1, what="a learner step")
+    base = "http://" + long_run.c["http"]
+    time.sleep(0.5)
+    st = json.loads(urllib.request.urlopen(base + "/status", timeout=5).read())
+    assert st["budget"] == LONG * BATCH and st["learner"]["step"] >= 1 and st["actors"][0]["id"] == "actor-0"
+    text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+    assert "# TYPE ballast_prompts_completed_total counter" in text and 'ballast_actor_rollouts_total{actor="actor-0"}' in text
+    html = urllib.request.urlopen(base + "/", timeout=5).read().decode()
+    assert '<meta http-equiv="refresh"' in html and "actor-0" in html
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(base + "/nope", timeout=5)
+    table = subprocess.run([BIN, "status", long_run.c["coordinator"]], capture_output=True, text=True, timeout=30).stdout
+    assert "learner:" in table and "actor-0" in table and "shards (current epoch):" in table
+    long_run.wait_learner()
+
+
+def test_launch_local_completes_and_fails_loudly_when_a_child_dies(tmp_path, artifacts):
+    out = tmp_path / "launched"
+    write_config(tmp_path / "l.yaml", artifacts, out)
+    r = subprocess.run([BIN, "launch", "local", "--actors", "2", "--config", str(tmp_path / "l.yaml")],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "launch      | run complete" in r.stdout and "actor-1     | " in r.stdout and "learner     | " in r.stdout
+    assert len(metrics(out)) == STEPS
+
+    out2 = tmp_path / "dies"
+    write_config(tmp_path / "d.yaml", artifacts, out2, steps=400)
+    p = subprocess.Popen([BIN, "launch", "local", "--actors", "2", "--config", str(tmp_path / "d.yaml")],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    deadline = time.time() + 60
+    victim = None
+    while time.time() < deadline and victim is None:
+        time.sleep(0.5)
+        found = subprocess.run(["pgrep", "-f", "--", "--id actor-1 "], capture_output=True, text=True).stdout.split()
+        kids = [int(x) for x in found if int(x) != p.pid]
+        victim = kids[0] if kids else None
+    assert victim, "actor-1 never started"
+    time.sleep(2)
+    os.kill(victim, signal.SIGKILL)
+    out_text, _ = p.communicate(timeout=180)
+    assert p.returncode != 0
+    assert "actor-1 was killed by signal 9 unexpectedly; stopping the others" in out_text
+
+
+def test_curve_keys_admit_keyed_peers_and_refuse_others(tmp_path, artifacts):
+    keys, stranger = tmp_path / "keys", tmp_path / "other-keys"
+    for d in (keys, stranger):
+        subprocess.run([BIN, "keys", "--out", str(d)], check=True, capture_output=True)
+    # The stranger trusts the right server key but holds a client key nobody authorised.
+    for f in ("server.public",):
+        (stranger / f).write_text((keys / f).read_text())
+    out = tmp_path / "curve"
+    cfg = write_config(tmp_path / "c.yaml", artifacts, out, steps=4, keys=keys)
+    r = Run(tmp_path, tmp_path / "c.yaml", cfg)
+    try:
+        r.coordinator(); r.learner(); r.actor("actor-0", keys=keys); r.actor("intruder", keys=stranger)
+        r.wait_learner()
+        st = r.status(keys)
+        assert st["finished"] and [a["id"] for a in st["actors"]] == ["actor-0"]
+        assert "refused a peer" in r.log("coordinator")
+        assert r.status() is None, "a client without keys gets no answer"
+    finally:
+        r.stop()
