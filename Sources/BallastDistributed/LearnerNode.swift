@@ -284,7 +284,9 @@ public final class LearnerNode {
         try publishVersion()
         if coordinatorFinished {
             Thread.sleep(forTimeInterval: 0.3)  // let the finished notice leave before the socket closes
-            log("run complete: \(trainer.step) PPO steps; \(queue.dropped) stale rollout messages dropped, \(errors.total) malformed; checkpoint \(trainer.policyDir)")
+            let st = stats()
+            log("run complete: \(trainer.step) PPO steps; \(st["rollouts_per_s"]!) rollouts/s received, learner busy \(st["busy"]!) of the time; "
+                + "\(queue.dropped) stale rollout messages dropped, \(errors.total) malformed; checkpoint \(trainer.policyDir)")
             return true
         }
         log("stopped at step \(trainer.step): checkpoint written; continue with --resume")

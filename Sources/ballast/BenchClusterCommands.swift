@@ -1,0 +1,149 @@
+import ArgumentParser
+import BallastCluster
+import BallastFormats
+import BallastKernels
+import BallastModel
+import BallastTrain
+import BallastTransport
+import BallastWire
+import Foundation
+
+/// Messages per second and MB/s of `parts` sent PUSH → PULL over tcp loopback between two threads.
+/// `decode` runs the receiver's work on each message (nil: raw libzmq, bytes only).
+func loopbackThroughput(messages: Int, encode: @escaping @Sendable () -> [Data], decode: (@Sendable ([Data]) throws -> Void)?) throws -> (seconds: Double, bytes: Int) {
+    let ctx = try ZMQContext()
+    let pull = try ctx.socket(.pull)
+    try pull.bind("tcp://127.0.0.1:*")
+    let push = try ctx.socket(.push)
+    try push.connect(pull.lastEndpoint)
+    try push.setHighWaterMarks(send: 4, receive: 4)
+    try pull.setHighWaterMarks(send: 4, receive: 4)
+    let sender = Thread {
+        for _ in 0..<messages { _ = try? push.send(encode()) }
+    }
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    sender.start()
+    var bytes = 0
+    for _ in 0..<messages {
+        guard let parts = try pull.receive() else { continue }
+        bytes += parts.reduce(0) { $0 + $1.count }
+        try decode?(parts)
+    }
+    return (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, bytes)
+}
+
+struct BenchTransfer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transfer",
+        abstract: "Rollout and weight transfer over tcp loopback: Ballast frames (encode, send, receive, decode + validate) against raw libzmq with the same bytes.")
+    @Option(help: "Rollout rows per message.") var rows = 64
+    @Option(help: "Tokens per rollout row.") var tokens = 160
+    @Option(help: "Model preset whose weights are sent.") var preset = "small"
+    @Option var repeats = 3
+
+    func run() throws {
+        try failing {
+            var rng = SeededRNG(seed: 3)
+            let resp = tokens / 2
+            let rollout = RolloutBatch(
+                sequences: (0..<rows).map { _ in (0..<tokens).map { _ in Int32(rng.next() % 256) } }, promptTokens: Array(repeating: tokens - resp, count: rows),
+                logp: (0..<rows).map { _ in (0..<resp).map { _ in -Double(rng.nextFloat()) } }, refLogp: (0..<rows).map { _ in (0..<resp).map { _ in -Double(rng.nextFloat()) } },
+                values: (0..<rows).map { _ in Array(repeating: 0, count: resp) }, scores: Array(repeating: 0.5, count: rows), gold: Array(repeating: 1, count: rows),
+                tasks: Array(repeating: "qa", count: rows), policyVersion: 3)
+            guard let cfg = GPTConfig.preset(preset) else { throw ValidationError("unknown preset \(preset)") }
+            let model = try GPT(config: cfg)
+            model.initializeRandom(seed: 1)
+            let weights = try WeightsWire.frame(model, sequence: 1, policyVersion: 1)
+            let rolloutParts = rollout.frame(sequence: 1).encode(), weightParts = weights.encode()
+            print("message sizes: rollout \(fmt(Double(rolloutParts.payload.count) / 1e6, 3)) MB (\(rows) rows × \(tokens) tokens), weights \(fmt(Double(weightParts.payload.count) / 1e6, 2)) MB (\(preset), \(model.parameterCount) parameters)")
+            print(TextTable.left("payload", 10) + TextTable.right("messages", 10) + TextTable.right("ballast MB/s", 14) + TextTable.right("raw zmq MB/s", 14) + TextTable.right("ratio", 8))
+            for (name, count, make, check) in [
+                ("rollout", 2000, { @Sendable () -> [Data] in let (e, p) = rollout.frame(sequence: 1).encode(); return [e, p] },
+                 { @Sendable (parts: [Data]) throws in _ = try RolloutBatch(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0) }),
+                ("weights", 60, { @Sendable () -> [Data] in let (e, p) = weights.encode(); return [e, p] },
+                 { @Sendable (parts: [Data]) throws in _ = try Frame.decode(envelope: parts[0], payload: parts[1]) }),
+            ] as [(String, Int, @Sendable () -> [Data], @Sendable ([Data]) throws -> Void)] {
+                let raw = name == "rollout" ? [rolloutParts.envelope, rolloutParts.payload] : [weightParts.envelope, weightParts.payload]
+                var ours: [Double] = [], base: [Double] = []
+                for _ in 0..<repeats {
+                    let a = try loopbackThroughput(messages: count, encode: make, decode: check)
+                    ours.append(Double(a.bytes) / a.seconds / 1e6)
+                    let b = try loopbackThroughput(messages: count, encode: { raw }, decode: nil)
+                    base.append(Double(b.bytes) / b.seconds / 1e6)
+                }
+                let o = Bench.median(ours), r = Bench.median(base)
+                print(TextTable.left(name, 10) + TextTable.right("\(count)", 10) + TextTable.right(fmt(o, 0), 14) + TextTable.right(fmt(r, 0), 14) + TextTable.right(fmt(o / r, 2), 8))
+            }
+            print("(medians of \(repeats); ballast = encode + CRC + send + receive + decode + validate; raw = the same bytes through libzmq only)")
+        }
+    }
+}
+
+struct BenchCoordinator: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Coordinator capacity: simulated actors lease and complete prompts against a real coordinator (ROUTER over tcp loopback, fsync'd journal): leases/s and latency percentiles.")
+    @Option(help: "Simulated actors (one DEALER socket each).") var actors = 64
+    @Option(help: "Seconds to run.") var seconds = 5.0
+    @Option(help: "Prompts per lease.") var lease = 8
+    @Option(help: "Journal file (fsync'd on every record).") var journal = NSTemporaryDirectory() + "ballast-bench-coordinator.journal"
+
+    func run() throws {
+        try failing {
+            try? FileManager.default.removeItem(atPath: journal)
+            defer { try? FileManager.default.removeItem(atPath: journal) }
+            let ledger = try PromptLedger(promptCount: 4096, shards: 8, epochs: 1_000_000, journal: FileJournal(path: journal))
+            let service = CoordinatorService(ledger: ledger, heartbeatTimeout: 1e9, leaseTimeout: 1e9)
+            let ctx = try ZMQContext()
+            let router = try ctx.socket(.router)
+            try router.setReceiveTimeout(ms: 50)
+            try router.bind("tcp://127.0.0.1:*")
+            let endpoint = router.lastEndpoint
+            final class Flag: @unchecked Sendable { var stop = false }
+            let flag = Flag()
+            let server = Thread { try? service.serve(router, clock: { Date().timeIntervalSince1970 }, shouldStop: { flag.stop }) }
+            server.start()
+            var sockets: [ZMQSocket] = []
+            for i in 0..<actors {
+                let s = try ctx.socket(.dealer)
+                try s.setRoutingID("sim-\(i)")
+                try s.connect(endpoint)
+                sockets.append(s)
+            }
+            // Every actor keeps one ready request in flight; a lease is answered by a consumption
+            // report (one journal record each way, as in a real run) and the next ready.
+            var sentAt = [UInt64](repeating: 0, count: actors)
+            var latencies: [Double] = []
+            func ready(_ i: Int) throws {
+                let (e, p) = Frame(kind: .ready, sequence: 0, metadata: ["id": "sim-\(i)", "capacity": "\(lease)"]).encode()
+                sentAt[i] = DispatchTime.now().uptimeNanoseconds
+                try sockets[i].send([e, p])
+            }
+            for i in 0..<actors { try ready(i) }
+            let start = Date()
+            var leases = 0
+            while Date().timeIntervalSince(start) < seconds {
+                for i in try ZMQSocket.poll(sockets, timeoutMS: 100) {
+                    guard let parts = try sockets[i].receiveNow(), parts.count == 2 else { continue }
+                    latencies.append(Double(DispatchTime.now().uptimeNanoseconds - sentAt[i]) / 1e6)
+                    let (f, _) = try Frame.decode(envelope: parts[0], payload: parts[1])
+                    if let ids = f.tensors.first(where: { $0.0 == "prompt_ids" })?.1 {
+                        leases += 1
+                        let (e, p) = Frame(kind: .consumption, sequence: 0, tensors: [("prompt_ids", ids)],
+                                           metadata: ["id": "sim-\(i)", "epoch": f.metadata["epoch"] ?? "0"]).encode()
+                        try sockets[i].send([e, p])
+                        _ = try sockets[i].receive()  // the consumption answer
+                    }
+                    try ready(i)
+                }
+            }
+            let elapsed = Date().timeIntervalSince(start)
+            flag.stop = true
+            latencies.sort()
+            func pct(_ q: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(q * Double(latencies.count)))] }
+            print("\(actors) simulated actors, leases of \(lease) prompts, fsync'd journal: \(leases) leases in \(fmt(elapsed, 1)) s = \(fmt(Double(leases) / elapsed, 0)) leases/s "
+                  + "(\(fmt(Double(leases * lease) / elapsed, 0)) prompts/s); ready→lease latency p50 \(fmt(pct(0.5), 2)) ms, p99 \(fmt(pct(0.99), 2)) ms")
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+    }
+}
