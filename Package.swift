@@ -12,6 +12,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "ballast", targets: ["ballast"]),
+        // For tools/fuzz (the libFuzzer target for the decoder).
+        .library(name: "BallastWire", targets: ["BallastWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
