@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--kill-every", type=float, default=180)
     ap.add_argument("--actors", type=int, default=2)
+    ap.add_argument("--warmup", type=float, default=120, help="seconds before memory is expected to be flat")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ballast-soak-"))
     cfg = write_config(tmp / "soak.yaml", Path(a.pipeline).resolve(), tmp / "out", steps=10_000_000)
@@ -46,7 +47,7 @@ def main():
     for name in actors:
         run.actor(name)
     start, last_kill, samples, generation = time.time(), time.time(), [], 0
-    warmup = 120
+    warmup = a.warmup
     try:
         while time.time() - start < a.minutes * 60:
             time.sleep(30)
