@@ -62,7 +62,7 @@ def test_coordinator_status_garbage_restart(tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert "stopped" in out
+    assert "stopped" in err  # node logs go to stderr
     # A journal with one lease and one completion, then a restart that replays it.
     journal.write_text(json.dumps({"t": "lease", "lease": 0, "actor": "a", "epoch": 0, "ids": [0, 1, 2]}) + "\n"
                        + json.dumps({"t": "done", "epoch": 0, "ids": [0, 1]}) + "\n")
