@@ -64,7 +64,7 @@ def main():
                 run.actor(replacement)
                 last_kill = time.time()
                 print(f"{(time.time() - start) / 60:5.1f} min: killed {victim}, started {replacement}", flush=True)
-            sample = {n: rss_mb(run.procs[n].pid) for n in ("coordinator", "learner")}
+            sample = {n: round(rss_mb(p.pid), 1) for n, p in run.procs.items() if p.poll() is None and rss_mb(p.pid) is not None}
             st = run.status() or {}
             samples.append((time.time() - start, sample))
             print(f"{(time.time() - start) / 60:5.1f} min: RSS MB {sample}, completed {st.get('completed')}, "
@@ -78,9 +78,10 @@ def main():
     steps = len(metrics(tmp / "out"))
     ok = True
     after = [s for t, s in samples if t >= warmup]
-    for name in ("coordinator", "learner"):
-        if len(after) >= 2:
-            first, last = after[0][name], after[-1][name]
+    for name in sorted({n for s in after for n in s}):
+        seen = [s[name] for s in after if name in s]
+        if len(seen) >= 2:
+            first, last = seen[0], seen[-1]
             flat = last <= first * 1.15 + 20
             ok &= flat
             print(f"{name}: RSS {first:.0f} MB after warm-up → {last:.0f} MB at the end: {'flat' if flat else 'GROWING'}")
