@@ -1,3 +1,5 @@
+import BallastKernels
+
 /// Selective Rehearsal's selection step: cluster the PPO examples by embedding, rank each cluster's
 /// members by (advantage-model) score, and keep the top `perCluster` of each as the rehearsal set —
 /// expert-aligned examples that PPO should not erode. The rest stay PPO prompts.
@@ -26,5 +28,17 @@ public enum SelectiveRehearsal {
         }
         let chosen = Set(rehearsal)
         return Selection(cluster: km.assignment, rehearsal: rehearsal, ppo: embeddings.indices.filter { !chosen.contains($0) }, sizes: sizes)
+    }
+
+    /// The ablation baseline: a seeded random subset of the same size as `selection`'s rehearsal set,
+    /// ignoring clusters and scores (the same Fisher–Yates draw for a given seed).
+    public static func randomSubset(of selection: Selection, seed: UInt64) -> Selection {
+        let n = selection.cluster.count
+        var order = Array(0..<n)
+        var rng = SeededRNG(seed: seed ^ 0x5EED)
+        for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        let rehearsal = Array(order.prefix(selection.rehearsal.count))
+        let chosen = Set(rehearsal)
+        return Selection(cluster: selection.cluster, rehearsal: rehearsal, ppo: (0..<n).filter { !chosen.contains($0) }, sizes: selection.sizes)
     }
 }

@@ -190,6 +190,9 @@ public final class PPOTrainer {
                                state.step, config.optim.steps, s.score, s.gold, s.kl, s.policyLoss, s.valueLoss, s.responseLength,
                                Progress.duration(eta)), force: state.step % config.run.logEvery == 0 || state.step == config.optim.steps)
         if state.step % config.run.checkpointEvery == 0 || state.step == config.optim.steps { try checkpoint() }
+        if config.run.snapshotEvery > 0 && state.step % config.run.snapshotEvery == 0 {
+            try Checkpoint.save(policy, to: config.run.outDir + "/snapshots/step-\(state.step)")
+        }
         return s
     }
 

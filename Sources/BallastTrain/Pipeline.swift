@@ -15,6 +15,8 @@ public final class Pipeline {
     public let runDir: String
     let progress = Progress()
     public var shouldStop: () -> Bool = { false }
+    /// Stop after this stage (the paper experiments share data, SFT and labels across seeds).
+    public var until: String?
     let threads: Int
 
     public struct Arm: Sendable { public var name: String; public var scorer: String; public var rehearsal: Bool }
@@ -90,6 +92,9 @@ public final class Pipeline {
         j.perCluster = try s.positive("per_cluster", 16)
         j.seed = UInt64(try s.int("seed", 0))
         j.maxNewTokens = try s.positive("max_new_tokens", 48)
+        let mode = try s.string("mode", "selective")!
+        guard ["selective", "random"].contains(mode) else { throw ConfigError("\(doc.file): select.mode must be selective or random") }
+        j.randomSubset = mode == "random"
         try s.finish()
         return j
     }
@@ -127,7 +132,10 @@ public final class Pipeline {
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         let start = Date()
         var stageStart = Date()
+        var reachedUntil = false
         func stage(_ name: String, _ body: () throws -> Bool) throws -> Bool {
+            if reachedUntil { return true }
+            defer { if name == until { reachedUntil = true } }
             if done(name) { progress.note("[\(name)] already done, skipped"); return true }
             if shouldStop() { return false }
             stageStart = Date()
@@ -220,7 +228,11 @@ public final class Pipeline {
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), to: "\(runDir)/eval.json")
             return true
         }) else { return false }
-        progress.note("pipeline complete in \(Progress.duration(Date().timeIntervalSince(start))): \(runDir)")
+        if let until, until != "eval" {
+            progress.note("stopped after [\(until)] as asked (\(Progress.duration(Date().timeIntervalSince(start)))): \(runDir)")
+        } else {
+            progress.note("pipeline complete in \(Progress.duration(Date().timeIntervalSince(start))): \(runDir)")
+        }
         return true
     }
 }

@@ -31,6 +31,8 @@ public struct SelectionJob {
     public var seed: UInt64 = 0
     public var maxNewTokens = 48
     public var batchSize = 32
+    /// Ablation: a random rehearsal subset of the same size instead of the top-scored per cluster.
+    public var randomSubset = false
 
     public init() {}
 
@@ -80,7 +82,8 @@ public struct SelectionJob {
             start += chunk.count
             progress("embedded and scored \(start)/\(examples.count)")
         }
-        let sel = SelectiveRehearsal.select(embeddings: embeddings, scores: scores, clusters: clusters, perCluster: perCluster, seed: seed)
+        var sel = SelectiveRehearsal.select(embeddings: embeddings, scores: scores, clusters: clusters, perCluster: perCluster, seed: seed)
+        if randomSubset { sel = SelectiveRehearsal.randomSubset(of: sel, seed: seed) }
         let rehearsal = sel.rehearsal.map { i in
             RehearsalExample(prompt: prompts[i].prompt, completion: responses[i], task: prompts[i].task, id: prompts[i].id,
                              cluster: sel.cluster[i], score: scores[i])
@@ -100,7 +103,8 @@ public struct SelectionJob {
                                       "gold_mean": gold.filter { !$0.isNaN }.reduce(0, +) / Double(max(gold.filter { !$0.isNaN }.count, 1))])
         }
         let summary: [String: Any] = ["clusters": perClusterSummary, "examples": prompts.count, "rehearsal": rehearsal.count,
-                                      "ppo_prompts": ppo.count, "per_cluster": perCluster, "seed": seed]
+                                      "ppo_prompts": ppo.count, "per_cluster": perCluster, "seed": seed,
+                                      "mode": randomSubset ? "random" : "selective"]
         return Output(rehearsal: rehearsal, ppo: ppo, summary: summary)
     }
 }

@@ -50,13 +50,17 @@ public struct RunConfig: Sendable, Equatable {
     public var checkpointEvery: Int
     public var logEvery: Int
     public var threads: Int
+    /// PPO: also keep the policy of every N-th step as RUN/snapshots/step-N (model files only), for
+    /// evaluation along training; 0 = off.
+    public var snapshotEvery = 0
 
     /// `generates`: whether this trainer decodes eval prompts (the `eval_generate` key exists only then).
     public static func read(_ r: ConfigSection, defaultOut: String, generates: Bool) throws -> RunConfig {
-        let c = RunConfig(outDir: try r.string("out_dir", defaultOut)!, evalEvery: try r.positive("eval_every", 200),
+        var c = RunConfig(outDir: try r.string("out_dir", defaultOut)!, evalEvery: try r.positive("eval_every", 200),
                           evalGenerate: generates ? try r.int("eval_generate", 64) : 0,
                           checkpointEvery: try r.positive("checkpoint_every", 500), logEvery: try r.positive("log_every", 10),
                           threads: try r.positive("threads", 2))
+        c.snapshotEvery = try r.int("snapshot_every", 0)
         try r.finish()
         return c
     }

@@ -280,6 +280,7 @@ struct Select: ParsableCommand {
     @Option(name: .customLong("per-cluster")) var perCluster = 8
     @Option var seed: UInt64 = 0
     @Option(name: .customLong("max-new-tokens")) var maxNewTokens = 48
+    @Flag(help: "Ablation: a random rehearsal subset of the same size instead of each cluster's top-k.") var random = false
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
@@ -291,7 +292,7 @@ struct Select: ParsableCommand {
             let scorer = try Checkpoint.load(am)
             let records = try PreferenceLabeler.readPrompts(prompts)
             var job = SelectionJob()
-            (job.clusters, job.perCluster, job.seed, job.maxNewTokens) = (clusters, perCluster, seed, maxNewTokens)
+            (job.clusters, job.perCluster, job.seed, job.maxNewTokens, job.randomSubset) = (clusters, perCluster, seed, maxNewTokens, random)
             let progress = Progress()
             let result = try job.run(sft: sftModel, encoder: encoderModel, scorer: scorer, prompts: records) { progress.update($0, force: false) }
             try JSONL.write(result.rehearsal, to: out + "/rehearsal.jsonl")
@@ -364,12 +365,16 @@ struct PipelineCommand: ParsableCommand {
         abstract: "The whole method in one process: data, SFT, labelling, RM and AM, selection, PPO arms (RM, AM, AM + rehearsal), evaluation. Resumable.")
     @Option(help: "Pipeline YAML (see configs/quickstart.yaml).") var config: String
     @Option(name: .customLong("set"), help: "Override a field, e.g. --set ppo.train.steps=10 (repeatable).") var overrides: [String] = []
+    @Option(help: "Stop after this stage: data, sft, label, rm, am, select, rm-ppo, am-ppo, am-ppo-sr, eval.") var until: String?
 
     func run() throws {
         try failing {
             let doc = try ConfigDocument(file: config)
             for o in overrides { try doc.apply(override: o) }
             let p = try Pipeline(doc: doc)
+            let stages = ["data", "sft", "label", "rm", "am", "select"] + Pipeline.arms.map(\.name) + ["eval"]
+            if let until, !stages.contains(until) { throw ValidationError("--until must be one of \(stages.joined(separator: ", "))") }
+            p.until = until
             let stop = StopSignal.install()
             p.shouldStop = { stop.requested }
             if try !p.run() {

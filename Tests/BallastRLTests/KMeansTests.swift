@@ -75,3 +75,19 @@ struct SelectionTests {
         #expect(s.ppo.isEmpty && Set(s.rehearsal) == Set(0..<7) && s.rehearsal.count == 7)
     }
 }
+
+@Suite("Rehearsal ablation")
+struct RandomSubsetTests {
+    @Test("the random subset has the selection's size, is seeded, and partitions the examples")
+    func randomSubset() {
+        var rng = SeededRNG(seed: 4)
+        let emb = (0..<60).map { _ in [Double(rng.nextFloat()), Double(rng.nextFloat())] }
+        let scores = (0..<60).map { Double($0) }
+        let sel = SelectiveRehearsal.select(embeddings: emb, scores: scores, clusters: 4, perCluster: 3, seed: 1)
+        let a = SelectiveRehearsal.randomSubset(of: sel, seed: 9), b = SelectiveRehearsal.randomSubset(of: sel, seed: 9)
+        let c = SelectiveRehearsal.randomSubset(of: sel, seed: 10)
+        #expect(a.rehearsal.count == sel.rehearsal.count && a.rehearsal == b.rehearsal && a.rehearsal != c.rehearsal)
+        #expect(Set(a.rehearsal).union(a.ppo) == Set(0..<60) && Set(a.rehearsal).isDisjoint(with: a.ppo))
+        #expect(Set(a.rehearsal) != Set(sel.rehearsal))
+    }
+}
