@@ -298,23 +298,17 @@ def figures(res, fig_dir):
         svg_lines(f"{model}: per-task score distribution (test pairs, seed {res['seeds'][0]})", "histogram bin (low → high score)",
                   "fraction of responses", series, fig_dir / name)
         made.append(name)
-    # Gold and proxy against KL during PPO (mean over seeds, by step).
-    series = []
-    for arm in ARMS:
+    # Gold and proxy against KL during PPO: mean over seeds per step, then a 5-step moving average.
+    def curve(arm, key, window=5):
         runs = res["curves"][arm]
         n = min(len(r) for r in runs)
-        kl = [sum(r[i]["kl"] for r in runs) / len(runs) for i in range(n)]
-        gold = [sum(r[i]["gold"] for r in runs) / len(runs) for i in range(n)]
-        series.append((f"{arm} gold", COLORS[arm], list(zip(kl, gold)), False))
-    svg_lines("Gold score against KL during PPO (mean over seeds)", "KL(π ‖ π_SFT), summed per response", "gold score", series, fig_dir / "gold-vs-kl.svg")
-    series = []
-    for arm in ARMS:
-        runs = res["curves"][arm]
-        n = min(len(r) for r in runs)
-        kl = [sum(r[i]["kl"] for r in runs) / len(runs) for i in range(n)]
-        sc = [sum(r[i]["score"] for r in runs) / len(runs) for i in range(n)]
-        series.append((f"{arm} proxy", COLORS[arm], list(zip(kl, sc)), True))
-    svg_lines("Proxy score (RM r or AM a) against KL during PPO", "KL(π ‖ π_SFT), summed per response", "proxy score", series, fig_dir / "proxy-vs-kl.svg")
+        per_step = [(sum(r[i]["kl"] for r in runs) / len(runs), sum(r[i][key] for r in runs) / len(runs)) for i in range(n)]
+        smooth = lambda j, c: sum(p[c] for p in per_step[max(0, j - window + 1):j + 1]) / len(per_step[max(0, j - window + 1):j + 1])
+        return [(smooth(j, 0), smooth(j, 1)) for j in range(n)]
+    for key, label, dashed in (("gold", "gold score", False), ("score", "proxy score (RM r or AM a)", True)):
+        series = [(f"{arm} {'gold' if key == 'gold' else 'proxy'}", COLORS[arm], curve(arm, key), dashed) for arm in ARMS]
+        svg_lines(f"{label.capitalize()} against KL during PPO (mean over seeds, 5-step average)", "KL(π ‖ π_SFT), summed per response",
+                  label, series, fig_dir / ("gold-vs-kl.svg" if key == "gold" else "proxy-vs-kl.svg"))
     # Forget-set win − lose over training (the paper's Fig. 1b).
     series = []
     for arm in ARMS:
