@@ -90,9 +90,11 @@ class Run:
     def learner(self, resume=False):
         return self.start("learner", "learner", "--config", self.cfg_path, *(["--resume"] if resume else []))
 
-    def actor(self, name, keys=None):
+    def actor(self, name, keys=None, local_models=False):
+        m = self.cfg["models"]
         return self.start(name, "actor", "--coordinator", self.c["coordinator"], "--id", name, "--threads", "1",
-                          *(["--curve-keys", str(keys)] if keys else []))
+                          *(["--curve-keys", str(keys)] if keys else []),
+                          *(["--reference", m["policy"], "--scorer", m["scorer"]] if local_models else []))
 
     def log(self, name):
         return (self.tmp / f"{name}.log").read_text()
@@ -334,11 +336,12 @@ def test_curve_keys_admit_keyed_peers_and_refuse_others(tmp_path, artifacts):
     cfg = write_config(tmp_path / "c.yaml", artifacts, out, steps=4, keys=keys)
     r = Run(tmp_path, tmp_path / "c.yaml", cfg)
     try:
-        r.coordinator(); r.learner(); r.actor("actor-0", keys=keys); r.actor("intruder", keys=stranger)
+        r.coordinator(); r.learner(); r.actor("actor-0", keys=keys, local_models=True); r.actor("intruder", keys=stranger)
         r.wait_learner()
         st = r.status(keys)
         assert st["finished"] and [a["id"] for a in st["actors"]] == ["actor-0"]
         assert "refused a peer" in r.log("coordinator")
+        assert "fetching the policy from" in r.log("actor-0"), "frozen models loaded from the shared filesystem"
         assert r.status() is None, "a client without keys gets no answer"
     finally:
         r.stop()

@@ -46,8 +46,13 @@ public final class ActorNode {
         return runFinished
     }
 
-    public init(coordinator: String, id: String, curveKeys: String? = nil) throws {
+    /// Local checkpoint folders of the frozen models (a shared filesystem); nil = fetch from the learner.
+    let referencePath: String?, scorerPath: String?
+
+    public init(coordinator: String, id: String, curveKeys: String? = nil, referencePath: String? = nil, scorerPath: String? = nil) throws {
         self.id = id
+        self.referencePath = referencePath
+        self.scorerPath = scorerPath
         coordinatorEndpoint = coordinator
         log = NodeLog(role: id)
         context = try ZMQContext()
@@ -119,8 +124,12 @@ public final class ActorNode {
         func setting<T: LosslessStringConvertible>(_ key: String, _ fallback: T) -> T { settings["run." + key].flatMap(T.init) ?? fallback }
         let k = setting("responses_per_prompt", 1), leaseSize = setting("lease_size", 16), seed: UInt64 = setting("seed", 1)
         var sampling = SamplingOptions(temperature: setting("temperature", Float(1)), maxNewTokens: setting("max_new_tokens", 32))
-        log("learner at \(rolloutsEndpoint); fetching reference, scorer and policy from \(weightsEndpoint)")
-        guard let (ref, _) = try fetch(weights, "reference"), let (sc, _) = try fetch(weights, "scorer"), let (pol, v) = try fetch(weights, "policy") else {
+        log("learner at \(rolloutsEndpoint); " + (referencePath == nil ? "fetching reference, scorer and policy" : "fetching the policy") + " from \(weightsEndpoint)")
+        func frozen(_ path: String?, _ name: String) throws -> GPT? {
+            if let path { return try Checkpoint.load(path) }
+            return try fetch(weights, name)?.0
+        }
+        guard let ref = try frozen(referencePath, "reference"), let sc = try frozen(scorerPath, "scorer"), let (pol, v) = try fetch(weights, "policy") else {
             return finish()
         }
         reference = ref

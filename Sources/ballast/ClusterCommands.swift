@@ -146,13 +146,16 @@ struct ActorCommand: ParsableCommand {
     @Option(help: "Coordinator endpoint, e.g. tcp://127.0.0.1:5555.") var coordinator: String
     @Option(help: "Name shown in status (default actor-HOST-PID).") var id: String?
     @Option(name: .customLong("curve-keys"), help: "Directory of CURVE keys (ballast keys) when the run requires them.") var curveKeys: String?
+    @Option(help: "Reference (SFT) checkpoint on a shared filesystem (default: fetched from the learner).") var reference: String?
+    @Option(help: "Scorer (AM or RM) checkpoint on a shared filesystem (default: fetched from the learner).") var scorer: String?
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
         threads.apply()
         try failing {
+            guard (reference == nil) == (scorer == nil) else { throw ValidationError("give both --reference and --scorer, or neither") }
             let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
-            let node = try ActorNode(coordinator: coordinator, id: name, curveKeys: curveKeys)
+            let node = try ActorNode(coordinator: coordinator, id: name, curveKeys: curveKeys, referencePath: reference, scorerPath: scorer)
             let stop = StopSignal.install()
             node.shouldStop = { stop.requested }
             if try !node.run() { throw ExitCode(130) }
