@@ -1,3 +1,4 @@
+import BallastKernels
 import BallastFormats
 import BallastRL
 import Foundation
@@ -74,5 +75,29 @@ struct PPOMathTests {
         var ctl = AdaptiveKLController(beta: k[0], target: k[1], horizon: k[2])
         ctl.update(currentKL: k[3], steps: Int(k[4]))
         #expect(abs(ctl.beta - k[5]) < 1e-15)
+    }
+}
+
+@Suite("Stale-rollout down-weighting")
+struct DownweightTests {
+    @Test("scaling a row's advantages by w > 0 scales its clipped-surrogate loss and gradient by w")
+    func homogeneity() {
+        var rng = SeededRNG(seed: 11)
+        let rows = 4, len = 6
+        func r() -> Double { Double(rng.nextFloat()) - 0.5 }
+        let logp = (0..<rows).map { _ in (0..<len).map { _ in r() - 1 } }
+        let old = logp.map { $0.map { $0 + r() * 0.8 } }  // ratios both inside and outside the clip range
+        let adv = (0..<rows).map { _ in (0..<len).map { _ in r() * 2 } }
+        let mask = (0..<rows).map { _ in [Double](repeating: 1, count: len) }
+        let weights = [1.0, 0.5, 0.25, 0.125]
+        let scaled = adv.enumerated().map { i, a in a.map { $0 * weights[i] } }
+        for i in 0..<rows {
+            // Row i alone: with its weight vs unweighted, times the weight.
+            let one = PPOMath.policyLoss(logp: [logp[i]], oldLogp: [old[i]], advantages: [adv[i]], mask: [mask[i]])
+            let w = PPOMath.policyLoss(logp: [logp[i]], oldLogp: [old[i]], advantages: [scaled[i]], mask: [mask[i]])
+            #expect(abs(w.loss - weights[i] * one.loss) < 1e-12)
+            for t in 0..<len { #expect(abs(w.dLogp[0][t] - weights[i] * one.dLogp[0][t]) < 1e-12) }
+            #expect(w.clipFraction == one.clipFraction)
+        }
     }
 }
