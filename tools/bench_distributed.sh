@@ -26,15 +26,15 @@ rollouts=$((STEPS * BATCH))
 t0=$(date +%s.%N)
 $BIN ppo --config "$W/ppo.yaml" --set run.threads=2 --set run.out_dir="$W/single" > "$W/single.log" 2>&1
 t1=$(date +%s.%N)
-printf "%-28s %8s %12s %14s\n" "mode" "wall s" "rollouts/s" "learner busy"
-printf "%-28s %8.1f %12.1f %14s\n" "single process (2 threads)" "$(echo "$t1 - $t0" | bc)" "$(echo "$rollouts / ($t1 - $t0)" | bc -l)" "-"
+printf "%-28s %8s %12s %14s %9s\n" "mode" "wall s" "rollouts/s" "learner busy" "dropped"
+printf "%-28s %8.1f %12.1f %14s %9s\n" "single process (2 threads)" "$(echo "$t1 - $t0" | bc)" "$(echo "$rollouts / ($t1 - $t0)" | bc -l)" "-" "-"
 for actors in 1 2; do
   rm -rf "$W/run"
   t0=$(date +%s.%N)
   $BIN launch local --actors $actors --config "$W/ppo.yaml" > "$W/launch-$actors.log" 2>&1
   t1=$(date +%s.%N)
   busy=$(grep -Eo "busy [0-9.]+" "$W/launch-$actors.log" | tail -1 | awk '{print $2}')
-  threads=$(grep -Eo "learner \([0-9]+ thread" "$W/launch-$actors.log" | grep -Eo "[0-9]+")
-  printf "%-28s %8.1f %12.1f %14s\n" "launch local, $actors actor(s)" "$(echo "$t1 - $t0" | bc)" "$(echo "$rollouts / ($t1 - $t0)" | bc -l)" "$busy"
+  dropped=$(grep -Eo "[0-9]+ stale rollout messages dropped" "$W/launch-$actors.log" | tail -1 | awk '{print $1}')
+  printf "%-28s %8.1f %12.1f %14s %9s\n" "launch local, $actors actor(s)" "$(echo "$t1 - $t0" | bc)" "$(echo "$rollouts / ($t1 - $t0)" | bc -l)" "$busy" "$dropped"
 done
 echo "($STEPS PPO steps × $BATCH prompts, small model, 32 new tokens; wall includes process start-up and model transfer; logs in $W)"

@@ -21,6 +21,9 @@ public final class RequestChannel {
     let security: CurveSecurity?
     var socket: ZMQSocket
     var sequence: UInt64 = 0
+    /// An earlier request went unanswered: its reply may still arrive on the current socket and must
+    /// not be taken for the next request's, so the next request opens a fresh socket.
+    var unanswered = false
     public private(set) var errors = WireErrorCounters()
 
     public init(context: ZMQContext, endpoint: String, identity: String, security: CurveSecurity? = nil) throws {
@@ -46,8 +49,12 @@ public final class RequestChannel {
     public func request(_ frame: Frame, timeout: Double, attempts: Int = .max, shouldStop: () -> Bool = { false }) throws -> Frame? {
         var frame = frame
         for attempt in 0..<attempts {
-            if shouldStop() { return nil }
-            if attempt > 0 { socket.close(); socket = try Self.open(context, endpoint, identity, security) }
+            if shouldStop() { break }
+            if attempt > 0 || unanswered {
+                socket.close()
+                socket = try Self.open(context, endpoint, identity, security)
+                unanswered = false
+            }
             sequence += 1
             frame.sequence = sequence
             let (e, p) = frame.encode()
@@ -61,7 +68,9 @@ public final class RequestChannel {
                     return reply
                 } catch let e as WireError { errors.record(e) }
             }
+            unanswered = true
         }
+        unanswered = true
         return nil
     }
 

@@ -24,8 +24,9 @@ public struct ClusterConfig: Sendable, Equatable {
     public var maxPolicyLag = 2
     public var staleness = "drop"
     public var decay = 0.5
-    /// Rollout messages (leases) the learner holds before it stops reading (back-pressure).
-    public var queueCapacity = 8
+    /// Rollout messages (leases) the learner holds before it stops reading (back-pressure); default one
+    /// batch's worth (batch_size / lease_size): a deeper queue only holds rollouts that go stale waiting.
+    public var queueCapacity = 0
     public var heartbeatInterval = 1.0
     public var heartbeatTimeout = 10.0
     public var leaseTimeout = 300.0
@@ -57,7 +58,7 @@ public struct ClusterConfig: Sendable, Equatable {
         guard ["drop", "downweight"].contains(c.staleness) else { throw ConfigError("\(s.origin("staleness")): cluster.staleness must be drop or downweight") }
         c.decay = try s.double("decay", c.decay)
         guard c.decay > 0 && c.decay <= 1 else { throw ConfigError("\(s.origin("decay")): cluster.decay must be in (0, 1]") }
-        c.queueCapacity = try s.positive("queue_capacity", c.queueCapacity)
+        c.queueCapacity = try s.int("queue_capacity", 0)
         c.heartbeatInterval = try s.double("heartbeat_interval", c.heartbeatInterval)
         c.heartbeatTimeout = try s.double("heartbeat_timeout", c.heartbeatTimeout)
         c.leaseTimeout = try s.double("lease_timeout", c.leaseTimeout)
