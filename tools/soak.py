@@ -46,6 +46,7 @@ def main():
     actors = [f"actor-{i}" for i in range(a.actors)]
     for name in actors:
         run.actor(name)
+    born = {name: time.time() for name in run.procs}  # each process is judged from its own warm-up on
     start, last_kill, samples, generation = time.time(), time.time(), [], 0
     warmup = a.warmup
     try:
@@ -62,11 +63,14 @@ def main():
                 replacement = f"actor-r{generation}"
                 actors[actors.index(victim)] = replacement
                 run.actor(replacement)
+                born[replacement] = time.time()
                 last_kill = time.time()
                 print(f"{(time.time() - start) / 60:5.1f} min: killed {victim}, started {replacement}", flush=True)
-            sample = {n: round(rss_mb(p.pid), 1) for n, p in run.procs.items() if p.poll() is None and rss_mb(p.pid) is not None}
+            sample = {n: round(rss_mb(p.pid), 1) for n, p in run.procs.items()
+                      if p.poll() is None and rss_mb(p.pid) is not None}
+            settled = {n: v for n, v in sample.items() if time.time() - born[n] >= warmup}
             st = run.status() or {}
-            samples.append((time.time() - start, sample))
+            samples.append((time.time() - start, settled))
             print(f"{(time.time() - start) / 60:5.1f} min: RSS MB {sample}, completed {st.get('completed')}, "
                   f"learner step {st.get('learner', {}).get('step')}, expired actors {st.get('actors_expired')}", flush=True)
     finally:
@@ -77,7 +81,7 @@ def main():
     trained = sum(m["rollouts"] for m in metrics(tmp / "out"))
     steps = len(metrics(tmp / "out"))
     ok = True
-    after = [s for t, s in samples if t >= warmup]
+    after = [s for _, s in samples]
     for name in sorted({n for s in after for n in s}):
         seen = [s[name] for s in after if name in s]
         if len(seen) >= 2:
