@@ -30,6 +30,9 @@ public final class LearnerNode {
     }
 
     var queue: BoundedRolloutQueue<Incoming>
+    /// Prompts the learner holds before it stops reading rollouts (≥ one batch + one lease, so a full
+    /// queue always holds a trainable batch).
+    let promptCapacity: Int
     /// The part of a rollout message beyond the last batch's size, trained on next (so that every
     /// step has exactly train.batch_size prompts, as in the single-process run).
     var carry: (item: Incoming, weight: Double)?
@@ -51,7 +54,10 @@ public final class LearnerNode {
         let c = config.cluster
         context = try ZMQContext()
         security = try c.curveKeys.map { try CurveSecurity(directory: $0, client: "learner") }
-        queue = BoundedRolloutQueue(capacity: c.queueCapacity, policy: StalenessPolicy(
+        // The queue is bounded in prompts (the learner stops reading past it); the message bound below is
+        // never the binding one, since every message holds at least one prompt.
+        promptCapacity = c.queueCapacity * c.leaseSize
+        queue = BoundedRolloutQueue(capacity: promptCapacity, policy: StalenessPolicy(
             maxPolicyLag: c.maxPolicyLag, mode: c.staleness == "downweight" ? .downweight : .drop, decay: c.decay))
         pull = try context.socket(.pull)
         router = try context.socket(.router)
@@ -90,7 +96,7 @@ public final class LearnerNode {
 
     func stats() -> [String: String] {
         let wall = firstRollout.map { Date().timeIntervalSince($0) } ?? 0
-        return ["step": "\(trainer.step)", "queue": "\(queue.count)", "queue_capacity": "\(queue.capacity)", "dropped": "\(queue.dropped)",
+        return ["step": "\(trainer.step)", "queue": "\(queuedPrompts)", "queue_capacity": "\(promptCapacity)", "dropped": "\(queue.dropped)",
                 "downweighted": "\(downweighted)", "checkpoint": lastCheckpoint, "busy": String(format: "%.3f", wall > 0 ? busySeconds / wall : 0),
                 "rollouts_per_s": String(format: "%.2f", wall > 0 ? Double(rolloutsReceived) / wall : 0), "errors": "\(errors.total)"]
     }
@@ -215,7 +221,7 @@ public final class LearnerNode {
         downweighted += weights.filter { $0 < 1 }.count
         let lags = taken.map { trainer.step - $0.item.batch.policyVersion }
         try trainer.train(on: batch, rowWeights: weights.contains { $0 != 1 } ? weights : nil,
-                          extra: ["policy_lag_max": lags.max() ?? 0, "queue": queue.count, "dropped": queue.dropped])
+                          extra: ["policy_lag_max": lags.max() ?? 0, "queue": queuedPrompts, "dropped": queue.dropped])
         if trainer.step % config.run.checkpointEvery == 0 || trainer.isDone { lastCheckpoint = "step \(trainer.step)" }
         busySeconds += Date().timeIntervalSince(began)
         try publishVersion()
@@ -264,12 +270,12 @@ public final class LearnerNode {
             }
             if coordinatorFinished { break }
             var sockets = [router]
-            if queue.count < queue.capacity { sockets.append(pull) }
+            if queuedPrompts < promptCapacity { sockets.append(pull) }
             for i in try ZMQSocket.poll(sockets, timeoutMS: 100) {
                 let s = sockets[i]
                 while let parts = try? s.receiveNow() {
                     if s === router { try serveWeights(parts) } else { receiveRollout(parts) }
-                    if s === pull && queue.count >= queue.capacity { break }
+                    if s === pull && queuedPrompts >= promptCapacity { break }
                 }
             }
             for d in queue.prune(learnerVersion: trainer.step) {

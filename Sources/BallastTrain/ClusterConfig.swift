@@ -24,8 +24,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public var maxPolicyLag = 2
     public var staleness = "drop"
     public var decay = 0.5
-    /// Rollout messages (leases) the learner holds before it stops reading (back-pressure); default one
-    /// batch's worth (batch_size / lease_size): a deeper queue only holds rollouts that go stale waiting.
+    /// Leases' worth of rollouts (× lease_size prompts) the learner holds before it stops reading
+    /// (back-pressure); default one batch plus one lease: a deeper queue only holds rollouts that go stale.
     public var queueCapacity = 0
     public var heartbeatInterval = 1.0
     public var heartbeatTimeout = 10.0
@@ -59,6 +59,7 @@ public struct ClusterConfig: Sendable, Equatable {
         c.decay = try s.double("decay", c.decay)
         guard c.decay > 0 && c.decay <= 1 else { throw ConfigError("\(s.origin("decay")): cluster.decay must be in (0, 1]") }
         c.queueCapacity = try s.int("queue_capacity", 0)
+        guard c.queueCapacity >= 0 else { throw ConfigError("\(s.origin("queue_capacity")): cluster.queue_capacity must be ≥ 0 (0 = automatic)") }
         c.heartbeatInterval = try s.double("heartbeat_interval", c.heartbeatInterval)
         c.heartbeatTimeout = try s.double("heartbeat_timeout", c.heartbeatTimeout)
         c.leaseTimeout = try s.double("lease_timeout", c.leaseTimeout)

@@ -69,9 +69,13 @@ public struct PPOConfig: Sendable {
                           run: try RunConfig.read(try top.section("run"), defaultOut: "runs/ppo", generates: false),
                           cluster: try ClusterConfig.read(try top.section("cluster")))
         if c.cluster.leaseSize == 0 { c.cluster.leaseSize = (1...min(16, c.optim.batchSize)).last { c.optim.batchSize % $0 == 0 }! }
-        if c.cluster.queueCapacity <= 0 { c.cluster.queueCapacity = max(2, c.optim.batchSize / max(c.cluster.leaseSize, 1)) }
         guard c.cluster.leaseSize > 0, c.optim.batchSize % c.cluster.leaseSize == 0 else {
             throw ConfigError("\(doc.file): train.batch_size (\(c.optim.batchSize)) must be a multiple of cluster.lease_size (\(c.cluster.leaseSize))")
+        }
+        let minimumQueue = c.optim.batchSize / c.cluster.leaseSize + 1
+        if c.cluster.queueCapacity == 0 { c.cluster.queueCapacity = minimumQueue }
+        guard c.cluster.queueCapacity >= minimumQueue else {
+            throw ConfigError("\(doc.file): cluster.queue_capacity must be at least train.batch_size / lease_size + 1 = \(minimumQueue), so that a full queue holds a batch")
         }
         try top.finish()
         return c
