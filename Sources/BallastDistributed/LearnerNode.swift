@@ -207,9 +207,15 @@ public final class LearnerNode {
             let req = "e\(epoch)-l" + group.map { "\($0.item.lease)" }.joined(separator: ",") + "-p\(ids.first!)-\(ids.count)"
             for id in try tellCoordinator(ids: ids, epoch: epoch, release: false, request: req) { accepted.insert([epoch, id]) }
         }
+        // A prompt re-leased while its first rollout was on the way can arrive twice in one batch: the
+        // first message that holds it owns it, so it is trained on once, as it was counted once.
+        var owner: [[Int]: Int] = [:]
+        for (i, t) in taken.enumerated() { for id in t.item.promptIDs where owner[[t.item.epoch, id]] == nil { owner[[t.item.epoch, id]] = i } }
         var rows: [(RolloutBatch, Int, Double)] = []
-        for (item, weight) in taken {
-            for r in 0..<item.batch.count where accepted.contains([item.epoch, item.promptIDs[r]]) { rows.append((item.batch, r, weight)) }
+        for (i, (item, weight)) in taken.enumerated() {
+            for r in 0..<item.batch.count where accepted.contains([item.epoch, item.promptIDs[r]]) && owner[[item.epoch, item.promptIDs[r]]] == i {
+                rows.append((item.batch, r, weight))
+            }
         }
         if rows.isEmpty {
             log("batch of \(prompts) prompts held no new work (all counted before); skipped")
