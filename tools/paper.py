@@ -407,13 +407,15 @@ def write_outputs(res, out, figs, args):
     for m in t1:
         md.append(f"| {m} | {fmt(*mean_ci(t1[m]['accuracy']), pct=True)} | {fmt(*mean_ci(t1[m]['ece']), pct=True)} | "
                   f"{fmt(*mean_ci(t1[m]['mean_spread']))} | {fmt(*mean_ci(t1[m]['std_spread']))} |")
-    md.append(f"\nSpreads are max − min over tasks with at least {MIN_PAIRS} test pairs. Per task (seed {res['seeds'][0]}):\n")
-    md.append("| task | pairs | RM acc | AM acc | RM mean ± std | AM a mean ± std |")
+    md.append(f"\nSpreads are max − min over tasks with at least {MIN_PAIRS} test pairs. AM r and AM a rank and calibrate "
+              "identically (e depends on the prompt only, so it cancels within a pair); they differ in score level per task. "
+              "Per task, mean over seeds:\n")
+    md.append("| task | pairs | RM accuracy | AM accuracy | RM r mean / std | AM a mean / std |")
     md.append("|---|---|---|---|---|---|")
-    rm0, am0 = t1["RM r"]["per_task"][0], t1["AM a"]["per_task"][0]
-    for t in sorted(rm0):
-        md.append(f"| {t} | {rm0[t]['pairs']} | {100 * rm0[t]['accuracy']:.1f}% | {100 * am0[t]['accuracy']:.1f}% | "
-                  f"{rm0[t]['scoreMean']:.3f} ± {rm0[t]['scoreStd']:.3f} | {am0[t]['scoreMean']:.3f} ± {am0[t]['scoreStd']:.3f} |")
+    per = lambda m, t, k: mean_ci([pt[t][k] for pt in t1[m]["per_task"] if t in pt])
+    for t in sorted(t1["RM r"]["per_task"][0]):
+        md.append(f"| {t} | {t1['RM r']['per_task'][0][t]['pairs']} | {fmt(*per('RM r', t, 'accuracy'), pct=True)} | {fmt(*per('AM a', t, 'accuracy'), pct=True)} | "
+                  f"{per('RM r', t, 'scoreMean')[0]:.3f} / {per('RM r', t, 'scoreStd')[0]:.3f} | {per('AM a', t, 'scoreMean')[0]:.3f} / {per('AM a', t, 'scoreStd')[0]:.3f} |")
     for matching, key in (("matched PPO steps (final policies)", "table2"), ("matched KL (snapshot curves read at the smallest final KL of the three arms)", "matched_kl")):
         md.append(f"\n## Table 2 analogue — PPO vs SFT, {matching}\n")
         md.append("| arm | test win | test lose | test tie | forget win | forget lose | forget tie | KL per token (test) |")
@@ -422,6 +424,19 @@ def write_outputs(res, out, figs, args):
             get = (lambda sp: res["table2"][arm][sp]) if key == "table2" else (lambda sp: res["matched_kl"][sp][arm])
             row = [fmt(*mean_ci(get(sp)[k]), pct=True) for sp in ("test", "forget") for k in ("win", "lose", "tie")]
             md.append(f"| {arm} | " + " | ".join(row) + f" | {fmt(*mean_ci(get('test')['kl']))} |")
+    md.append("\n## Reward hacking in the baseline? (training rollouts, mean over seeds, first vs last 5 PPO steps)\n")
+    md.append("| arm | proxy score | gold score | KL (summed per response) |")
+    md.append("|---|---|---|---|")
+    for arm in ARMS:
+        runs = res["curves"][arm]
+        def span(key):
+            first = mean_ci([sum(m[key] for m in r[:5]) / 5 for r in runs])[0]
+            last = mean_ci([sum(m[key] for m in r[-5:]) / 5 for r in runs])[0]
+            return f"{first:.3f} → {last:.3f}"
+        md.append(f"| {arm} | {span('score')} | {span('gold')} | {span('kl')} |")
+    md.append("\nThe failure mode the paper targets shows as the proxy rising while gold falls. Whether this benchmark "
+              "exhibits it in the RM-PPO baseline is read off this table and `figures/gold-vs-kl.svg`, and stated in the "
+              "summary in tools/paper/README.md.\n")
     md.append("\n## Claims\n")
     md.append("| claim | verdict | numbers |")
     md.append("|---|---|---|")
