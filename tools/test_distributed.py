@@ -6,7 +6,8 @@
 - the coordinator killed and restarted loses and repeats nothing;
 - garbage and malformed frames on every listening port are counted and every process stays up;
 - HTTP status (JSON, Prometheus text, HTML) and `ballast status`;
-- `ballast launch local` runs to completion and fails loudly when a child dies;
+- `ballast launch local` runs to completion (a PPO config, and a whole pipeline config with its PPO
+  arms as processes) and fails loudly when a child dies;
 - CURVE: keyed peers run, a peer with a key not on the allowlist is refused and logged.
 
 Run: python3 -m pytest -q tools/test_distributed.py (needs the ballast binary and pyzmq).
@@ -345,3 +346,19 @@ def test_curve_keys_admit_keyed_peers_and_refuse_others(tmp_path, artifacts):
         assert r.status() is None, "a client without keys gets no answer"
     finally:
         r.stop()
+
+
+def test_launch_local_runs_a_whole_pipeline_with_distributed_ppo_arms(tmp_path):
+    """The README's first command on tiny sizes: pipeline stages in the launcher, PPO arms as processes."""
+    ports = free_ports(5)
+    sets = [f"run_dir={tmp_path / 'run'}", f"ppo.cluster.coordinator=tcp://127.0.0.1:{ports[0]}",
+            f"ppo.cluster.rollouts=tcp://127.0.0.1:{ports[1]}", f"ppo.cluster.weights=tcp://127.0.0.1:{ports[2]}",
+            f"ppo.cluster.notices=tcp://127.0.0.1:{ports[3]}", f"ppo.cluster.http=127.0.0.1:{ports[4]}"]
+    r = subprocess.run([BIN, "launch", "local", "--actors", "2", "--config", "configs/pipeline-tiny.yaml",
+                        *[a for s in sets for a in ("--set", s)]], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for arm in ("rm-ppo", "am-ppo", "am-ppo-sr"):
+        assert f"launch      | run complete ({tmp_path / 'run'}/{arm})" in r.stdout
+        assert (tmp_path / "run" / arm / "ppo.yaml").exists() and len(metrics(tmp_path / "run" / arm)) == 2
+    ev = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert set(ev) == {"rm-ppo", "am-ppo", "am-ppo-sr"}
