@@ -298,16 +298,16 @@ def figures(res, fig_dir):
         svg_lines(f"{model}: per-task score distribution (test pairs, seed {res['seeds'][0]})", "histogram bin (low → high score)",
                   "fraction of responses", series, fig_dir / name)
         made.append(name)
-    # Gold and proxy against KL during PPO: mean over seeds per step, then a 5-step moving average.
-    def curve(arm, key, window=5):
-        runs = res["curves"][arm]
-        n = min(len(r) for r in runs)
-        per_step = [(sum(r[i]["kl"] for r in runs) / len(runs), sum(r[i][key] for r in runs) / len(runs)) for i in range(n)]
-        smooth = lambda j, c: sum(p[c] for p in per_step[max(0, j - window + 1):j + 1]) / len(per_step[max(0, j - window + 1):j + 1])
-        return [(smooth(j, 0), smooth(j, 1)) for j in range(n)]
+    # Gold and proxy against KL during PPO (Gao et al. style): every training step of every seed, sorted
+    # by KL and averaged in 10 equal-count KL bins.
+    def curve(arm, key, bins=10):
+        pts = sorted((m["kl"], m[key]) for r in res["curves"][arm] for m in r)
+        size = max(1, len(pts) // bins)
+        groups = [pts[i:i + size] for i in range(0, len(pts), size)]
+        return [(sum(k for k, _ in g) / len(g), sum(v for _, v in g) / len(g)) for g in groups]
     for key, label, dashed in (("gold", "gold score", False), ("score", "proxy score (RM r or AM a)", True)):
         series = [(f"{arm} {'gold' if key == 'gold' else 'proxy'}", COLORS[arm], curve(arm, key), dashed) for arm in ARMS]
-        svg_lines(f"{label.capitalize()} against KL during PPO (mean over seeds, 5-step average)", "KL(π ‖ π_SFT), summed per response",
+        svg_lines(f"{label.capitalize()} against KL (PPO steps of all seeds, KL-binned)", "KL(π ‖ π_SFT), summed per response",
                   label, series, fig_dir / ("gold-vs-kl.svg" if key == "gold" else "proxy-vs-kl.svg"))
     # Forget-set win − lose over training (the paper's Fig. 1b).
     series = []
