@@ -46,11 +46,6 @@ public final class CoordinatorService: @unchecked Sendable {
         return [e, p]
     }
 
-    static func i64(_ xs: [Int]) -> TensorData {
-        let v = xs.map(Int64.init)
-        return TensorData(dtype: .i64, shape: [v.count], bytes: v.withUnsafeBufferPointer { Data(buffer: $0) })
-    }
-
     var runState: [String: String] {
         ["finished": ledger.finished ? "1" : "0", "epoch": "\(ledger.epoch)", "completed": "\(ledger.completed)", "budget": "\(ledger.budget)"]
     }
@@ -93,7 +88,7 @@ public final class CoordinatorService: @unchecked Sendable {
             actors[id]!.prompts += lease.promptIDs.count
             var meta = ["state": "lease", "lease": "\(lease.id)", "epoch": "\(lease.epoch)"]
             if let prompts { meta["prompts"] = "[" + lease.promptIDs.map { prompts[$0] }.joined(separator: ",") + "]" }
-            return reply(.lease, tensors: [("prompt_ids", Self.i64(lease.promptIDs))], metadata: meta)
+            return reply(.lease, tensors: [("prompt_ids", TensorData(int64s: lease.promptIDs))], metadata: meta)
         case .heartbeat:
             ledger.heartbeat(actor: id, now: now)
             actors[id, default: ActorInfo(lastSeen: now)].lastSeen = now
@@ -102,17 +97,16 @@ public final class CoordinatorService: @unchecked Sendable {
             if let r = frame.metadata["rate"].flatMap(Double.init) { actors[id]!.rate = r }
             return nil
         case .consumption:
-            guard let t = frame.tensors.first(where: { $0.0 == "prompt_ids" })?.1, t.dtype == .i64, let epoch = Int(frame.metadata["epoch"] ?? "") else {
+            guard let ids = frame.int64s("prompt_ids"), let epoch = Int(frame.metadata["epoch"] ?? "") else {
                 errors.record(.payload("consumption needs prompt_ids (I64) and metadata epoch"))
                 return nil
             }
-            let ids = t.bytes.withUnsafeBytes { $0.bindMemory(to: Int64.self).map(Int.init) }
             if frame.metadata["release"] == "1" {
                 try ledger.release(epoch: epoch, promptIDs: ids)
-                return reply(.consumption, tensors: [("accepted", Self.i64([]))], metadata: runState)
+                return reply(.consumption, tensors: [("accepted", TensorData(int64s: []))], metadata: runState)
             }
             let r = try ledger.complete(actor: id, epoch: epoch, promptIDs: ids, now: now, request: frame.metadata["req"])
-            return reply(.consumption, tensors: [("accepted", Self.i64(r.accepted))], metadata: runState)
+            return reply(.consumption, tensors: [("accepted", TensorData(int64s: r.accepted))], metadata: runState)
         case .status:
             let data = try JSONSerialization.data(withJSONObject: status(now: now), options: [.sortedKeys])
             return reply(.status, metadata: ["json": String(decoding: data, as: UTF8.self)])

@@ -158,7 +158,7 @@ public final class ActorNode {
                 Thread.sleep(forTimeInterval: 0.2)
                 continue
             }
-            guard let ids = reply.ints("prompt_ids"), let epoch = reply.metadata["epoch"], let lease = reply.metadata["lease"],
+            guard let ids = reply.int64s("prompt_ids"), let epoch = reply.metadata["epoch"], let lease = reply.metadata["lease"],
                   let data = reply.metadata["prompts"]?.data(using: .utf8),
                   let objs = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]], objs.count == ids.count else {
                 log("malformed lease from the coordinator; asking again")
@@ -172,8 +172,7 @@ public final class ActorNode {
                                                 sampling: sampling, policyVersion: version)
             sequence += 1
             var f = rollout.frame(sequence: sequence)
-            let v = rowIDs.map(Int64.init)
-            f.tensors.append(("prompt_ids", TensorData(dtype: .i64, shape: [v.count], bytes: v.withUnsafeBufferPointer { Data(buffer: $0) })))
+            f.tensors.append(("prompt_ids", TensorData(int64s: rowIDs)))
             f.metadata["epoch"] = epoch
             f.metadata["lease"] = lease
             f.metadata["actor"] = id

@@ -159,7 +159,7 @@ public final class LearnerNode {
             guard parts.count == 2 else { throw WireError.tooShort(parts.count) }
             let (frame, _) = try Frame.decode(envelope: parts[0], payload: parts[1])
             let batch = try RolloutBatch(frame: frame)
-            guard let ids = frame.ints("prompt_ids"), ids.count == batch.count, let epoch = frame.metadata["epoch"].flatMap(Int.init),
+            guard let ids = frame.int64s("prompt_ids"), ids.count == batch.count, let epoch = frame.metadata["epoch"].flatMap(Int.init),
                   let lease = frame.metadata["lease"].flatMap(Int.init) else {
                 throw WireError.payload("rollout needs prompt_ids per row and metadata epoch, lease")
             }
@@ -239,15 +239,13 @@ public final class LearnerNode {
         var meta = ["id": "learner", "epoch": "\(epoch)"]
         if release { meta["release"] = "1" }
         if let request { meta["req"] = request }
-        let v = ids.map(Int64.init)
         let frame = Frame(kind: .consumption, sequence: 0, policyVersion: UInt64(trainer.step),
-                          tensors: [("prompt_ids", TensorData(dtype: .i64, shape: [v.count], bytes: v.withUnsafeBufferPointer { Data(buffer: $0) }))],
-                          metadata: meta)
+                          tensors: [("prompt_ids", TensorData(int64s: ids))], metadata: meta)
         var warned = false
         while !shouldStop() {
             if let reply = try coordinator.request(frame, timeout: 2, attempts: 1, shouldStop: shouldStop) {
                 absorb(reply)
-                return reply.ints("accepted") ?? []
+                return reply.int64s("accepted") ?? []
             }
             if !warned { log("coordinator \(cluster.coordinator) is not answering; retrying"); warned = true }
         }

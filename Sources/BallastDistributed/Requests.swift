@@ -83,10 +83,3 @@ public final class RequestChannel {
         try socket.send([e, p])
     }
 }
-
-extension Frame {
-    func ints(_ name: String) -> [Int]? {
-        guard let t = tensors.first(where: { $0.0 == name })?.1, t.dtype == .i64 else { return nil }
-        return t.bytes.withUnsafeBytes { $0.bindMemory(to: Int64.self).map(Int.init) }
-    }
-}

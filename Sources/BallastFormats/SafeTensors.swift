@@ -50,6 +50,18 @@ public struct TensorData: Sendable {
     public init(int32s: [Int32], shape: [Int]) {
         self.init(dtype: .i32, shape: shape, bytes: int32s.withUnsafeBufferPointer { Data(buffer: $0) })
     }
+
+    /// A 1-D I64 tensor (ids, offsets).
+    public init(int64s: [Int]) {
+        let v = int64s.map(Int64.init)
+        self.init(dtype: .i64, shape: [v.count], bytes: v.withUnsafeBufferPointer { Data(buffer: $0) })
+    }
+
+    /// The values of an I64 tensor (nil for any other dtype).
+    public var int64s: [Int]? {
+        guard dtype == .i64 else { return nil }
+        return bytes.withUnsafeBytes { $0.bindMemory(to: Int64.self).map(Int.init) }
+    }
 }
 
 /// A validated, read-only safetensors file (https://github.com/huggingface/safetensors format):

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// The `cluster:` section of a PPO config: where the distributed run's processes listen and how the
 /// learner treats rollouts. `ballast ppo` ignores it; `ballast coordinator|learner|actor|launch` read it.
@@ -71,14 +70,4 @@ public struct ClusterConfig: Sendable, Equatable {
         try s.finish()
         return c
     }
-}
-
-extension ConfigDocument {
-    /// The document (overrides applied) as YAML, for handing a resolved config to child processes.
-    public func yaml() throws -> String { try Yams.dump(object: root, sortKeys: true) }
-}
-
-extension ConfigDocument {
-    /// Whether the top level has `key` (tells a pipeline config from a single-stage one).
-    public func hasKey(_ key: String) -> Bool { root[key] != nil }
 }

@@ -161,3 +161,11 @@ public final class ConfigSection {
         }
     }
 }
+
+extension ConfigDocument {
+    /// The document (overrides applied) as YAML, for handing a resolved config to child processes.
+    public func yaml() throws -> String { try Yams.dump(object: root, sortKeys: true) }
+
+    /// Whether the top level has `key` (tells a pipeline config from a single-stage one).
+    public func hasKey(_ key: String) -> Bool { root[key] != nil }
+}

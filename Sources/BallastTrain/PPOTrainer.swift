@@ -66,7 +66,7 @@ public struct PPOConfig: Sendable {
         var c = PPOConfig(policyInit: policy, criticInit: critic, scorer: scorer, prompts: prompts, rehearsal: rehearsal,
                           maxNewTokens: maxNew, temperature: temperature, hyper: h, criticLR: criticLR,
                           optim: try OptimConfig.read(try top.section("train"), defaultSteps: 100, defaultBatch: 64, defaultLR: 1e-5),
-                          run: try RunConfig.read(try top.section("run"), defaultOut: "runs/ppo", generates: false),
+                          run: try RunConfig.read(try top.section("run"), defaultOut: "runs/ppo", generates: false, snapshots: true),
                           cluster: try ClusterConfig.read(try top.section("cluster")))
         if c.cluster.leaseSize == 0 { c.cluster.leaseSize = (1...min(16, c.optim.batchSize)).last { c.optim.batchSize % $0 == 0 }! }
         guard c.cluster.leaseSize > 0, c.optim.batchSize % c.cluster.leaseSize == 0 else {
@@ -136,6 +136,8 @@ public final class PPOTrainer {
         rehearsalSampler = EpochSampler(count: max(rehearsal.count, 1), seed: state.seed &+ 17,
                                         epoch: state.rehearsalEpoch ?? 0, cursor: state.rehearsalCursor ?? 0)
         kl = AdaptiveKLController(beta: state.klCoef ?? config.hyper.klCoef, target: config.hyper.klTarget, horizon: config.hyper.klHorizon)
+        metrics = try MetricsLog(path: config.run.outDir + "/metrics.jsonl", keepUpTo: state.step)
+        startStep = state.step
     }
 
     public func checkpoint() throws {
@@ -148,9 +150,9 @@ public final class PPOTrainer {
         try TrainingCheckpoint.save(model: critic, optimizer: criticOpt, state: state, to: criticDir)
     }
 
-    lazy var metrics: MetricsLog? = try? MetricsLog(path: config.run.outDir + "/metrics.jsonl", keepUpTo: state.step)
+    let metrics: MetricsLog
     let startTime = Date()
-    lazy var startStep = state.step
+    let startStep: Int
 
     /// The policy version: one per PPO update.
     public var step: Int { state.step }
@@ -170,7 +172,6 @@ public final class PPOTrainer {
     /// and a checkpoint on schedule. `rowWeights` down-weights stale rows (the distributed learner).
     @discardableResult
     public func train(on rollout: RolloutBatch, rowWeights: [Double]? = nil, extra: [String: Any] = [:]) throws -> PPOUpdater.Stats {
-        _ = startStep
         var rng = SeededRNG(seed: state.seed ^ UInt64(state.step))
         let lr = config.optim.schedule.lr(at: state.step)
         let s = PPOUpdater(hyper: config.hyper).update(
@@ -188,7 +189,7 @@ public final class PPOTrainer {
         var perTask: [String: [Double]] = [:]
         for (t, g) in zip(rollout.tasks, rollout.gold) where !g.isNaN { perTask[t, default: []].append(g) }
         for (t, gs) in perTask { record["gold_" + t] = gs.reduce(0, +) / Double(gs.count) }
-        metrics?.write(record.merging(extra) { a, _ in a })
+        metrics.write(record.merging(extra) { a, _ in a })
         let done = max(state.step - startStep, 1)
         let eta = Date().timeIntervalSince(startTime) / Double(done) * Double(max(config.optim.steps - state.step, 0))
         progress.update(String(format: "step %d/%d  score %.3f  gold %.3f  kl %.3f  pg %.4f  vf %.4f  len %.1f  ETA %@",

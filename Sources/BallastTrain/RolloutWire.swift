@@ -11,19 +11,18 @@ import Foundation
 extension RolloutBatch {
     public func frame(sequence: UInt64) -> Frame {
         func f64(_ xs: [Double], _ shape: [Int]) -> TensorData { TensorData(dtype: .f64, shape: shape, bytes: xs.withUnsafeBufferPointer { Data(buffer: $0) }) }
-        func i64(_ xs: [Int]) -> TensorData { let v = xs.map(Int64.init); return TensorData(dtype: .i64, shape: [v.count], bytes: v.withUnsafeBufferPointer { Data(buffer: $0) }) }
         func offsets(_ lengths: [Int]) -> [Int] { lengths.reduce(into: [0]) { $0.append($0.last! + $1) } }
         let flatTokens = sequences.flatMap { $0 }
         let total = logp.reduce(0) { $0 + $1.count }
         let tasksJSON = String(decoding: (try? JSONSerialization.data(withJSONObject: tasks)) ?? Data("[]".utf8), as: UTF8.self)
         return Frame(kind: .rollout, sequence: sequence, policyVersion: UInt64(policyVersion), tensors: [
             ("tokens", TensorData(int32s: flatTokens, shape: [flatTokens.count])),
-            ("token_offsets", i64(offsets(sequences.map(\.count)))),
+            ("token_offsets", TensorData(int64s: offsets(sequences.map(\.count)))),
             ("prompt_tokens", TensorData(int32s: promptTokens.map(Int32.init), shape: [count])),
             ("logp", f64(logp.flatMap { $0 }, [total])),
             ("ref_logp", f64(refLogp.flatMap { $0 }, [total])),
             ("values", f64(values.flatMap { $0 }, [total])),
-            ("response_offsets", i64(offsets(logp.map(\.count)))),
+            ("response_offsets", TensorData(int64s: offsets(logp.map(\.count)))),
             ("scores", f64(scores, [count])),
             ("gold", f64(gold, [count])),
         ], metadata: ["tasks": tasksJSON])
@@ -44,7 +43,7 @@ extension RolloutBatch {
             return x
         }
         func doubles(_ name: String) throws -> [Double] { try need(name, .f64).bytes.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) } }
-        func ints64(_ name: String) throws -> [Int] { try need(name, .i64).bytes.withUnsafeBytes { $0.bindMemory(to: Int64.self).map(Int.init) } }
+        func ints64(_ name: String) throws -> [Int] { try need(name, .i64).int64s! }
         func ints32(_ name: String) throws -> [Int32] { try need(name, .i32).bytes.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) } }
         let tokens = try ints32("tokens"), tokOff = try ints64("token_offsets"), respOff = try ints64("response_offsets")
         let logp = try doubles("logp"), ref = try doubles("ref_logp"), values = try doubles("values")

@@ -54,13 +54,14 @@ public struct RunConfig: Sendable, Equatable {
     /// evaluation along training; 0 = off.
     public var snapshotEvery = 0
 
-    /// `generates`: whether this trainer decodes eval prompts (the `eval_generate` key exists only then).
-    public static func read(_ r: ConfigSection, defaultOut: String, generates: Bool) throws -> RunConfig {
+    /// `generates`: whether this trainer decodes eval prompts (the `eval_generate` key exists only then);
+    /// `snapshots`: whether it keeps policy snapshots (PPO; the `snapshot_every` key exists only then).
+    public static func read(_ r: ConfigSection, defaultOut: String, generates: Bool, snapshots: Bool = false) throws -> RunConfig {
         var c = RunConfig(outDir: try r.string("out_dir", defaultOut)!, evalEvery: try r.positive("eval_every", 200),
                           evalGenerate: generates ? try r.int("eval_generate", 64) : 0,
                           checkpointEvery: try r.positive("checkpoint_every", 500), logEvery: try r.positive("log_every", 10),
                           threads: try r.positive("threads", 2))
-        c.snapshotEvery = try r.int("snapshot_every", 0)
+        if snapshots { c.snapshotEvery = try r.int("snapshot_every", 0) }
         try r.finish()
         return c
     }

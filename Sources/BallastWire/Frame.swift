@@ -1,6 +1,11 @@
 import BallastFormats
 import Foundation
 
+extension Frame {
+    /// The values of the I64 tensor `name` (nil when absent or of another dtype).
+    public func int64s(_ name: String) -> [Int]? { tensors.first { $0.0 == name }?.1.int64s }
+}
+
 /// Message kinds of the wire format (WIRE.md).
 public enum MessageKind: UInt16, Sendable, CaseIterable {
     case hello = 1, ready, lease, heartbeat, rollout, consumption, versionNotice, weightsRequest, weights, status, error

@@ -49,7 +49,7 @@ final class Child: @unchecked Sendable {
     func emit(_ bytes: Data) {
         var line = String(decoding: bytes, as: UTF8.self)
         if line.isEmpty { return }
-        for own in ["[\(name)] ", "[coordinator] ", "[learner] "] where line.hasPrefix(own) { line.removeFirst(own.count) }
+        if line.hasPrefix("[\(name)] ") { line.removeFirst(name.count + 3) }
         let padded = name.padding(toLength: 11, withPad: " ", startingAt: 0)
         FileHandle.standardOutput.write(Data("\(padded) | \(line)\n".utf8))
     }
