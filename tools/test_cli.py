@@ -106,21 +106,28 @@ def test_benchmark_label_rm_am_chain(tmp_path):
     data = tmp_path / "data"
     run("data", "generate", "--out", data, "--sft-train", 300, "--sft-test", 30, "--rl-prompts", 12, "--test-prompts", 12,
         "--forget", 12, "--pref-prompts", 48, "--pref-test-prompts", 24)
-    for name in ("sft_train", "sft_test", "rl_prompts", "test_prompts", "forget", "pref_prompts", "pref_test_prompts"):
+    for name in ("sft_train", "sft_test", "rl_prompts", "test_prompts", "forget_candidates", "forget_sft_only", "pref_prompts",
+                 "pref_test_prompts"):
         assert (data / f"{name}.jsonl").exists(), name
+    assert all(json.loads(l)["task"] != "fact" for l in (data / "pref_prompts.jsonl").read_text().splitlines()), "fact is SFT-only"
     sft = tmp_path / "sft"
     run("sft", "--config", "configs/sft-benchmark.yaml", "--set", "model.preset=tiny", "--set", "model.n_positions=128",
         "--set", "model.n_layer=2", "--set", "model.n_head=2", "--set", "model.n_embd=32",
         "--set", f"data.train={data}/sft_train.jsonl", "--set", f"data.eval={data}/sft_test.jsonl",
         "--set", "train.steps=10", "--set", "train.warmup_steps=2", "--set", f"run.out_dir={sft}", "--set", "run.eval_generate=4")
+    r = run("data", "forget", "--sft", sft / "checkpoint", "--candidates", data / "forget_candidates.jsonl",
+            "--out", tmp_path / "forget.jsonl", "--max-new-tokens", 12)
+    kept = [json.loads(l) for l in (tmp_path / "forget.jsonl").read_text().splitlines() if l.strip()]
+    assert f"{len(kept)} of 12 candidates" in r.stdout
     prefs = {}
     for split in ("pref_prompts", "pref_test_prompts"):
         out = tmp_path / f"{split}.prefs.jsonl"
         r = run("data", "label", "--policy", sft / "checkpoint", "--prompts", data / f"{split}.jsonl", "--out", out,
-                "--k", 2, "--max-new-tokens", 12)
-        assert "pairs" in r.stdout
+                "--temperatures", "0.7,1.3", "--early", sft / "checkpoint", "--max-new-tokens", 12)
+        assert "pairs" in r.stderr + r.stdout
         rows = [json.loads(l) for l in out.read_text().splitlines()]
-        assert rows and set(rows[0]) == {"prompt", "chosen", "rejected", "task", "id"}
+        assert rows and set(rows[0]) == {"prompt", "chosen", "rejected", "task", "id", "annotator_p"}
+        assert all(0 <= row["annotator_p"] <= 1 and row["chosen"] != row["rejected"] for row in rows)
         prefs[split] = out
     common = ["--set", f"model.init_from={sft}/checkpoint", "--set", f"data.train={prefs['pref_prompts']}",
               "--set", f"data.eval={prefs['pref_test_prompts']}", "--set", "train.steps=6", "--set", "train.warmup_steps=1",
@@ -129,7 +136,7 @@ def test_benchmark_label_rm_am_chain(tmp_path):
     run("train-am", "--config", "configs/am-benchmark.yaml", *common, "--set", f"run.out_dir={tmp_path / 'am'}")
     report = tmp_path / "am.json"
     r = run("eval-rm", "--model", tmp_path / "am" / "checkpoint", "--data", prefs["pref_test_prompts"], "--json", report)
-    assert "advantage a = r - e" in r.stdout
+    assert "advantage a = r - e" in r.stdout and "Bayes ceiling" in r.stdout and '"longer wins"' in r.stdout
     j = json.loads(report.read_text())
     tasks = {row["task"] for row in j["a"]["rows"]}
     assert "all" in tasks and len(tasks) > 2
@@ -170,18 +177,27 @@ def test_pipeline_tiny_and_report(tmp_path):
     run_dir = tmp_path / "pipe"
     r = run("pipeline", "--config", "configs/pipeline-tiny.yaml", "--set", f"run_dir={run_dir}")
     assert "pipeline complete" in r.stdout
-    for stage in ("data", "sft", "label", "rm", "am", "select", "rm-ppo", "am-ppo", "am-ppo-sr", "eval"):
+    stages = ("data", "sft", "forget", "label", "rm", "am", "select", "rm-ppo", "am-ppo", "am-ppo-sr", "eval")
+    for stage in stages:
         assert (run_dir / f".done-{stage}").exists(), stage
+    assert (run_dir / "sft" / "snapshots" / "step-5").is_dir(), "the early SFT checkpoint of the labelling panel"
+    labels = json.loads((run_dir / "data" / "labels.json").read_text())
+    assert len(labels["panel"]) == 3 and labels["prefs_train"]["pairs"] > 0
     ev = json.loads((run_dir / "eval.json").read_text())
     for arm in ("rm-ppo", "am-ppo", "am-ppo-sr"):
-        for split in ("test", "forget"):
-            row = next(x for x in ev[arm][split] if x["task"] == "all")
-            assert row["win"] + row["lose"] + row["tie"] == pytest.approx(1)
+        test = next(x for x in ev[arm]["test"] if x["task"] == "all")
+        assert test["prompts"] == 12 and test["win"] >= 0 and test["lose"] >= 0 and test["tie"] >= 0
+        curve = [json.loads(l) for l in (run_dir / arm / "curve.jsonl").read_text().splitlines()]
+        assert [c["step"] for c in curve] == [0, 1, 2], "step 0 (SFT), the snapshot at 1, the final policy"
+        assert curve[0]["kl"] == pytest.approx(0, abs=1e-4) and curve[0]["lose"] == 0 and curve[0]["win"] == 0, \
+            "at step 0 the policy is the SFT model, sample for sample"
+        assert all(set(c) >= {"gold", "proxy", "kl", "length", "noEOS", "test_greedy_win"} for c in curve)
     r = run("pipeline", "--config", "configs/pipeline-tiny.yaml", "--set", f"run_dir={run_dir}")
-    assert r.stdout.count("already done, skipped") == 10
+    assert r.stdout.count("already done, skipped") == len(stages)
     run("report", run_dir)
     html = (run_dir / "report.html").read_text()
-    assert html.count("<svg") == 8 and "Not available" not in html
+    assert "√KL" in html and "expert-aligned forget set" in html
+    assert html.count("<svg") >= 12
     bad = run("pipeline", "--config", "configs/pipeline-tiny.yaml", "--set", "ppo.ppo.klcoef=1", check=False)
     assert bad.returncode == 1 and 'unknown key "ppo.klcoef"' in bad.stderr
 

@@ -21,19 +21,31 @@ public struct PreferencePair: Codable, Sendable, Equatable {
     public var rejected: String
     public var task: String?
     public var id: String?
-    public init(prompt: String, chosen: String, rejected: String, task: String?, id: String?) {
+    /// The simulated annotator's probability of this choice (chosen ≻ rejected), when the pair was
+    /// labelled by one: the Bayes ceiling of the labels is the mean of max(p, 1 − p).
+    public var annotatorP: Double?
+    public init(prompt: String, chosen: String, rejected: String, task: String?, id: String?, annotatorP: Double? = nil) {
         self.prompt = prompt
         self.chosen = chosen
         self.rejected = rejected
         self.task = task
         self.id = id
+        self.annotatorP = annotatorP
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case prompt, chosen, rejected, task, id
+        case annotatorP = "annotator_p"
     }
 }
 
 /// The built-in multi-task benchmark (DESIGN §4): six task families with different answer styles,
-/// programmatic gold scorers and simulated annotators.
+/// programmatic gold scorers and simulated annotators. Five families go through the whole method; the
+/// `fact` family appears only in SFT data, as a probe of forgetting.
 public enum Benchmark {
     public static let families: [any TaskFamily] = [ArithmeticQA(), CodeGeneration(), Sorting(), ReverseWord(), Counting(), CapitalFacts()]
+    /// The families of preference and PPO prompts.
+    public static var rlFamilies: [any TaskFamily] { families.filter(\.inRL) }
 
     public static func family(_ name: String) -> (any TaskFamily)? { families.first { $0.name == name } }
 
@@ -45,13 +57,15 @@ public enum Benchmark {
         return nil
     }
 
-    /// `count` examples cycling through the families, deterministic for `seed`; ids are "task-split-i".
-    public static func examples(count: Int, seed: UInt64, split: String) -> [SFTExample] {
+    /// `count` examples cycling through `families`, deterministic for `seed`; ids are "task-split-i".
+    /// Completions are expert responses in the styles of `Verbosity` (mostly terse).
+    public static func examples(count: Int, seed: UInt64, split: String, families: [any TaskFamily] = Benchmark.families) -> [SFTExample] {
         var rng = SeededRNG(seed: seed)
         return (0..<count).map { i in
             let f = families[i % families.count]
-            let (p, e) = f.sample(&rng)
-            return SFTExample(prompt: p, completion: e, task: f.name, id: "\(f.name)-\(split)-\(i)")
+            let p = f.problem(&rng)
+            return SFTExample(prompt: p.prompt, completion: Verbosity.styled(answer: p.answer, explanation: p.explanation, rng: &rng),
+                              task: f.name, id: "\(f.name)-\(split)-\(i)")
         }
     }
 
@@ -61,19 +75,24 @@ public enum Benchmark {
         public init() {}
     }
 
-    /// Writes the benchmark's datasets into `dir`: sft_train.jsonl and sft_test.jsonl
-    /// ({"prompt","completion","task","id"}); prompt sets ({"prompt","task","id"}) rl_prompts.jsonl (PPO),
-    /// test_prompts.jsonl (policy evaluation), pref_prompts.jsonl and pref_test_prompts.jsonl (to be
-    /// labelled into reward-model training and evaluation pairs); forget.jsonl (held-out expert-aligned
-    /// examples). Each split comes from its own seed stream.
+    /// Writes the benchmark's datasets into `dir`: sft_train.jsonl and sft_test.jsonl (every family,
+    /// {"prompt","completion","task","id"}); prompt sets of the RL families ({"prompt","task","id"}):
+    /// rl_prompts.jsonl (PPO), test_prompts.jsonl (policy evaluation), pref_prompts.jsonl and
+    /// pref_test_prompts.jsonl (labelled into reward-model training and evaluation pairs),
+    /// forget_candidates.jsonl (from which the expert-aligned forget set is kept: the prompts the SFT
+    /// model answers with gold ≥ 0.95); and forget_sft_only.jsonl, prompts of the SFT-only families.
+    /// Each split comes from its own seed stream.
     public static func writeDatasets(to dir: String, seed: UInt64, sizes: Sizes = Sizes()) throws -> [String: Int] {
-        let splits: [(String, Int, Bool)] = [("sft_train", sizes.sftTrain, true), ("sft_test", sizes.sftTest, true),
-                                             ("rl_prompts", sizes.rlPrompts, false), ("test_prompts", sizes.testPrompts, false),
-                                             ("forget", sizes.forget, true), ("pref_prompts", sizes.prefPrompts, false),
-                                             ("pref_test_prompts", sizes.prefTestPrompts, false)]
+        let sftOnly = families.filter { !$0.inRL }
+        let splits: [(String, Int, Bool, [any TaskFamily])] = [
+            ("sft_train", sizes.sftTrain, true, families), ("sft_test", sizes.sftTest, true, families),
+            ("rl_prompts", sizes.rlPrompts, false, rlFamilies), ("test_prompts", sizes.testPrompts, false, rlFamilies),
+            ("forget_candidates", sizes.forget, false, rlFamilies), ("pref_prompts", sizes.prefPrompts, false, rlFamilies),
+            ("pref_test_prompts", sizes.prefTestPrompts, false, rlFamilies),
+            ("forget_sft_only", sftOnly.isEmpty ? 0 : max(sizes.forget / rlFamilies.count, 1), false, sftOnly)]
         var written: [String: Int] = [:]
-        for (k, (name, n, withCompletion)) in splits.enumerated() {
-            let rows = examples(count: n, seed: seed &* 1_000_003 &+ UInt64(k + 1), split: name)
+        for (k, (name, n, withCompletion, fams)) in splits.enumerated() where !fams.isEmpty {
+            let rows = examples(count: n, seed: seed &* 1_000_003 &+ UInt64(k + 1), split: name, families: fams)
             let path = dir + "/\(name).jsonl"
             if withCompletion {
                 try JSONL.write(rows, to: path)
@@ -86,20 +105,47 @@ public enum Benchmark {
     }
 }
 
-/// Simulated annotator: Bradley–Terry on the gold difference with the task's noise, plus an optional
-/// documented bias towards longer responses: P(a ≻ b) = σ((g_a − g_b)/τ_task + β·(len_a − len_b)/10).
+/// Simulated annotator (AlpacaFarm-style): Bradley–Terry on the gold difference with the task's noise
+/// τ, plus a documented preference for longer responses that the gold does not share:
+///   z = (g_a − g_b)/τ_task + β·(len_a − len_b)/10   (len in characters),
+/// P(a ≻ b) = σ(z). A comparison with |z| < `tieMargin` is declared a tie (dropped by the pair
+/// builder and counted); with probability `flipRate` the annotator's choice is flipped.
 public struct Annotator: Sendable {
-    /// β, per 10 characters of length difference (0 = no length bias).
+    /// β, per 10 characters of length difference (0 = no length bias: the control).
     public var lengthBias: Double
-    public init(lengthBias: Double = 0) { self.lengthBias = lengthBias }
-
-    public func probabilityFirstWins(task: any TaskFamily, prompt: String, first: String, second: String) -> Double {
-        let ga = task.gold(prompt: prompt, response: first) ?? 0, gb = task.gold(prompt: prompt, response: second) ?? 0
-        let z = (ga - gb) / task.annotatorNoise + lengthBias * Double(first.count - second.count) / 10
-        return 1 / (1 + exp(-z))
+    public var tieMargin: Double
+    public var flipRate: Double
+    public init(lengthBias: Double = 0, tieMargin: Double = 0, flipRate: Double = 0) {
+        self.lengthBias = lengthBias
+        self.tieMargin = tieMargin
+        self.flipRate = flipRate
     }
 
-    /// Returns (chosen, rejected).
+    /// The preference logit z of `first` over `second`.
+    public func logit(task: any TaskFamily, prompt: String, first: String, second: String) -> Double {
+        let ga = task.gold(prompt: prompt, response: first) ?? 0, gb = task.gold(prompt: prompt, response: second) ?? 0
+        return (ga - gb) / task.annotatorNoise + lengthBias * Double(first.count - second.count) / 10
+    }
+
+    /// P(first is chosen), flips included.
+    public func probabilityFirstWins(task: any TaskFamily, prompt: String, first: String, second: String) -> Double {
+        let p = 1 / (1 + exp(-logit(task: task, prompt: prompt, first: first, second: second)))
+        return (1 - flipRate) * p + flipRate * (1 - p)
+    }
+
+    public enum Judgement: Equatable {
+        case tie
+        /// chosen, rejected, and the probability of this choice.
+        case preferred(chosen: String, rejected: String, probability: Double)
+    }
+
+    public func judge(task: any TaskFamily, prompt: String, _ a: String, _ b: String, rng: inout SeededRNG) -> Judgement {
+        if abs(logit(task: task, prompt: prompt, first: a, second: b)) < tieMargin { return .tie }
+        let p = probabilityFirstWins(task: task, prompt: prompt, first: a, second: b)
+        return rng.nextDouble() < p ? .preferred(chosen: a, rejected: b, probability: p) : .preferred(chosen: b, rejected: a, probability: 1 - p)
+    }
+
+    /// Returns (chosen, rejected); a tie is decided by a coin.
     public func choose(task: any TaskFamily, prompt: String, _ a: String, _ b: String, rng: inout SeededRNG) -> (String, String) {
         rng.nextDouble() < probabilityFirstWins(task: task, prompt: prompt, first: a, second: b) ? (a, b) : (b, a)
     }

@@ -23,9 +23,10 @@ public struct CodeGeneration: TaskFamily {
         template.replacingOccurrences(of: "A", with: "\(a)").replacingOccurrences(of: "B", with: "\(b)")
     }
 
-    public func sample(_ rng: inout SeededRNG) -> (prompt: String, expert: String) {
+    public func problem(_ rng: inout SeededRNG) -> (prompt: String, answer: String, explanation: String) {
         let shape = rng.pick(Self.shapes), a = rng.int(2...9), b = rng.int(1...9)
-        return ("Write f(x) = \(Self.fill(shape.words, a, b)).\n", "def f(x): return \(Self.fill(shape.code, a, b))")
+        return ("Write f(x) = \(Self.fill(shape.words, a, b)).\n", "def f(x): return \(Self.fill(shape.code, a, b))",
+                "# \(shape.code.contains("x*x") ? "quadratic" : "linear") in x")
     }
 
     /// The reference expression for a prompt: the shape whose words match with the constants masked.
@@ -43,14 +44,13 @@ public struct CodeGeneration: TaskFamily {
         return nil
     }
 
-    public func gold(prompt: String, response: String) -> Double? {
+    public func score(prompt: String, answer line: String) -> Double? {
         guard let ref = reference(prompt), let want = Expr.parse(ref) else { return nil }
-        let line = Text.firstLine(response)
         guard let body = line.range(of: "return ").map({ String(line[$0.upperBound...]) }),
               line.hasPrefix("def f(x):"), let got = Expr.parse(body) else { return 0 }
         let inputs = -2...3
         let hits = inputs.filter { got.eval($0) == want.eval($0) }.count
-        return max(0, Double(hits) / Double(inputs.count) - Text.tailPenalty(response))
+        return Double(hits) / Double(inputs.count)
     }
 }
 

@@ -261,6 +261,8 @@ public final class LearnerNode {
 
     /// Runs until the coordinator reports the prompt budget consumed (true) or a stop is requested (false).
     public func run() throws -> Bool {
+        // Score normalisation and critic warm-up happen before any actor is served (they use the SFT policy).
+        try trainer.prepare()
         log("PPO learner: \(trainer.describe()); rollouts \(endpoints["rollouts"]!), weights \(endpoints["weights"]!), notices \(endpoints["notices"]!)")
         log("registering with the coordinator at \(cluster.coordinator)")
         while budgetLeft == nil && !shouldStop() { try hello(attempts: 1) }

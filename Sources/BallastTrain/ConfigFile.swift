@@ -141,6 +141,18 @@ public final class ConfigSection {
         throw typeError(key, "a string")
     }
 
+    /// A list of numbers: a YAML sequence, or a comma-separated string (as `--set key=0.7,1.0` gives).
+    public func numbers(_ key: String, _ fallback: [Double]) throws -> [Double] {
+        guard let v = raw(key) else { return fallback }
+        let items: [Any] = (v as? [Any]) ?? ((v as? String)?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? [v])
+        return try items.map { item in
+            if let d = item as? Double { return d }
+            if let i = item as? Int { return Double(i) }
+            if let s = item as? String, let d = Double(s) { return d }
+            throw typeError(key, "a list of numbers")
+        }
+    }
+
     public func positive(_ key: String, _ fallback: Int) throws -> Int {
         let v = try int(key, fallback)
         if v <= 0 { throw ConfigError("\(origin(key)): \"\(full(key))\" must be positive, got \(v)") }

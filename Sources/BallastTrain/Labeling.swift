@@ -4,68 +4,86 @@ import BallastKernels
 import BallastModel
 import Foundation
 
-/// Builds preference pairs the way real pipelines do: sample K responses per prompt from a policy,
-/// pair them (1st with 2nd, 3rd with 4th, …), and let the task's simulated annotator choose.
+/// Builds preference pairs the way real pipelines do: a panel of samplers (checkpoints of the SFT
+/// stage at several temperatures) answers every prompt once each, every two distinct responses of a
+/// prompt are compared (K·(K−1)/2 comparisons for K samplers), and the task's simulated annotator
+/// chooses. Identical responses and declared ties are dropped and counted.
 public struct PreferenceLabeler {
-    public var samplesPerPrompt = 4
-    public var sampling = SamplingOptions(temperature: 1, maxNewTokens: 32)
+    public struct Sampler {
+        public var name: String
+        public var policy: GPT
+        public var temperature: Float
+        public init(name: String, policy: GPT, temperature: Float) {
+            self.name = name
+            self.policy = policy
+            self.temperature = temperature
+        }
+    }
+
+    public var maxNewTokens = 32
     public var annotator = Annotator()
-    public var batchPrompts = 16
+    public var batchPrompts = 32
     public var seed: UInt64 = 0
 
     public init() {}
 
     public struct Result {
         public var pairs: [PreferencePair]
-        /// Pairs skipped because both responses were identical.
+        /// Comparisons skipped because both responses were identical, and declared ties.
         public var identical: Int
-        public var meanGold: [String: Double]
+        public var ties: Int
+        /// Mean gold of each sampler's responses, per task.
+        public var meanGold: [String: [String: Double]]
     }
 
     /// `progress(done, total)` is called after each batch of prompts.
-    public func label(policy: GPT, prompts: [PromptRecord], progress: (Int, Int) -> Void = { _, _ in }) throws -> Result {
-        precondition(samplesPerPrompt >= 2 && samplesPerPrompt % 2 == 0, "samples per prompt must be even and >= 2")
+    public func label(panel: [Sampler], prompts: [PromptRecord], progress: (Int, Int) -> Void = { _, _ in }) throws -> Result {
+        guard panel.count >= 2 else { throw ConfigError("the labelling panel needs at least two samplers") }
         let tok = ByteTokenizer()
-        let gen = Generator(model: policy)
         var rng = SeededRNG(seed: seed ^ 0x1AB)
         var pairs: [PreferencePair] = []
-        var identical = 0
-        var goldSum: [String: Double] = [:], goldCount: [String: Int] = [:]
+        var identical = 0, ties = 0
+        var goldSum: [String: [String: Double]] = [:], goldCount: [String: Int] = [:]
         var start = 0
         while start < prompts.count {
             let chunk = Array(prompts[start..<min(start + batchPrompts, prompts.count)])
-            var ids: [[Int32]] = []
-            for p in chunk {
-                guard Benchmark.family(p.task) != nil else {
-                    throw DatasetError(file: "prompts", line: 0, problem: "unknown task \"\(p.task)\" for prompt id \(p.id) (the annotator is per benchmark task)")
-                }
-                let x = [ByteTokenizer.bos] + tok.encode(p.prompt)
-                ids.append(contentsOf: Array(repeating: x, count: samplesPerPrompt))
+            for p in chunk where Benchmark.family(p.task) == nil {
+                throw DatasetError(file: "prompts", line: 0, problem: "unknown task \"\(p.task)\" for prompt id \(p.id) (the annotator is per benchmark task)")
             }
-            var opts = sampling
-            opts.seed = seed &+ UInt64(start)
-            opts.maxNewTokens = min(opts.maxNewTokens, policy.config.nPositions - (ids.map(\.count).max() ?? 0))
-            let gens = try gen.generate(prompts: ids, options: opts)
+            let ids = chunk.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+            // texts[s][i]: sampler s's response to prompt i.
+            var texts: [[String]] = []
+            for (s, sampler) in panel.enumerated() {
+                var opts = SamplingOptions(temperature: sampler.temperature, maxNewTokens: maxNewTokens)
+                opts.seed = seed &+ UInt64(start) &* 31 &+ UInt64(s)
+                opts.maxNewTokens = min(opts.maxNewTokens, sampler.policy.config.nPositions - (ids.map(\.count).max() ?? 0))
+                let gens = try Generator(model: sampler.policy).generate(prompts: ids, options: opts)
+                texts.append(gens.map { tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }) })
+            }
             for (i, p) in chunk.enumerated() {
                 let fam = Benchmark.family(p.task)!
-                let texts = (0..<samplesPerPrompt).map { k in
-                    tok.decode(gens[i * samplesPerPrompt + k].outputIds.filter { $0 != ByteTokenizer.eos })
+                for (s, sampler) in panel.enumerated() {
+                    goldSum[sampler.name, default: [:]][p.task, default: 0] += fam.gold(prompt: p.prompt, response: texts[s][i]) ?? 0
                 }
-                for t in texts {
-                    goldSum[p.task, default: 0] += fam.gold(prompt: p.prompt, response: t) ?? 0
-                    goldCount[p.task, default: 0] += 1
-                }
-                for k in stride(from: 0, to: samplesPerPrompt, by: 2) {
-                    if texts[k] == texts[k + 1] { identical += 1; continue }
-                    let (c, r) = annotator.choose(task: fam, prompt: p.prompt, texts[k], texts[k + 1], rng: &rng)
-                    pairs.append(PreferencePair(prompt: p.prompt, chosen: c, rejected: r, task: p.task, id: "\(p.id)-\(k / 2)"))
+                goldCount[p.task, default: 0] += 1
+                var k = 0
+                for a in 0..<panel.count {
+                    for b in (a + 1)..<panel.count {
+                        defer { k += 1 }
+                        if texts[a][i] == texts[b][i] { identical += 1; continue }
+                        switch annotator.judge(task: fam, prompt: p.prompt, texts[a][i], texts[b][i], rng: &rng) {
+                        case .tie: ties += 1
+                        case .preferred(let c, let r, let prob):
+                            pairs.append(PreferencePair(prompt: p.prompt, chosen: c, rejected: r, task: p.task, id: "\(p.id)-\(k)", annotatorP: prob))
+                        }
+                    }
                 }
             }
             start += chunk.count
             progress(start, prompts.count)
         }
-        return Result(pairs: pairs, identical: identical,
-                      meanGold: Dictionary(uniqueKeysWithValues: goldSum.map { ($0.key, $0.value / Double(goldCount[$0.key]!)) }))
+        let meanGold = goldSum.mapValues { perTask in Dictionary(uniqueKeysWithValues: perTask.map { ($0.key, $0.value / Double(goldCount[$0.key]!)) }) }
+        return Result(pairs: pairs, identical: identical, ties: ties, meanGold: meanGold)
     }
 
     /// Reads {"prompt","task","id"} JSONL (prompts of the built-in benchmark or the user's own).

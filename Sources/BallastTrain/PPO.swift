@@ -132,6 +132,14 @@ public struct PPOHyper: Sendable, Equatable {
     /// γ of the rehearsal loss L = L_PPO + γ·NLL(rehearsal); 0 disables rehearsal.
     public var rehearsalCoef = 0.01
     public var rehearsalBatch = 8
+    /// One global normalisation of the sequence score, (s − μ)/σ with μ, σ measured once on
+    /// `normalizationSamples` responses of the SFT model (not per task: balancing tasks is the AM's job).
+    public var normalizeScores = false
+    public var normalizationSamples = 256
+    /// The (normalised) score given to a response that ends without EOS; nil keeps the scorer's.
+    public var noEOSScore: Double? = nil
+    /// Critic-only updates on SFT rollouts before the first policy update.
+    public var criticWarmupSteps = 0
     public init() {}
 }
 
@@ -150,7 +158,7 @@ public struct PPOUpdater {
     /// `rowWeights` (stale rollouts down-weighted by the learner) scale each row's policy loss.
     public func update(rollout: RolloutBatch, policy: GPT, critic: GPT, policyOpt: AdamW, criticOpt: AdamW, lr: Float, criticLR: Float,
                        beta: Double, maxGradNorm: Float, nextRehearsal: () -> [EncodedExample]?, rowWeights: [Double]? = nil,
-                       rng: inout SeededRNG) -> Stats {
+                       updatePolicy: Bool = true, rng: inout SeededRNG) -> Stats {
         let mask = rollout.logp.map { $0.map { _ in 1.0 } }
         let rewards = PPOMath.tokenRewards(logp: rollout.logp, refLogp: rollout.refLogp, mask: mask, scores: rollout.scores,
                                            beta: beta, scoreClip: hyper.scoreClip, estimator: hyper.klEstimator)
@@ -176,7 +184,8 @@ public struct PPOUpdater {
                 let seqs = idx.map { rollout.sequences[$0] }, pt = idx.map { rollout.promptTokens[$0] }
                 let batch = SequenceBatch.make(seqs)
                 let t = batch.length
-                // Policy: clipped surrogate on response tokens.
+                // Policy: clipped surrogate on response tokens (skipped while the critic warms up).
+                if updatePolicy {
                 policy.zeroGrad()
                 policy.forward(batch)
                 let logits = policy.logits
@@ -220,6 +229,10 @@ public struct PPOUpdater {
                 }
                 GradientClipping.clip(policy.grads, count: policy.parameterCount, maxNorm: maxGradNorm)
                 policyOpt.update(params: policy.params, grads: policy.grads, lr: lr)
+                stats.policyLoss += p.loss
+                stats.clipFraction += p.clipFraction
+                stats.entropy += entropy / max(tokens, 1)
+                }
                 // Critic: clipped value loss.
                 critic.zeroGrad()
                 critic.forward(batch, computeLogits: false)
@@ -236,10 +249,7 @@ public struct PPOUpdater {
                 critic.backward(logitsGradient: false)
                 GradientClipping.clip(critic.grads, count: critic.parameterCount, maxNorm: maxGradNorm)
                 criticOpt.update(params: critic.params, grads: critic.grads, lr: criticLR)
-                stats.policyLoss += p.loss
-                stats.clipFraction += p.clipFraction
                 stats.valueLoss += vl.loss
-                stats.entropy += entropy / max(tokens, 1)
                 stats.updates += 1
             }
         }

@@ -61,6 +61,14 @@ public struct PPOConfig: Sendable {
         h.minibatch = try p.positive("minibatch", h.minibatch)
         h.rehearsalCoef = try p.double("rehearsal_coef", h.rehearsalCoef)
         h.rehearsalBatch = try p.positive("rehearsal_batch", h.rehearsalBatch)
+        h.normalizeScores = try p.bool("normalize_scores", h.normalizeScores)
+        h.normalizationSamples = try p.positive("normalization_samples", h.normalizationSamples)
+        h.noEOSScore = try p.string("no_eos_score", nil).map { v in
+            guard let d = Double(v), d.isFinite else { throw ConfigError("\(p.origin("no_eos_score")): ppo.no_eos_score must be a number") }
+            return d
+        }
+        h.criticWarmupSteps = try p.int("critic_warmup_steps", h.criticWarmupSteps)
+        guard h.criticWarmupSteps >= 0 else { throw ConfigError("\(p.origin("critic_warmup_steps")): ppo.critic_warmup_steps must be >= 0") }
         let criticLR = try p.float("critic_lr", 1e-5)
         try p.finish()
         var c = PPOConfig(policyInit: policy, criticInit: critic, scorer: scorer, prompts: prompts, rehearsal: rehearsal,
@@ -168,20 +176,79 @@ public final class PPOTrainer {
             + "\(rehearsal.count) rehearsal examples (γ = \(config.hyper.rehearsalCoef)), steps \(state.step)→\(config.optim.steps)"
     }
 
+    /// Before the first update: measures the score normalisation on SFT samples and warms the critic
+    /// up on SFT rollouts, as configured; both are kept in the trainer state, so a resumed run skips them.
+    public func prepare() throws {
+        let h = config.hyper
+        var changed = false
+        if h.normalizeScores && state.scoreMean == nil {
+            var picker = EpochSampler(count: prompts.count, seed: state.seed &+ 101)
+            let sample = picker.next(min(h.normalizationSamples, prompts.count)).map { prompts[$0] }
+            var scores: [Double] = []
+            for start in stride(from: 0, to: sample.count, by: 64) {
+                var sampling = SamplingOptions(temperature: config.temperature, maxNewTokens: config.maxNewTokens)
+                sampling.seed = state.seed &+ 0x5C0 &+ UInt64(start)
+                let r = try RolloutMaker.make(policy: reference, reference: reference, critic: nil, scorer: scorer,
+                                              prompts: Array(sample[start..<min(start + 64, sample.count)]), sampling: sampling, policyVersion: 0)
+                scores += r.scores
+            }
+            let mean = scores.reduce(0, +) / Double(scores.count)
+            let std = (scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(scores.count - 1, 1))).squareRoot()
+            state.scoreMean = mean
+            state.scoreStd = max(std, 1e-6)
+            progress.note(String(format: "score normalisation from %d SFT samples: mean %.4f, std %.4f", scores.count, mean, std))
+            changed = true
+        }
+        var warm = EpochSampler(count: prompts.count, seed: state.seed &+ 202, epoch: 0, cursor: 0)
+        while (state.criticWarmupDone ?? 0) < h.criticWarmupSteps {
+            let done = state.criticWarmupDone ?? 0
+            let batch = warm.next(config.optim.batchSize).map { prompts[$0] }
+            var sampling = SamplingOptions(temperature: config.temperature, maxNewTokens: config.maxNewTokens)
+            sampling.seed = state.seed &+ 0xC817 &+ UInt64(done) &* 7919
+            var rollout = try RolloutMaker.make(policy: policy, reference: reference, critic: critic, scorer: scorer, prompts: batch,
+                                                sampling: sampling, policyVersion: state.step)
+            rollout.scores = shapedScores(rollout)
+            var rng = SeededRNG(seed: state.seed ^ 0xC817 ^ UInt64(done))
+            let s = PPOUpdater(hyper: h).update(
+                rollout: rollout, policy: policy, critic: critic, policyOpt: policyOpt, criticOpt: criticOpt, lr: 0,
+                criticLR: config.criticLR, beta: kl.beta, maxGradNorm: config.optim.maxGradNorm, nextRehearsal: { nil },
+                updatePolicy: false, rng: &rng)
+            state.criticWarmupDone = done + 1
+            progress.update(String(format: "critic warm-up %d/%d  value loss %.4f", done + 1, h.criticWarmupSteps, s.valueLoss),
+                            force: done + 1 == h.criticWarmupSteps || (done + 1) % config.run.logEvery == 0)
+            changed = true
+        }
+        if changed { try checkpoint() }
+    }
+
+    /// The score PPO optimises: the scorer's, normalised by the SFT statistics when configured, and
+    /// replaced by `no_eos_score` for a response that ran out of tokens without EOS.
+    public func shapedScores(_ rollout: RolloutBatch) -> [Double] {
+        rollout.scores.indices.map { r in
+            if let penalty = config.hyper.noEOSScore, rollout.sequences[r].last != ByteTokenizer.eos { return penalty }
+            guard let mean = state.scoreMean, let std = state.scoreStd else { return rollout.scores[r] }
+            return (rollout.scores[r] - mean) / std
+        }
+    }
+
     /// One PPO update on a rollout (critic values must be filled in): KL control, metrics, progress,
     /// and a checkpoint on schedule. `rowWeights` down-weights stale rows (the distributed learner).
     @discardableResult
     public func train(on rollout: RolloutBatch, rowWeights: [Double]? = nil, extra: [String: Any] = [:]) throws -> PPOUpdater.Stats {
         var rng = SeededRNG(seed: state.seed ^ UInt64(state.step))
         let lr = config.optim.schedule.lr(at: state.step)
+        var shaped = rollout
+        shaped.scores = shapedScores(rollout)
         let s = PPOUpdater(hyper: config.hyper).update(
-            rollout: rollout, policy: policy, critic: critic, policyOpt: policyOpt, criticOpt: criticOpt, lr: lr,
+            rollout: shaped, policy: policy, critic: critic, policyOpt: policyOpt, criticOpt: criticOpt, lr: lr,
             criticLR: config.criticLR, beta: kl.beta, maxGradNorm: config.optim.maxGradNorm,
             nextRehearsal: { self.rehearsal.isEmpty ? nil : self.rehearsalSampler.next(self.config.hyper.rehearsalBatch).map { self.rehearsal[$0] } },
             rowWeights: rowWeights, rng: &rng)
         if config.hyper.adaptiveKL { kl.update(currentKL: s.kl, steps: rollout.count) }
         state.step += 1
-        var record: [String: Any] = ["step": state.step, "score": s.score, "gold": s.gold, "kl": s.kl, "kl_coef": kl.beta,
+        let noEOS = Double(rollout.sequences.filter { $0.last != ByteTokenizer.eos }.count) / Double(max(rollout.count, 1))
+        let rawScore = rollout.scores.reduce(0, +) / Double(max(rollout.count, 1))
+        var record: [String: Any] = ["step": state.step, "score": rawScore, "shaped_score": s.score, "no_eos": noEOS, "gold": s.gold, "kl": s.kl, "kl_coef": kl.beta,
                                      "policy_loss": s.policyLoss, "value_loss": s.valueLoss, "clip_fraction": s.clipFraction,
                                      "entropy": s.entropy, "response_length": s.responseLength, "lr": Double(lr),
                                      "elapsed_s": Date().timeIntervalSince(startTime), "rollouts": rollout.count]
@@ -193,7 +260,7 @@ public final class PPOTrainer {
         let done = max(state.step - startStep, 1)
         let eta = Date().timeIntervalSince(startTime) / Double(done) * Double(max(config.optim.steps - state.step, 0))
         progress.update(String(format: "step %d/%d  score %.3f  gold %.3f  kl %.3f  pg %.4f  vf %.4f  len %.1f  ETA %@",
-                               state.step, config.optim.steps, s.score, s.gold, s.kl, s.policyLoss, s.valueLoss, s.responseLength,
+                               state.step, config.optim.steps, rawScore, s.gold, s.kl, s.policyLoss, s.valueLoss, s.responseLength,
                                Progress.duration(eta)), force: state.step % config.run.logEvery == 0 || state.step == config.optim.steps)
         if state.step % config.run.checkpointEvery == 0 || state.step == config.optim.steps { try checkpoint() }
         if config.run.snapshotEvery > 0 && state.step % config.run.snapshotEvery == 0 {
@@ -213,6 +280,7 @@ public final class PPOTrainer {
 
     public func run() throws -> (steps: Int, interrupted: Bool) {
         progress.note("ppo: \(describe()), \(prompts.count) prompts")
+        try prepare()
         while state.step < config.optim.steps {
             if shouldStop() {
                 try checkpoint()

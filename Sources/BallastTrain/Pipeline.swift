@@ -25,6 +25,15 @@ public final class Pipeline {
 
     static let sections: Set<String> = ["run_dir", "threads", "data", "sft", "label", "rm", "am", "select", "ppo", "eval"]
 
+    /// The labelling panel: the final SFT model at each of `temperatures`, plus the SFT snapshot at
+    /// `earlyStep` (0 = none) at `earlyTemperature`.
+    struct LabelPlan {
+        var labeler: PreferenceLabeler
+        var temperatures: [Float]
+        var earlyStep: Int
+        var earlyTemperature: Float
+    }
+
     public init(doc: ConfigDocument) throws {
         self.doc = doc
         let top = doc.top
@@ -49,8 +58,10 @@ public final class Pipeline {
     }
 
     func sftConfig() throws -> SFTConfig {
-        try SFTConfig.load(try section("sft", ["data.train=\(data)/sft_train.jsonl", "data.eval=\(data)/sft_test.jsonl",
-                                               "run.out_dir=\(runDir)/sft", "run.threads=\(threads)"]))
+        let early = try labelOptions().earlyStep
+        return try SFTConfig.load(try section("sft", ["data.train=\(data)/sft_train.jsonl", "data.eval=\(data)/sft_test.jsonl",
+                                                      "run.out_dir=\(runDir)/sft", "run.threads=\(threads)"]
+                                                + (early > 0 ? ["run.snapshot_every=\(early)"] : [])))
     }
 
     func rewardConfig(_ kind: RewardConfig.Kind) throws -> RewardConfig {
@@ -73,16 +84,26 @@ public final class Pipeline {
     /// resolved PPO config (written to RUN/ARM/ppo.yaml), whether to resume, and returns false when stopped.
     public var distributedPPO: ((_ arm: String, _ configFile: String, _ resume: Bool) throws -> Bool)?
 
-    func labelOptions() throws -> PreferenceLabeler {
+    func labelOptions() throws -> LabelPlan {
         let s = try section("label", []).top
         var l = PreferenceLabeler()
-        l.samplesPerPrompt = try s.positive("k", 4)
-        guard l.samplesPerPrompt % 2 == 0 else { throw ConfigError("\(doc.file): label.k must be even") }
-        l.sampling = SamplingOptions(temperature: try s.float("temperature", 1), maxNewTokens: try s.positive("max_new_tokens", 32))
-        l.annotator = Annotator(lengthBias: try s.double("length_bias", 0))
+        l.maxNewTokens = try s.positive("max_new_tokens", 64)
+        l.annotator = Annotator(lengthBias: try s.double("length_bias", 0.5), tieMargin: try s.double("tie_margin", 0.2),
+                                flipRate: try s.double("flip_rate", 0))
         l.seed = UInt64(try s.int("seed", 1))
+        let plan = LabelPlan(labeler: l, temperatures: try s.numbers("temperatures", [0.7, 1.0, 1.3]).map(Float.init),
+                             earlyStep: try s.int("early_step", 0), earlyTemperature: try s.float("early_temperature", 1))
         try s.finish()
-        return l
+        guard plan.temperatures.count + (plan.earlyStep > 0 ? 1 : 0) >= 2 else {
+            throw ConfigError("\(doc.file): the labelling panel needs at least two samplers (label.temperatures, label.early_step)")
+        }
+        guard plan.temperatures.allSatisfy({ $0 > 0 }), plan.earlyTemperature > 0, plan.earlyStep >= 0 else {
+            throw ConfigError("\(doc.file): label temperatures must be positive and label.early_step >= 0")
+        }
+        guard (0...1).contains(l.annotator.flipRate), l.annotator.tieMargin >= 0 else {
+            throw ConfigError("\(doc.file): label.flip_rate must be in [0, 1] and label.tie_margin >= 0")
+        }
+        return plan
     }
 
     func selectOptions() throws -> SelectionJob {
@@ -103,7 +124,8 @@ public final class Pipeline {
         let s = try section("eval", []).top
         var e = PolicyEvaluation()
         e.tieEpsilon = try s.double("tie_epsilon", 0.05)
-        e.maxNewTokens = try s.positive("max_new_tokens", 48)
+        e.maxNewTokens = try s.positive("max_new_tokens", 64)
+        e.samplesPerPrompt = try s.positive("samples_per_prompt", 2)
         try s.finish()
         return e
     }
@@ -155,16 +177,35 @@ public final class Pipeline {
             t.shouldStop = shouldStop
             return !(try t.run().interrupted)
         }) else { return false }
-        guard try stage("label", {
+        guard try stage("forget", {
+            // The expert-aligned forget set: candidate prompts the SFT model already answers well.
             let sft = try Checkpoint.load(runDir + "/sft/checkpoint")
-            let labeler = try labelOptions()
-            for (prompts, out) in [("pref_prompts", "prefs_train"), ("pref_test_prompts", "prefs_test")] {
-                let r = try labeler.label(policy: sft, prompts: try PreferenceLabeler.readPrompts("\(data)/\(prompts).jsonl")) { d, n in
+            let candidates = try PreferenceLabeler.readPrompts("\(data)/forget_candidates.jsonl")
+            let kept = try PolicyEvaluation(maxNewTokens: try evalOptions().maxNewTokens).expertAligned(sft: sft, candidates: candidates)
+            try JSONL.write(kept, to: "\(data)/forget.jsonl")
+            progress.note("forget set: \(kept.count) of \(candidates.count) candidates answered by SFT with gold >= \(PolicyEvaluation.expertGold)")
+            return true
+        }) else { return false }
+        guard try stage("label", {
+            let plan = try labelOptions()
+            let sft = try Checkpoint.load(runDir + "/sft/checkpoint")
+            var panel = plan.temperatures.map { PreferenceLabeler.Sampler(name: "sft@T\($0)", policy: sft, temperature: $0) }
+            if plan.earlyStep > 0 {
+                let early = try Checkpoint.load("\(runDir)/sft/snapshots/step-\(plan.earlyStep)")
+                panel.append(PreferenceLabeler.Sampler(name: "sft-step\(plan.earlyStep)@T\(plan.earlyTemperature)", policy: early, temperature: plan.earlyTemperature))
+            }
+            var summary: [String: Any] = ["panel": panel.map(\.name)]
+            for (split, (prompts, out)) in [("pref_prompts", "prefs_train"), ("pref_test_prompts", "prefs_test")].enumerated() {
+                var labeler = plan.labeler
+                labeler.seed = plan.labeler.seed &* 7_919 &+ UInt64(split)  // each split its own seed
+                let r = try labeler.label(panel: panel, prompts: try PreferenceLabeler.readPrompts("\(data)/\(prompts).jsonl")) { d, n in
                     self.progress.update("labelling \(prompts): \(d)/\(n)", force: false)
                 }
                 try JSONL.write(r.pairs, to: "\(data)/\(out).jsonl")
-                progress.note("\(out): \(r.pairs.count) pairs (\(r.identical) identical skipped)")
+                progress.note("\(out): \(r.pairs.count) pairs (\(r.identical) identical and \(r.ties) tied comparisons dropped)")
+                summary[out] = ["pairs": r.pairs.count, "identical": r.identical, "ties": r.ties, "mean_gold": r.meanGold]
             }
+            try AtomicFile.write(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]), to: "\(data)/labels.json")
             return true
         }) else { return false }
         for kind in [RewardConfig.Kind.reward, .advantage] {
@@ -175,9 +216,9 @@ public final class Pipeline {
                 let pairs = try PreferenceData.load("\(data)/prefs_test.jsonl", maxLength: t.model.config.nPositions)
                 let s = PreferenceScorer.score(t.model, pairs.encoded, expectedHead: kind == .advantage ? 1 : nil)
                 let tasks = pairs.encoded.map(\.task)
-                var out: [String: Any] = ["r": try JSONSerialization.jsonObject(with: RewardReport(chosen: s.chosen, rejected: s.rejected, tasks: tasks).json())]
+                var out: [String: Any] = ["r": try JSONSerialization.jsonObject(with: RewardReport(chosen: s.chosen, rejected: s.rejected, tasks: tasks, pairs: pairs.raw).json())]
                 if kind == .advantage {
-                    let a = RewardReport(chosen: zip(s.chosen, s.expected).map { $0 - $1 }, rejected: zip(s.rejected, s.expected).map { $0 - $1 }, tasks: tasks)
+                    let a = RewardReport(chosen: zip(s.chosen, s.expected).map { $0 - $1 }, rejected: zip(s.rejected, s.expected).map { $0 - $1 }, tasks: tasks, pairs: pairs.raw)
                     out["a"] = try JSONSerialization.jsonObject(with: a.json())
                 }
                 try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]),
@@ -211,18 +252,53 @@ public final class Pipeline {
         guard try stage("eval", {
             let sft = try Checkpoint.load(runDir + "/sft/checkpoint"), ref = try Checkpoint.load(runDir + "/sft/checkpoint")
             let ev = try evalOptions()
+            let test = try PreferenceLabeler.readPrompts("\(data)/test_prompts.jsonl")
+            var sets = [("test", test)]
+            for name in ["forget", "forget_sft_only"] {
+                let file = "\(data)/\(name).jsonl"
+                let prompts = FileManager.default.fileExists(atPath: file) ? try PreferenceLabeler.readPrompts(file) : []
+                if prompts.isEmpty { progress.note("\(name) set is empty (the SFT model answers no candidate with gold >= \(PolicyEvaluation.expertGold)): not evaluated") }
+                else { sets.append((name, prompts)) }
+            }
+            let curveSeed: UInt64 = 0xC0FE
+            let sftSamples = try ev.sample(sft, test, seed: curveSeed)
             var out: [String: Any] = [:]
-            let sets = [("test", try PreferenceLabeler.readPrompts("\(data)/test_prompts.jsonl")),
-                        ("forget", try PreferenceLabeler.readPrompts("\(data)/forget.jsonl"))]
             for arm in Self.arms {
-                let policy = try Checkpoint.load("\(runDir)/\(arm.name)/checkpoint")
                 let scorer = try Checkpoint.load("\(runDir)/\(arm.scorer)/checkpoint")
+                // The curve: step 0 (the SFT model), every snapshot, and the final policy.
+                var steps = [0]
+                let snapDir = "\(runDir)/\(arm.name)/snapshots"
+                steps += ((try? FileManager.default.contentsOfDirectory(atPath: snapDir)) ?? [])
+                    .compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted()
+                let finalStep = try ppoConfig(arm).optim.steps
+                if steps.last != finalStep { steps.append(finalStep) }
+                var curve: [[String: Any]] = []
                 var armOut: [String: Any] = [:]
-                for (name, prompts) in sets {
-                    let rows = try ev.compare(policy: policy, sft: sft, reference: ref, scorer: scorer, prompts: prompts)
-                    progress.note("\(arm.name) vs SFT, \(name) set:\n" + PolicyEvaluation.table(rows))
-                    armOut[name] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(rows))
+                for step in steps {
+                    let policy = step == 0 ? sft : try Checkpoint.load(step == finalStep && !FileManager.default.fileExists(atPath: "\(snapDir)/step-\(step)")
+                                                                       ? "\(runDir)/\(arm.name)/checkpoint" : "\(snapDir)/step-\(step)")
+                    let point = try ev.curvePoint(policy: policy, reference: ref, scorer: scorer, prompts: test, seed: curveSeed, sftSamples: sftSamples)
+                    var record = try JSONSerialization.jsonObject(with: JSONEncoder().encode(point)) as! [String: Any]
+                    record["step"] = step
+                    for (name, prompts) in sets {
+                        let rows = try ev.compare(policy: policy, sft: sft, reference: ref, scorer: scorer, prompts: prompts)
+                        record["\(name)_greedy_win"] = rows[0].win
+                        record["\(name)_greedy_lose"] = rows[0].lose
+                        if step == finalStep {
+                            progress.note("\(arm.name) vs SFT, \(name) set (greedy):\n" + PolicyEvaluation.table(rows))
+                            armOut[name] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(rows))
+                        }
+                    }
+                    progress.note(String(format: "%@ step %d: sampled gold %.3f, proxy %.3f, KL %.2f nats, length %.1f, no EOS %.0f%%, win/lose vs SFT %.1f/%.1f%%; forget win-lose %+.1f%%",
+                                         arm.name, step, point.gold, point.proxy ?? .nan, point.kl, point.length, 100 * point.noEOS,
+                                         100 * (point.win ?? .nan), 100 * (point.lose ?? .nan),
+                                         100 * ((record["forget_greedy_win"] as? Double ?? .nan) - (record["forget_greedy_lose"] as? Double ?? .nan))))
+                    curve.append(record)
                 }
+                var lines = Data()
+                for record in curve { lines += try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) + [0x0A] }
+                try AtomicFile.write(lines, to: "\(runDir)/\(arm.name)/curve.jsonl")
+                armOut["curve"] = curve
                 out[arm.name] = armOut
             }
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), to: "\(runDir)/eval.json")

@@ -10,8 +10,111 @@ public struct PolicyEvaluation {
     public var tieEpsilon = 0.05
     public var maxNewTokens = 48
     public var batchSize = 32
+    /// The curve protocol: sampled responses per prompt and their temperature.
+    public var samplesPerPrompt = 2
+    public var temperature: Float = 1
 
-    public init() {}
+    /// SFT greedy gold at or above which a prompt is expert-aligned (kept in the forget set).
+    public static let expertGold = 0.95
+
+    public init(maxNewTokens: Int = 48) { self.maxNewTokens = maxNewTokens }
+
+    /// The candidates that `sft` already answers (greedy) with gold ≥ `expertGold`.
+    public func expertAligned(sft: GPT, candidates: [PromptRecord]) throws -> [PromptRecord] {
+        Self.expertAligned(candidates, responses: try respond(sft, candidates).map(\.text))
+    }
+
+    /// The candidates whose response (same order) has gold ≥ `expertGold`.
+    public static func expertAligned(_ candidates: [PromptRecord], responses: [String]) -> [PromptRecord] {
+        zip(candidates, responses).filter { c, r in (Benchmark.gold(prompt: c.prompt, response: r, task: c.task) ?? 0) >= expertGold }.map(\.0)
+    }
+
+    /// One point of the over-optimisation curve, from sampled responses (T = `temperature`,
+    /// `samplesPerPrompt` per prompt): mean gold and proxy, the sequence KL to the reference on the
+    /// same samples (Σ over a response's tokens of log π − log π_ref, mean over responses), length,
+    /// the fraction without EOS, and win / lose / tie against `sftSamples` (the SFT model's samples of
+    /// the same prompts, sample for sample) when given.
+    public struct CurvePoint: Codable, Sendable {
+        public var gold: Double
+        public var proxy: Double?
+        public var kl: Double
+        public var length: Double
+        public var noEOS: Double
+        public var goldByTask: [String: Double]
+        public var win: Double?
+        public var lose: Double?
+        public var tie: Double?
+    }
+
+    public struct Samples: Sendable {
+        public var prompts: [PromptRecord]
+        public var texts: [String]
+        public var ids: [[Int32]]
+        public var logp: [[Float]]
+        public var gold: [Double]
+    }
+
+    /// `samplesPerPrompt` sampled responses per prompt (prompt-major), seeded.
+    public func sample(_ model: GPT, _ prompts: [PromptRecord], seed: UInt64) throws -> Samples {
+        let tok = ByteTokenizer()
+        var rows: [PromptRecord] = []
+        for p in prompts { rows += Array(repeating: p, count: samplesPerPrompt) }
+        var out = Samples(prompts: rows, texts: [], ids: [], logp: [], gold: [])
+        var start = 0
+        while start < rows.count {
+            let chunk = rows[start..<min(start + batchSize, rows.count)]
+            let ids = chunk.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+            let room = model.config.nPositions - (ids.map(\.count).max() ?? 0)
+            var opts = SamplingOptions(temperature: temperature, maxNewTokens: min(maxNewTokens, room))
+            opts.seed = seed &+ UInt64(start)
+            for g in try Generator(model: model).generate(prompts: ids, options: opts) {
+                out.texts.append(tok.decode(g.outputIds.filter { $0 != ByteTokenizer.eos }))
+                out.ids.append(g.outputIds)
+                out.logp.append(g.logprobs)
+            }
+            start = chunk.endIndex
+        }
+        out.gold = rows.indices.map { Benchmark.gold(prompt: rows[$0].prompt, response: out.texts[$0], task: rows[$0].task) ?? .nan }
+        return out
+    }
+
+    public func curvePoint(policy: GPT, reference: GPT, scorer: GPT?, prompts: [PromptRecord], seed: UInt64,
+                           sftSamples: Samples? = nil) throws -> CurvePoint {
+        let tok = ByteTokenizer()
+        let s = try sample(policy, prompts, seed: seed)
+        let prefix = s.prompts.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+        var kl = 0.0
+        var start = 0
+        while start < s.prompts.count {
+            let range = start..<min(start + batchSize, s.prompts.count)
+            let batch = SequenceBatch.make(range.map { prefix[$0] + s.ids[$0] })
+            reference.forward(batch)
+            for (k, i) in range.enumerated() {
+                for (j, token) in s.ids[i].enumerated() {
+                    kl += Double(s.logp[i][j]) - SequenceBatch.logProb(reference.logits, row: k * batch.length + prefix[i].count + j - 1,
+                                                                       v: reference.config.vocabSize, target: token)
+                }
+            }
+            start = range.upperBound
+        }
+        let n = Double(max(s.prompts.count, 1))
+        func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count) }
+        let proxy = scorer.map { mean(Scoring.sequenceScores($0, sequences: s.prompts.indices.map { prefix[$0] + s.ids[$0] }, promptTokens: prefix.map(\.count))) }
+        var byTask: [String: [Double]] = [:]
+        for (p, g) in zip(s.prompts, s.gold) where !g.isNaN { byTask[p.task, default: []].append(g) }
+        var point = CurvePoint(gold: mean(s.gold.filter { !$0.isNaN }), proxy: proxy, kl: kl / n,
+                               length: mean(s.texts.map { Double($0.count) }),
+                               noEOS: Double(s.ids.filter { $0.last != ByteTokenizer.eos }.count) / n,
+                               goldByTask: byTask.mapValues(mean))
+        if let sft = sftSamples, sft.gold.count == s.gold.count {
+            let judged = s.gold.indices.filter { !s.gold[$0].isNaN && !sft.gold[$0].isNaN }
+            let m = Double(max(judged.count, 1))
+            point.win = Double(judged.filter { s.gold[$0] - sft.gold[$0] > tieEpsilon }.count) / m
+            point.lose = Double(judged.filter { sft.gold[$0] - s.gold[$0] > tieEpsilon }.count) / m
+            point.tie = 1 - point.win! - point.lose!
+        }
+        return point
+    }
 
     public struct Row: Codable, Sendable {
         public var task: String

@@ -23,7 +23,7 @@ public enum PreferenceData {
                 return s
             }
             return PreferencePair(prompt: try str("prompt"), chosen: try str("chosen"), rejected: try str("rejected"),
-                                  task: obj["task"] as? String, id: obj["id"] as? String)
+                                  task: obj["task"] as? String, id: obj["id"] as? String, annotatorP: obj["annotator_p"] as? Double)
         }
     }
 

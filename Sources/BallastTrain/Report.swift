@@ -1,3 +1,4 @@
+import BallastRL
 import Foundation
 
 /// `ballast report RUN_DIR`: one self-contained HTML page with inline SVG charts from a pipeline run —
@@ -40,6 +41,49 @@ public enum RunReport {
                 })
             }
             body += "<div class=\"card\">" + lineChart(title: title, series: series, xLabel: "PPO step") + "</div>"
+        }
+        body += "</div>"
+
+        // 2b. Over-optimisation curves from the evaluation of every snapshot.
+        body += "<h2>Over-optimisation: gold and proxy against √KL (Gao et al.'s axes)</h2>"
+        body += "<p>At step 0 (the SFT model), every PPO snapshot and the final policy: mean gold and proxy score of sampled responses (T = 1) on the test prompts, against the square root of their sequence KL to the SFT model. Reward hacking is gold falling while the proxy still rises; the dashed line is the fit R(d) = d(α − β log d) of the gold gain. Forgetting is the expert-aligned forget set's win − lose against SFT falling over the snapshots (greedy responses; the paper's Fig. 1b).</p><div class=\"row\">"
+        var curves: [(String, [[String: Any]])] = []
+        for arm in ["rm-ppo", "am-ppo", "am-ppo-sr"] {
+            guard let text = try? String(contentsOfFile: "\(runDir)/\(arm)/curve.jsonl", encoding: .utf8) else { missing.append("\(arm)/curve.jsonl"); continue }
+            curves.append((arm, text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }))
+        }
+        if !curves.isEmpty {
+            func points(_ rows: [[String: Any]], _ x: ([String: Any]) -> Double?, _ y: ([String: Any]) -> Double?) -> [(Double, Double)] {
+                rows.compactMap { r in
+                    guard let a = x(r), let b = y(r), a.isFinite, b.isFinite else { return nil }
+                    return (a, b)
+                }
+            }
+            let sqrtKL: ([String: Any]) -> Double? = { ($0["kl"] as? Double).map { max($0, 0).squareRoot() } }
+            var goldSeries: [(String, String, [(Double, Double)])] = []
+            var fits: [String] = []
+            for (i, (arm, rows)) in curves.enumerated() {
+                let p = points(rows, sqrtKL) { $0["gold"] as? Double }
+                goldSeries.append((arm, palette[i % palette.count], p))
+                if let g0 = p.first?.1, let fit = OverOptimisationFit.fit(distance: p.map(\.0), gain: p.map { $0.1 - g0 }), let dMax = p.map(\.0).max() {
+                    let grid = (0...24).map { dMax * Double($0) / 24 }
+                    goldSeries.append((arm + " fit", palette[i % palette.count], grid.map { ($0, g0 + fit.predict($0)) }))
+                    fits.append(String(format: "%@: α %.3f, β %.3f%@", arm, fit.alpha, fit.beta, fit.peak.map { String(format: ", peak at √KL %.2f", $0) } ?? ", no peak"))
+                }
+            }
+            body += "<div class=\"card\">" + lineChart(title: "gold score (sampled)", series: goldSeries, xLabel: "√KL to SFT (nats^½)", markers: true)
+            body += "<p class=\"muted\">" + fits.map(escape).joined(separator: "<br/>") + "</p></div>"
+            let proxySeries = curves.enumerated().map { (i, c) in (c.0, palette[i % palette.count], points(c.1, sqrtKL) { $0["proxy"] as? Double }) }
+            body += "<div class=\"card\">" + lineChart(title: "proxy score (the arm's own scorer)", series: proxySeries, xLabel: "√KL to SFT (nats^½)", markers: true) + "</div>"
+            for (set, title) in [("forget", "expert-aligned forget set"), ("forget_sft_only", "SFT-only family (fact)")] {
+                let series = curves.enumerated().map { (i, c) in
+                    (c.0, palette[i % palette.count], points(c.1, { ($0["step"] as? Int).map(Double.init) }) { r in
+                        guard let w = r["\(set)_greedy_win"] as? Double, let l = r["\(set)_greedy_lose"] as? Double else { return nil }
+                        return 100 * (w - l)
+                    })
+                }
+                body += "<div class=\"card\">" + lineChart(title: "\(title): win − lose vs SFT (%)", series: series, xLabel: "PPO step", markers: true) + "</div>"
+            }
         }
         body += "</div>"
 
@@ -130,7 +174,8 @@ public enum RunReport {
     }
 
     /// Line chart with a legend; series share axes.
-    public static func lineChart(title: String, series: [(String, String, [(Double, Double)])], xLabel: String) -> String {
+    /// Series whose name ends in "fit" are drawn dashed; `markers` circles every point.
+    public static func lineChart(title: String, series: [(String, String, [(Double, Double)])], xLabel: String, markers: Bool = false) -> String {
         let w = 420.0, h = 260.0, l = 56.0, r = 12.0, t = 28.0, b = 40.0
         let pts = series.flatMap(\.2)
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(w))\" height=\"\(f(h))\" viewBox=\"0 0 \(f(w)) \(f(h))\">"
@@ -148,14 +193,18 @@ public enum RunReport {
             s += "<text x=\"\(f(l - 4))\" y=\"\(f(py(yv) + 4))\" font-size=\"10\" text-anchor=\"end\">\(String(format: "%.3g", yv))</text>"
             s += "<line x1=\"\(f(l))\" x2=\"\(f(w - r))\" y1=\"\(f(py(yv)))\" y2=\"\(f(py(yv)))\" stroke=\"#eee\"/>"
         }
-        s += "<text x=\"\(f(l))\" y=\"\(f(h - b + 14))\" font-size=\"10\">\(String(format: "%.0f", x0))</text>"
-        s += "<text x=\"\(f(w - r))\" y=\"\(f(h - b + 14))\" font-size=\"10\" text-anchor=\"end\">\(String(format: "%.0f", x1))</text>"
+        s += "<text x=\"\(f(l))\" y=\"\(f(h - b + 14))\" font-size=\"10\">\(String(format: "%.3g", x0))</text>"
+        s += "<text x=\"\(f(w - r))\" y=\"\(f(h - b + 14))\" font-size=\"10\" text-anchor=\"end\">\(String(format: "%.3g", x1))</text>"
         s += "<text x=\"\(f((l + w - r) / 2))\" y=\"\(f(h - b + 14))\" font-size=\"11\" text-anchor=\"middle\">\(escape(xLabel))</text>"
         for (i, (name, color, p)) in series.enumerated() {
+            let fit = name.hasSuffix("fit")
             if !p.isEmpty {
-                s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.8\" points=\"" + p.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ") + "\"/>"
+                s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"\(fit ? "1.2" : "1.8")\"\(fit ? " stroke-dasharray=\"5,3\"" : "") points=\""
+                    + p.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ") + "\"/>"
+                if markers && !fit { for q in p { s += "<circle cx=\"\(f(px(q.0)))\" cy=\"\(f(py(q.1)))\" r=\"2.5\" fill=\"\(color)\"/>" } }
             }
-            let lx = l + Double(i) * 110
+            if fit { continue }
+            let lx = l + Double(series[..<i].filter { !$0.0.hasSuffix("fit") }.count) * 110
             s += "<rect x=\"\(f(lx))\" y=\"\(f(h - 14))\" width=\"10\" height=\"10\" fill=\"\(color)\"/><text x=\"\(f(lx + 14))\" y=\"\(f(h - 5))\" font-size=\"11\">\(escape(name))</text>"
         }
         return s + "</svg>"

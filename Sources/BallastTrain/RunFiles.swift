@@ -17,6 +17,10 @@ public struct TrainerState: Codable, Sendable, Equatable {
     public var rehearsalEpoch: Int?
     public var rehearsalCursor: Int?
     public var klCoef: Double?
+    /// PPO: the score normalisation measured on SFT samples, and the critic warm-up steps done.
+    public var scoreMean: Double?
+    public var scoreStd: Double?
+    public var criticWarmupDone: Int?
 }
 
 /// A checkpoint folder = Hugging Face model files + optimizer.safetensors + trainer_state.json.

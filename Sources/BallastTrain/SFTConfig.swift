@@ -64,7 +64,7 @@ public struct SFTConfig: Sendable {
             builtinEvalExamples: try d.positive("builtin_eval_examples", 256),
             maxLength: try d.positive("max_length", 64),
             optim: try OptimConfig.read(try top.section("train")),
-            run: try RunConfig.read(try top.section("run"), defaultOut: "runs/sft", generates: true))
+            run: try RunConfig.read(try top.section("run"), defaultOut: "runs/sft", generates: true, snapshots: true))
         if c.evalData == "none" { c.evalData = nil }
         try d.finish()
         try top.finish()

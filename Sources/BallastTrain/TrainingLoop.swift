@@ -50,12 +50,12 @@ public struct RunConfig: Sendable, Equatable {
     public var checkpointEvery: Int
     public var logEvery: Int
     public var threads: Int
-    /// PPO: also keep the policy of every N-th step as RUN/snapshots/step-N (model files only), for
-    /// evaluation along training; 0 = off.
+    /// SFT and PPO: also keep the model of every N-th step as RUN/snapshots/step-N (model files only),
+    /// for evaluation along training (PPO) or an early checkpoint in the labelling panel (SFT); 0 = off.
     public var snapshotEvery = 0
 
     /// `generates`: whether this trainer decodes eval prompts (the `eval_generate` key exists only then);
-    /// `snapshots`: whether it keeps policy snapshots (PPO; the `snapshot_every` key exists only then).
+    /// `snapshots`: whether it keeps model snapshots (SFT, PPO; the `snapshot_every` key exists only then).
     public static func read(_ r: ConfigSection, defaultOut: String, generates: Bool, snapshots: Bool = false) throws -> RunConfig {
         var c = RunConfig(outDir: try r.string("out_dir", defaultOut)!, evalEvery: try r.positive("eval_every", 200),
                           evalGenerate: generates ? try r.int("eval_generate", 64) : 0,
@@ -179,6 +179,9 @@ public final class TrainingLoop {
             }
             if state.step % run.checkpointEvery == 0 || state.step == optim.steps {
                 try checkpoint()
+            }
+            if run.snapshotEvery > 0 && state.step % run.snapshotEvery == 0 {
+                try Checkpoint.save(model, to: run.outDir + "/snapshots/step-\(state.step)")
             }
         }
         progress.note("done: \(state.step) steps in \(Progress.duration(Date().timeIntervalSince(start))); model at \(checkpointDir)")

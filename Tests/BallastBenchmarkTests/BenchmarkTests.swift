@@ -5,19 +5,44 @@ import Testing
 
 @Suite("Built-in benchmark: gold scorers and annotators")
 struct BenchmarkTests {
-    @Test("every family's expert response scores 1, an empty one 0, and scores stay in [0, 1]")
+    @Test("every family's expert answer scores 1 with or without its explanation line, an empty one 0, scores stay in [0, 1]")
     func expertsAreGold() {
         var rng = SeededRNG(seed: 1)
         for f in Benchmark.families {
             for _ in 0..<50 {
-                let (p, e) = f.sample(&rng)
-                #expect(p.hasSuffix("\n"))
-                #expect(f.gold(prompt: p, response: e) == 1, "\(f.name): \(p) -> \(e)")
-                #expect(f.gold(prompt: p, response: "") == 0, "\(f.name) empty")
-                let noisy = f.gold(prompt: p, response: e + "x\nmore\ntext")!
+                let q = f.problem(&rng)
+                #expect(q.prompt.hasSuffix("\n"))
+                #expect(f.gold(prompt: q.prompt, response: q.answer) == 1, "\(f.name): \(q.prompt) -> \(q.answer)")
+                #expect(q.explanation.count <= Verbosity.freeTail, "\(f.name): the explanation line is free")
+                #expect(f.gold(prompt: q.prompt, response: q.answer + "\n" + q.explanation) == 1)
+                #expect(f.gold(prompt: q.prompt, response: "") == 0, "\(f.name) empty")
+                let noisy = f.gold(prompt: q.prompt, response: q.answer + "\n" + String(repeating: "more text ", count: 5))!
                 #expect(noisy >= 0 && noisy < 1)
-                #expect(Benchmark.gold(prompt: p, response: e) == 1, "prompt is recognised without the task name")
+                #expect(Benchmark.gold(prompt: q.prompt, response: q.answer) == 1, "prompt is recognised without the task name")
             }
+        }
+    }
+
+    @Test("verbosity: a tail of up to 24 characters is free, each further character costs 0.02, gold floors at 0")
+    func verbosityPenalty() {
+        let qa = ArithmeticQA(), p = "Q: What is 40 + 50?\nA:\n"
+        #expect(Verbosity.tail("90") == "" && Verbosity.tail("90\n  40 + 50 = 90 \n") == "40 + 50 = 90")
+        #expect(qa.gold(prompt: p, response: "90\n" + String(repeating: "a", count: 24)) == 1)
+        let over = qa.gold(prompt: p, response: "90\n" + String(repeating: "a", count: 34))!
+        #expect(abs(over - 0.8) < 1e-12, "10 characters over the budget cost 0.2")
+        // Explanation + a filler line: 12 + 1 + 18 = 31 characters, 7 over.
+        #expect(abs(qa.gold(prompt: p, response: "90\n40 + 50 = 90\nThat is my answer.")! - (1 - 0.14)) < 1e-12)
+        #expect(qa.gold(prompt: p, response: "90\n" + String(repeating: "Hope this helps.\n", count: 8)) == 0)
+        #expect(qa.gold(prompt: p, response: "91\n40 + 50 = 90")! < 0.4, "the explanation does not rescue a wrong answer")
+    }
+
+    @Test("expert responses come in the three documented styles, in their proportions")
+    func expertStyles() {
+        let rows = Benchmark.examples(count: 6000, seed: 4, split: "s")
+        var lines = [0, 0, 0]
+        for r in rows { lines[r.completion.split(separator: "\n").count - 1] += 1 }
+        for (k, share) in Verbosity.styles.enumerated() {
+            #expect(abs(Double(lines[k]) / 6000 - share) < 0.03, "style \(k): \(lines[k])")
         }
     }
 
@@ -41,7 +66,7 @@ struct BenchmarkTests {
         #expect(near > far && near < 0.4 && far == 0)
         #expect(qa.gold(prompt: "Q: What is 3 - 9?\nA:\n", response: "-6") == 1)
         #expect(qa.gold(prompt: p, response: "ninety") == 0)
-        #expect(abs(qa.gold(prompt: p, response: "90\nbecause\nmaths")! - 0.9) < 1e-9, "two rambling lines cost 0.1")
+        #expect(qa.gold(prompt: p, response: "90\nbecause\nmaths") == 1, "a short tail is free")
     }
 
     @Test("code is executed: equivalent programs score 1, wrong ones by fraction of inputs, junk 0")
@@ -85,7 +110,7 @@ struct BenchmarkTests {
         #expect(Set(CapitalFacts.table.map(\.country)).count == CapitalFacts.table.count)
     }
 
-    @Test("annotator follows Bradley–Terry on the gold difference, with the optional length bias")
+    @Test("annotator: Bradley–Terry on the gold difference over the task's noise, plus the length bias; ties declared; flips")
     func annotator() {
         let qa = ArithmeticQA()
         let p = "Q: What is 40 + 50?\nA:\n"
@@ -100,8 +125,27 @@ struct BenchmarkTests {
         let pWin = a.probabilityFirstWins(task: probe, prompt: cp, first: "3", second: "2")
         for _ in 0..<20000 where a.choose(task: probe, prompt: cp, "3", "2", rng: &rng).0 == "3" { wins += 1 }
         #expect(abs(Double(wins) / 20000 - pWin) < 0.01)
-        let biased = Annotator(lengthBias: 1)
-        #expect(biased.probabilityFirstWins(task: qa, prompt: p, first: "90 ok", second: "90") > 0.5)
+        // Length bias: β = 0.5 per 10 characters; 20 extra characters of the same gold give z = 1.
+        let biased = Annotator(lengthBias: 0.5)
+        let long = "90\n" + String(repeating: "b", count: 17)
+        #expect(qa.gold(prompt: p, response: long) == 1 && long.count - 2 == 18)
+        #expect(abs(biased.logit(task: qa, prompt: p, first: long, second: "90") - 0.5 * 18 / 10) < 1e-12)
+        // Ties: |z| below the margin is a tie; above it a choice with its probability.
+        let tying = Annotator(lengthBias: 0.5, tieMargin: 1)
+        #expect(tying.judge(task: qa, prompt: p, long, "90", rng: &rng) == .tie)
+        #expect(tying.judge(task: qa, prompt: p, "90", "95", rng: &rng) != .tie)
+        if case .preferred(let c, _, let prob) = tying.judge(task: qa, prompt: p, "90", "95", rng: &rng) {
+            #expect(abs(prob - (c == "90" ? pr : 1 - pr)) < 1e-12)
+        } else { Issue.record("not a tie") }
+        // Flips: a certain choice becomes certain the other way at flip rate 1, a coin at 0.5.
+        #expect(abs(Annotator(flipRate: 1).probabilityFirstWins(task: qa, prompt: p, first: "90", second: "") - (1 - a.probabilityFirstWins(task: qa, prompt: p, first: "90", second: ""))) < 1e-12)
+        #expect(Annotator(flipRate: 0.5).probabilityFirstWins(task: qa, prompt: p, first: "90", second: "") == 0.5)
+    }
+
+    @Test("per-task annotator noise spans at least 4x across the RL families")
+    func noiseSpan() {
+        let taus = Benchmark.rlFamilies.map(\.annotatorNoise)
+        #expect(taus.max()! / taus.min()! >= 4)
     }
 
     @Test("datasets: deterministic, balanced across tasks, splits distinct")
@@ -115,8 +159,16 @@ struct BenchmarkTests {
         #expect(a == b)
         #expect(Dictionary(grouping: a, by: { $0.task! }).values.allSatisfy { $0.count == 10 })
         let train = try String(contentsOfFile: dir + "/sft_train.jsonl", encoding: .utf8)
-        let forget = try String(contentsOfFile: dir + "/forget.jsonl", encoding: .utf8)
+        let forget = try String(contentsOfFile: dir + "/forget_candidates.jsonl", encoding: .utf8)
         #expect(train.split(separator: "\n").count == 60 && forget.split(separator: "\n").count == 12)
+        // fact is SFT-only: in sft_train, never in preference or PPO prompts; its own forget probe.
+        #expect(train.contains("\"task\":\"fact\""))
+        for split in ["rl_prompts", "test_prompts", "pref_prompts", "pref_test_prompts", "forget_candidates"] {
+            let text = try String(contentsOfFile: dir + "/\(split).jsonl", encoding: .utf8)
+            #expect(!text.contains("\"task\":\"fact\""), "\(split) holds fact prompts")
+        }
+        let sftOnly = try String(contentsOfFile: dir + "/forget_sft_only.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(!sftOnly.isEmpty && sftOnly.allSatisfy { $0.contains("\"task\":\"fact\"") })
         let rl = try String(contentsOfFile: dir + "/rl_prompts.jsonl", encoding: .utf8).split(separator: "\n")
         let first = try JSONSerialization.jsonObject(with: Data(rl[0].utf8)) as! [String: String]
         #expect(Set(first.keys) == ["prompt", "task", "id"])

@@ -1,3 +1,4 @@
+import Foundation
 import BallastKernels
 import BallastRL
 import Testing
@@ -89,5 +90,25 @@ struct RandomSubsetTests {
         #expect(a.rehearsal.count == sel.rehearsal.count && a.rehearsal == b.rehearsal && a.rehearsal != c.rehearsal)
         #expect(Set(a.rehearsal).union(a.ppo) == Set(0..<60) && Set(a.rehearsal).isDisjoint(with: a.ppo))
         #expect(Set(a.rehearsal) != Set(sel.rehearsal))
+    }
+}
+
+@Suite("Gao et al.'s over-optimisation fit R(d) = d(α − β log d)")
+struct OverOptimisationFitTests {
+    @Test("recovers planted coefficients exactly and places the peak at exp(α/β − 1)")
+    func recoversPlanted() {
+        let truth = OverOptimisationFit(alpha: 0.3, beta: 0.2)
+        let d = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]
+        let fit = OverOptimisationFit.fit(distance: d, gain: d.map(truth.predict))!
+        #expect(abs(fit.alpha - 0.3) < 1e-9 && abs(fit.beta - 0.2) < 1e-9)
+        #expect(abs(fit.peak! - exp(0.3 / 0.2 - 1)) < 1e-6)
+        #expect(truth.predict(0) == 0)
+        #expect(OverOptimisationFit(alpha: 1, beta: -0.1).peak == nil, "no peak when gold keeps rising")
+    }
+
+    @Test("too few points give no fit")
+    func degenerate() {
+        #expect(OverOptimisationFit.fit(distance: [0, 1], gain: [0, 0.1]) == nil)
+        #expect(OverOptimisationFit.fit(distance: [], gain: []) == nil)
     }
 }
