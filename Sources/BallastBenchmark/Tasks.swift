@@ -74,7 +74,7 @@ extension SeededRNG {
 }
 
 /// Text helpers shared by the scorers.
-enum Text {
+public enum Text {
     /// Edit distance (insertions, deletions, substitutions) over characters.
     static func levenshtein(_ a: String, _ b: String) -> Int {
         let x = Array(a), y = Array(b)
@@ -98,7 +98,7 @@ enum Text {
     }
 
     /// The response's first line, trimmed: answers are one line; what follows is rambling.
-    static func firstLine(_ s: String) -> String {
+    public static func firstLine(_ s: String) -> String {
         String(s.split(separator: "\n", omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespaces)
     }
 

@@ -51,6 +51,9 @@ public final class LearnerNode {
     public init(config: PPOConfig, resume: Bool) throws {
         self.config = config
         trainer = try PPOTrainer(config: config, resume: resume)
+        guard trainer.scoreRule == nil else {
+            throw ConfigError("models.scorer: \(config.scorer) (a control score rule) runs only in single-process `ballast ppo`; actors need a scorer model")
+        }
         let c = config.cluster
         context = try ZMQContext()
         security = try c.curveKeys.map { try CurveSecurity(directory: $0, client: "learner") }
@@ -142,7 +145,7 @@ public final class LearnerNode {
         switch name {
         case "policy": model = trainer.policyModel
         case "reference": model = trainer.referenceModel
-        case "scorer": model = trainer.scorerModel
+        case "scorer": model = trainer.scorerModel!  // a score rule is refused at init
         default: errors.record(.payload("unknown model \(name)")); return
         }
         let version = name == "policy" ? trainer.step : 0

@@ -51,12 +51,27 @@ enum SequenceBatch {
     }
 }
 
+/// A programmatic sequence score for the paper suite's controls: PPO on the gold score itself (if gold
+/// does not rise with KL, the recipe is at fault, not the reward model), or on response length alone.
+public enum ScoreRule: String, Sendable, CaseIterable {
+    case gold, length
+
+    /// gold: the benchmark's gold score in [0, 1]; length: characters / 10.
+    public func score(prompt: PromptRecord, response: String) -> Double {
+        switch self {
+        case .gold: return Benchmark.gold(prompt: prompt.prompt, response: response, task: prompt.task) ?? 0
+        case .length: return Double(response.count) / 10
+        }
+    }
+}
+
 public enum RolloutMaker {
     /// Samples one response per prompt with `policy`, then scores it: log-probs under policy and
     /// reference (recomputed by a forward pass, as TRL does), critic values, and the scorer's
     /// sequence score (a = r − e when the scorer has an expected-reward head).
-    public static func make(policy: GPT, reference: GPT, critic: GPT?, scorer: GPT, prompts: [PromptRecord],
-                            sampling: SamplingOptions, policyVersion: Int) throws -> RolloutBatch {
+    /// With `rule`, the score is that rule's and `scorer` is not used.
+    public static func make(policy: GPT, reference: GPT, critic: GPT?, scorer: GPT?, prompts: [PromptRecord],
+                            sampling: SamplingOptions, policyVersion: Int, rule: ScoreRule? = nil) throws -> RolloutBatch {
         let tok = ByteTokenizer()
         let ids = prompts.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
         var opts = sampling
@@ -71,10 +86,15 @@ public enum RolloutMaker {
             return seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in SequenceBatch.logProb(m.logits, row: r * t + i - 1, v: v, target: seqs[r][i]) } }
         }
         let logp = tokenLogps(policy), ref = tokenLogps(reference)
-        let scores = Scoring.sequenceScores(scorer, sequences: seqs, promptTokens: pt)
-        let gold = prompts.indices.map { i in
-            Benchmark.gold(prompt: prompts[i].prompt, response: tok.decode(gens[i].outputIds.filter { $0 != ByteTokenizer.eos }), task: prompts[i].task) ?? .nan
+        let texts = gens.map { tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }) }
+        let scores: [Double]
+        if let rule {
+            scores = prompts.indices.map { rule.score(prompt: prompts[$0], response: texts[$0]) }
+        } else {
+            guard let scorer else { throw ConfigError("a rollout needs a scorer model or a score rule") }
+            scores = Scoring.sequenceScores(scorer, sequences: seqs, promptTokens: pt)
         }
+        let gold = prompts.indices.map { i in Benchmark.gold(prompt: prompts[i].prompt, response: texts[i], task: prompts[i].task) ?? .nan }
         var rollout = RolloutBatch(sequences: seqs, promptTokens: pt, logp: logp, refLogp: ref, values: logp.map { $0.map { _ in 0 } },
                                    scores: scores, gold: gold, tasks: prompts.map(\.task), policyVersion: policyVersion)
         if let critic { fillValues(&rollout, critic: critic) }

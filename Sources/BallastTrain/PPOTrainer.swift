@@ -30,7 +30,7 @@ public struct PPOConfig: Sendable {
         let m = try top.section("models")
         let policy = try required(m, "policy", "SFT checkpoint: the initial policy and the frozen reference")
         let critic = try required(m, "critic", "reward-model checkpoint whose trunk initialises the critic")
-        let scorer = try required(m, "scorer", "reward or advantage model giving the sequence score")
+        let scorer = try required(m, "scorer", "reward or advantage model giving the sequence score, or gold / length (controls)")
         try m.finish()
         let d = try top.section("data")
         let prompts = try required(d, "prompts", "PPO prompts JSONL {prompt, task, id}")
@@ -96,7 +96,10 @@ public struct PPOConfig: Sendable {
 public final class PPOTrainer {
     public let config: PPOConfig
     public let policy: GPT
-    let reference: GPT, critic: GPT, scorer: GPT
+    let reference: GPT, critic: GPT
+    /// The scorer model, or nil when the score is a programmatic rule (`models.scorer: gold | length`).
+    let scorer: GPT?
+    public let scoreRule: ScoreRule?
     let policyOpt: AdamW, criticOpt: AdamW
     let prompts: [PromptRecord]
     let rehearsal: [EncodedExample]
@@ -122,8 +125,9 @@ public final class PPOTrainer {
         reference = try Checkpoint.load(config.policyInit)
         policy = try resumePolicy.map(Checkpoint.load) ?? Checkpoint.load(config.policyInit)
         critic = try resumeCritic.map(Checkpoint.load) ?? Checkpoint.load(config.criticInit).withScalarHeads(["value_head"])
-        scorer = try Checkpoint.load(config.scorer)
-        guard scorer.config.scalarHeads.contains("score") else {
+        scoreRule = ScoreRule(rawValue: config.scorer)
+        scorer = scoreRule == nil ? try Checkpoint.load(config.scorer) : nil
+        if let scorer, !scorer.config.scalarHeads.contains("score") {
             throw CheckpointError(path: config.scorer, problem: "the scorer needs a score head (train it with train-rm or train-am)")
         }
         guard policy.config.vocabSize == critic.config.vocabSize, policy.config.nPositions <= critic.config.nPositions else {
@@ -167,12 +171,12 @@ public final class PPOTrainer {
     public var isDone: Bool { state.step >= config.optim.steps }
     public var policyModel: GPT { policy }
     public var referenceModel: GPT { reference }
-    public var scorerModel: GPT { scorer }
+    public var scorerModel: GPT? { scorer }
     public var criticModel: GPT { critic }
     public var seed: UInt64 { state.seed }
 
     public func describe() -> String {
-        "policy \(config.policyInit), scorer \(config.scorer) (\(scorer.config.scalarHeads.contains("expected_reward_head") ? "advantage a = r - e" : "reward r")), "
+        "policy \(config.policyInit), scorer \(config.scorer) (\(scoreRule.map { "\($0.rawValue) rule: a control" } ?? (scorer!.config.scalarHeads.contains("expected_reward_head") ? "advantage a = r - e" : "reward r"))), "
             + "\(rehearsal.count) rehearsal examples (γ = \(config.hyper.rehearsalCoef)), steps \(state.step)→\(config.optim.steps)"
     }
 
@@ -189,7 +193,8 @@ public final class PPOTrainer {
                 var sampling = SamplingOptions(temperature: config.temperature, maxNewTokens: config.maxNewTokens)
                 sampling.seed = state.seed &+ 0x5C0 &+ UInt64(start)
                 let r = try RolloutMaker.make(policy: reference, reference: reference, critic: nil, scorer: scorer,
-                                              prompts: Array(sample[start..<min(start + 64, sample.count)]), sampling: sampling, policyVersion: 0)
+                                              prompts: Array(sample[start..<min(start + 64, sample.count)]), sampling: sampling, policyVersion: 0,
+                                              rule: scoreRule)
                 scores += r.scores
             }
             let mean = scores.reduce(0, +) / Double(scores.count)
@@ -206,7 +211,7 @@ public final class PPOTrainer {
             var sampling = SamplingOptions(temperature: config.temperature, maxNewTokens: config.maxNewTokens)
             sampling.seed = state.seed &+ 0xC817 &+ UInt64(done) &* 7919
             var rollout = try RolloutMaker.make(policy: policy, reference: reference, critic: critic, scorer: scorer, prompts: batch,
-                                                sampling: sampling, policyVersion: state.step)
+                                                sampling: sampling, policyVersion: state.step, rule: scoreRule)
             rollout.scores = shapedScores(rollout)
             var rng = SeededRNG(seed: state.seed ^ 0xC817 ^ UInt64(done))
             let s = PPOUpdater(hyper: h).update(
@@ -275,7 +280,7 @@ public final class PPOTrainer {
         var sampling = SamplingOptions(temperature: config.temperature, maxNewTokens: config.maxNewTokens)
         sampling.seed = state.seed &+ UInt64(state.step) &* 7919
         return try RolloutMaker.make(policy: policy, reference: reference, critic: critic, scorer: scorer, prompts: batch,
-                                     sampling: sampling, policyVersion: state.step)
+                                     sampling: sampling, policyVersion: state.step, rule: scoreRule)
     }
 
     public func run() throws -> (steps: Int, interrupted: Bool) {

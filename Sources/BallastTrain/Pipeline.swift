@@ -88,7 +88,7 @@ public final class Pipeline {
         let s = try section("label", []).top
         var l = PreferenceLabeler()
         l.maxNewTokens = try s.positive("max_new_tokens", 64)
-        l.annotator = Annotator(lengthBias: try s.double("length_bias", 0.5), tieMargin: try s.double("tie_margin", 0.2),
+        l.annotator = Annotator(lengthBias: try s.double("length_bias", 1.0), tieMargin: try s.double("tie_margin", 1.0),
                                 flipRate: try s.double("flip_rate", 0))
         l.seed = UInt64(try s.int("seed", 1))
         let plan = LabelPlan(labeler: l, temperatures: try s.numbers("temperatures", [0.7, 1.0, 1.3]).map(Float.init),
@@ -250,56 +250,16 @@ public final class Pipeline {
             }) else { return false }
         }
         guard try stage("eval", {
-            let sft = try Checkpoint.load(runDir + "/sft/checkpoint"), ref = try Checkpoint.load(runDir + "/sft/checkpoint")
+            let sft = try Checkpoint.load(runDir + "/sft/checkpoint")
             let ev = try evalOptions()
-            let test = try PreferenceLabeler.readPrompts("\(data)/test_prompts.jsonl")
-            var sets = [("test", test)]
-            for name in ["forget", "forget_sft_only"] {
-                let file = "\(data)/\(name).jsonl"
-                let prompts = FileManager.default.fileExists(atPath: file) ? try PreferenceLabeler.readPrompts(file) : []
-                if prompts.isEmpty { progress.note("\(name) set is empty (the SFT model answers no candidate with gold >= \(PolicyEvaluation.expertGold)): not evaluated") }
-                else { sets.append((name, prompts)) }
-            }
-            let curveSeed: UInt64 = 0xC0FE
-            let sftSamples = try ev.sample(sft, test, seed: curveSeed)
+            let sets = try PolicyEvaluation.CurveSets(dataDir: data) { self.progress.note($0) }
+            let sftSamples = try ev.sample(sft, sets.test, seed: PolicyEvaluation.curveSeed)
             var out: [String: Any] = [:]
             for arm in Self.arms {
                 let scorer = try Checkpoint.load("\(runDir)/\(arm.scorer)/checkpoint")
-                // The curve: step 0 (the SFT model), every snapshot, and the final policy.
-                var steps = [0]
-                let snapDir = "\(runDir)/\(arm.name)/snapshots"
-                steps += ((try? FileManager.default.contentsOfDirectory(atPath: snapDir)) ?? [])
-                    .compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted()
-                let finalStep = try ppoConfig(arm).optim.steps
-                if steps.last != finalStep { steps.append(finalStep) }
-                var curve: [[String: Any]] = []
-                var armOut: [String: Any] = [:]
-                for step in steps {
-                    let policy = step == 0 ? sft : try Checkpoint.load(step == finalStep && !FileManager.default.fileExists(atPath: "\(snapDir)/step-\(step)")
-                                                                       ? "\(runDir)/\(arm.name)/checkpoint" : "\(snapDir)/step-\(step)")
-                    let point = try ev.curvePoint(policy: policy, reference: ref, scorer: scorer, prompts: test, seed: curveSeed, sftSamples: sftSamples)
-                    var record = try JSONSerialization.jsonObject(with: JSONEncoder().encode(point)) as! [String: Any]
-                    record["step"] = step
-                    for (name, prompts) in sets {
-                        let rows = try ev.compare(policy: policy, sft: sft, reference: ref, scorer: scorer, prompts: prompts)
-                        record["\(name)_greedy_win"] = rows[0].win
-                        record["\(name)_greedy_lose"] = rows[0].lose
-                        if step == finalStep {
-                            progress.note("\(arm.name) vs SFT, \(name) set (greedy):\n" + PolicyEvaluation.table(rows))
-                            armOut[name] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(rows))
-                        }
-                    }
-                    progress.note(String(format: "%@ step %d: sampled gold %.3f, proxy %.3f, KL %.2f nats, length %.1f, no EOS %.0f%%, win/lose vs SFT %.1f/%.1f%%; forget win-lose %+.1f%%",
-                                         arm.name, step, point.gold, point.proxy ?? .nan, point.kl, point.length, 100 * point.noEOS,
-                                         100 * (point.win ?? .nan), 100 * (point.lose ?? .nan),
-                                         100 * ((record["forget_greedy_win"] as? Double ?? .nan) - (record["forget_greedy_lose"] as? Double ?? .nan))))
-                    curve.append(record)
-                }
-                var lines = Data()
-                for record in curve { lines += try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) + [0x0A] }
-                try AtomicFile.write(lines, to: "\(runDir)/\(arm.name)/curve.jsonl")
-                armOut["curve"] = curve
-                out[arm.name] = armOut
+                let r = try ev.curve(ppoDir: "\(runDir)/\(arm.name)", finalStep: try ppoConfig(arm).optim.steps, sft: sft, scorer: scorer,
+                                     sets: sets, sftSamples: sftSamples) { self.progress.note("\(arm.name) \($0)") }
+                out[arm.name] = r.final.merging(["curve": r.curve]) { a, _ in a }
             }
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]), to: "\(runDir)/eval.json")
             return true

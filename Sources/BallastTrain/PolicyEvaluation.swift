@@ -1,5 +1,6 @@
 import BallastBenchmark
 import BallastData
+import BallastFormats
 import BallastModel
 import Foundation
 
@@ -36,6 +37,10 @@ public struct PolicyEvaluation {
     /// the same prompts, sample for sample) when given.
     public struct CurvePoint: Codable, Sendable {
         public var gold: Double
+        /// The answer line's score alone (gold without the verbosity penalty) and the mean tail length
+        /// in characters: how much of a gold change is correctness and how much verbosity.
+        public var answerScore: Double
+        public var tailLength: Double
         public var proxy: Double?
         public var kl: Double
         public var length: Double
@@ -102,7 +107,11 @@ public struct PolicyEvaluation {
         let proxy = scorer.map { mean(Scoring.sequenceScores($0, sequences: s.prompts.indices.map { prefix[$0] + s.ids[$0] }, promptTokens: prefix.map(\.count))) }
         var byTask: [String: [Double]] = [:]
         for (p, g) in zip(s.prompts, s.gold) where !g.isNaN { byTask[p.task, default: []].append(g) }
-        var point = CurvePoint(gold: mean(s.gold.filter { !$0.isNaN }), proxy: proxy, kl: kl / n,
+        let answers = s.prompts.indices.compactMap { i in
+            Benchmark.family(s.prompts[i].task)?.score(prompt: s.prompts[i].prompt, answer: Text.firstLine(s.texts[i]))
+        }
+        var point = CurvePoint(gold: mean(s.gold.filter { !$0.isNaN }), answerScore: mean(answers),
+                               tailLength: mean(s.texts.map { Double(Verbosity.tail($0).count) }), proxy: proxy, kl: kl / n,
                                length: mean(s.texts.map { Double($0.count) }),
                                noEOS: Double(s.ids.filter { $0.last != ByteTokenizer.eos }.count) / n,
                                goldByTask: byTask.mapValues(mean))
@@ -132,7 +141,7 @@ public struct PolicyEvaluation {
     }
 
     /// Greedy responses of `model` and their per-token log-probs under `reference` and the model.
-    func respond(_ model: GPT, _ prompts: [PromptRecord]) throws -> [(text: String, ids: [Int32], logp: [Float])] {
+    public func respond(_ model: GPT, _ prompts: [PromptRecord]) throws -> [(text: String, ids: [Int32], logp: [Float])] {
         let tok = ByteTokenizer()
         var out: [(String, [Int32], [Float])] = []
         var start = 0
@@ -147,9 +156,12 @@ public struct PolicyEvaluation {
         return out
     }
 
-    public func compare(policy: GPT, sft: GPT, reference: GPT, scorer: GPT?, prompts: [PromptRecord]) throws -> [Row] {
+    /// `sftResponses`: the SFT model's greedy responses to `prompts`, when already known (a curve
+    /// compares every snapshot with the same SFT responses).
+    public func compare(policy: GPT, sft: GPT, reference: GPT, scorer: GPT?, prompts: [PromptRecord],
+                        sftResponses: [(text: String, ids: [Int32], logp: [Float])]? = nil) throws -> [Row] {
         let tok = ByteTokenizer()
-        let pol = try respond(policy, prompts), base = try respond(sft, prompts)
+        let pol = try respond(policy, prompts), base = try sftResponses ?? respond(sft, prompts)
         let prefix = prompts.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
         // KL(π‖π_ref) estimated on the policy's greedy responses: mean over tokens of log π − log π_ref.
         var kl = [Double](repeating: 0, count: prompts.count)
@@ -188,6 +200,67 @@ public struct PolicyEvaluation {
         var rows = [row("all", Array(prompts.indices))]
         for task in Set(prompts.map(\.task)).sorted() { rows.append(row(task, prompts.indices.filter { prompts[$0].task == task })) }
         return rows
+    }
+
+    /// The seed of the curve's sampled responses (the same prompts and seed at every point).
+    public static let curveSeed: UInt64 = 0xC0FE
+
+    /// The prompt sets of the curve protocol: the test prompts (sampled and greedy) and the two forget
+    /// sets (greedy), read from a benchmark data folder; an empty or absent forget set is skipped.
+    public struct CurveSets {
+        public var test: [PromptRecord]
+        public var greedy: [(name: String, prompts: [PromptRecord])]
+
+        public init(dataDir: String, note: (String) -> Void) throws {
+            test = try PreferenceLabeler.readPrompts("\(dataDir)/test_prompts.jsonl")
+            greedy = [("test", test)]
+            for name in ["forget", "forget_sft_only"] {
+                let file = "\(dataDir)/\(name).jsonl"
+                let prompts = FileManager.default.fileExists(atPath: file) ? try PreferenceLabeler.readPrompts(file) : []
+                if prompts.isEmpty { note("\(name) set is empty or absent: not evaluated") } else { greedy.append((name, prompts)) }
+            }
+        }
+    }
+
+    /// Evaluates a PPO run folder along training: step 0 (the SFT model), every snapshot in
+    /// PPO_DIR/snapshots, and the final policy (PPO_DIR/checkpoint at `finalStep`). Each point is a
+    /// `CurvePoint` on the test prompts plus greedy win / lose against SFT on every set; the records go
+    /// to PPO_DIR/curve.jsonl. Returns them and the final policy's greedy rows per set.
+    public func curve(ppoDir: String, finalStep: Int, sft: GPT, scorer: GPT, sets: CurveSets, sftSamples: Samples? = nil,
+                      note: (String) -> Void = { _ in }) throws -> (curve: [[String: Any]], final: [String: Any]) {
+        let baseSamples = try sftSamples ?? sample(sft, sets.test, seed: Self.curveSeed)
+        let snapDir = ppoDir + "/snapshots"
+        var steps = [0] + ((try? FileManager.default.contentsOfDirectory(atPath: snapDir)) ?? [])
+            .compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.filter { $0 <= finalStep }.sorted()
+        if steps.last != finalStep { steps.append(finalStep) }
+        var curve: [[String: Any]] = []
+        var final: [String: Any] = [:]
+        let sftGreedy = try sets.greedy.map { try respond(sft, $0.prompts) }
+        for step in steps {
+            let snapshot = "\(snapDir)/step-\(step)"
+            let policy = step == 0 ? sft : try Checkpoint.load(FileManager.default.fileExists(atPath: snapshot) ? snapshot : ppoDir + "/checkpoint")
+            let point = try curvePoint(policy: policy, reference: sft, scorer: scorer, prompts: sets.test, seed: Self.curveSeed, sftSamples: baseSamples)
+            var record = try JSONSerialization.jsonObject(with: JSONEncoder().encode(point)) as! [String: Any]
+            record["step"] = step
+            for (k, (name, prompts)) in sets.greedy.enumerated() {
+                let rows = try compare(policy: policy, sft: sft, reference: sft, scorer: scorer, prompts: prompts, sftResponses: sftGreedy[k])
+                record["\(name)_greedy_win"] = rows[0].win
+                record["\(name)_greedy_lose"] = rows[0].lose
+                if step == finalStep {
+                    note("vs SFT, \(name) set (greedy):\n" + Self.table(rows))
+                    final[name] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(rows))
+                }
+            }
+            let forget = (record["forget_greedy_win"] as? Double).map { $0 - (record["forget_greedy_lose"] as? Double ?? 0) }
+            note(String(format: "step %d: sampled gold %.3f (answer %.3f, tail %.1f chars), proxy %.3f, KL %.2f nats, length %.1f, no EOS %.0f%%, win/lose vs SFT %.1f/%.1f%%, forget win-lose %@",
+                        step, point.gold, point.answerScore, point.tailLength, point.proxy ?? .nan, point.kl, point.length, 100 * point.noEOS, 100 * (point.win ?? .nan),
+                        100 * (point.lose ?? .nan), forget.map { String(format: "%+.1f%%", 100 * $0) } ?? "-"))
+            curve.append(record)
+        }
+        var lines = Data()
+        for record in curve { lines += try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) + [0x0A] }
+        try AtomicFile.write(lines, to: ppoDir + "/curve.jsonl")
+        return (curve, final)
     }
 
     public static func table(_ rows: [Row]) -> String {

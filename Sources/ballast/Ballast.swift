@@ -22,7 +22,7 @@ struct Ballast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "RLHF with an Advantage Model and Selective Rehearsal, on the CPU.",
-        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, PipelineCommand.self, ReportCommand.self, WireCommand.self, CoordinatorCommand.self, LearnerCommand.self, ActorCommand.self, LaunchCommand.self, StatusCommand.self, KeysCommand.self, DataCommand.self, BenchCommand.self])
+        subcommands: [Init.self, Generate.self, Forward.self, SFT.self, TrainRM.self, TrainAM.self, EvalRM.self, Select.self, PPOCommand.self, EvalPolicy.self, CurveCommand.self, PipelineCommand.self, ReportCommand.self, WireCommand.self, CoordinatorCommand.self, LearnerCommand.self, ActorCommand.self, LaunchCommand.self, StatusCommand.self, KeysCommand.self, DataCommand.self, BenchCommand.self])
 }
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -359,6 +359,41 @@ struct EvalPolicy: ParsableCommand {
     }
 }
 
+struct CurveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "curve",
+        abstract: "Evaluate a PPO run along training (step 0 = SFT, every snapshot, the final policy): sampled gold, proxy and sequence KL on the test prompts, greedy win/lose against SFT on the test and forget sets; writes PPO_DIR/curve.jsonl.")
+    @Option(name: .customLong("ppo-dir"), help: "The PPO run folder (run.out_dir, with snapshots/ and checkpoint/).") var ppoDir: String
+    @Option(help: "SFT checkpoint: the baseline and the KL reference.") var sft: String
+    @Option(help: "The run's scorer (reward or advantage model) for the proxy score.") var scorer: String
+    @Option(help: "Benchmark data folder (test_prompts.jsonl, forget.jsonl, forget_sft_only.jsonl).") var data: String
+    @Option(name: .customLong("final-step"), help: "The run's last step (default: the checkpoint's).") var finalStep: Int?
+    @Option(name: .customLong("samples-per-prompt")) var samplesPerPrompt = 2
+    @Option(name: .customLong("tie-epsilon")) var tieEpsilon = 0.05
+    @Option(name: .customLong("max-new-tokens")) var maxNewTokens = 64
+    @OptionGroup var threads: ThreadOptions
+
+    func run() throws {
+        threads.apply()
+        try failing {
+            var ev = PolicyEvaluation(maxNewTokens: maxNewTokens)
+            ev.tieEpsilon = tieEpsilon
+            ev.samplesPerPrompt = samplesPerPrompt
+            let step: Int
+            if let finalStep { step = finalStep } else {
+                guard let dir = TrainingCheckpoint.locate(ppoDir + "/checkpoint"),
+                      let data = FileManager.default.contents(atPath: dir + "/trainer_state.json") else {
+                    throw ValidationError("\(ppoDir)/checkpoint has no trainer_state.json: give --final-step")
+                }
+                step = try JSONDecoder().decode(TrainerState.self, from: data).step
+            }
+            let sets = try PolicyEvaluation.CurveSets(dataDir: data) { print($0) }
+            _ = try ev.curve(ppoDir: ppoDir, finalStep: step, sft: try Checkpoint.load(sft), scorer: try Checkpoint.load(scorer), sets: sets) { print($0) }
+            print("wrote \(ppoDir)/curve.jsonl")
+        }
+    }
+}
+
 struct PipelineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipeline",
@@ -501,8 +536,8 @@ struct LabelData: ParsableCommand {
     @Option(help: "An earlier SFT checkpoint that joins the panel.") var early: String?
     @Option(name: .customLong("early-temperature")) var earlyTemperature: Float = 1
     @Option(name: .customLong("max-new-tokens")) var maxNewTokens = 64
-    @Option(name: .customLong("length-bias"), help: "Annotator preference for longer responses, per 10 characters (0 = none: the control).") var lengthBias = 0.5
-    @Option(name: .customLong("tie-margin"), help: "Comparisons with |preference logit| below this are ties, dropped.") var tieMargin = 0.2
+    @Option(name: .customLong("length-bias"), help: "Annotator preference for longer responses, per 10 characters (0 = none: the control).") var lengthBias = 1.0
+    @Option(name: .customLong("tie-margin"), help: "Comparisons with |preference logit| below this are ties, dropped.") var tieMargin = 1.0
     @Option(name: .customLong("flip-rate"), help: "Probability that the annotator's choice is flipped.") var flipRate = 0.0
     @Option var seed: UInt64 = 0
     @OptionGroup var threads: ThreadOptions

@@ -71,12 +71,12 @@ struct LabelingTests {
                 return PreferencePair(prompt: e.prompt, chosen: swap ? long : short, rejected: swap ? short : long, task: e.task, id: e.id)
             }.map { p in p.chosen.count >= p.rejected.count ? p : PreferencePair(prompt: p.prompt, chosen: p.rejected, rejected: p.chosen, task: p.task, id: p.id) }
         }
-        try JSONL.write(pairs(400, seed: 1), to: dir + "/train.jsonl")
+        try JSONL.write(pairs(300, seed: 1), to: dir + "/train.jsonl")
         try JSONL.write(pairs(200, seed: 2), to: dir + "/eval.jsonl")
         let doc = try ConfigDocument(yaml: """
         model: {init_from: \(dir)/sft}
         data: {train: \(dir)/train.jsonl, eval: \(dir)/eval.jsonl, max_length: 128}
-        train: {steps: 60, batch_size: 16, lr: 3.0e-3, warmup_steps: 5, seed: 2}
+        train: {steps: 40, batch_size: 16, lr: 3.0e-3, warmup_steps: 5, seed: 2}
         run: {out_dir: \(dir)/rm, eval_every: 1000, checkpoint_every: 1000, log_every: 1000, threads: 1}
         """, name: "longer-wins.yaml")
         let trainer = try RewardTrainer(config: try RewardConfig.load(doc), resume: false)
