@@ -56,7 +56,7 @@ enum SequenceBatch {
 public enum ScoreRule: String, Sendable, CaseIterable {
     case gold, length
 
-    /// gold: the benchmark's gold score in [0, 1.2]; length: characters / 10.
+    /// gold: the benchmark's gold score in [0, 1]; length: characters / 10.
     public func score(prompt: PromptRecord, response: String) -> Double {
         switch self {
         case .gold: return Benchmark.gold(prompt: prompt.prompt, response: response, task: prompt.task) ?? 0

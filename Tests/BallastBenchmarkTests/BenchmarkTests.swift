@@ -5,7 +5,7 @@ import Testing
 
 @Suite("Built-in benchmark: gold scorers and annotators")
 struct BenchmarkTests {
-    @Test("every family's expert answer scores 1, 1.2 with its explanation line, an empty one 0; a long tail scores below 1")
+    @Test("every family's expert answer scores 1 with or without its explanation line, an empty one 0, scores stay in [0, 1]")
     func expertsAreGold() {
         var rng = SeededRNG(seed: 1)
         for f in Benchmark.families {
@@ -14,7 +14,7 @@ struct BenchmarkTests {
                 #expect(q.prompt.hasSuffix("\n"))
                 #expect(f.gold(prompt: q.prompt, response: q.answer) == 1, "\(f.name): \(q.prompt) -> \(q.answer)")
                 #expect(q.explanation.count <= Verbosity.freeTail, "\(f.name): the explanation line is free")
-                #expect(abs(f.gold(prompt: q.prompt, response: q.answer + "\n" + q.explanation)! - 1.2) < 1e-12, "\(f.name): one explanation line earns the bonus")
+                #expect(f.gold(prompt: q.prompt, response: q.answer + "\n" + q.explanation) == 1)
                 #expect(f.gold(prompt: q.prompt, response: "") == 0, "\(f.name) empty")
                 let noisy = f.gold(prompt: q.prompt, response: q.answer + "\n" + String(repeating: "more text ", count: 5))!
                 #expect(noisy >= 0 && noisy < 1)
@@ -23,20 +23,17 @@ struct BenchmarkTests {
         }
     }
 
-    @Test("verbosity: one line of up to 24 characters earns 20% of the answer's score, a longer tail costs 0.02 per character beyond 24, gold floors at 0")
+    @Test("verbosity: a tail of up to 24 characters is free, each further character costs 0.02, gold floors at 0")
     func verbosityPenalty() {
         let qa = ArithmeticQA(), p = "Q: What is 40 + 50?\nA:\n"
         #expect(Verbosity.tail("90") == "" && Verbosity.tail("90\n  40 + 50 = 90 \n") == "40 + 50 = 90")
-        #expect(abs(qa.gold(prompt: p, response: "90\n" + String(repeating: "a", count: 24))! - 1.2) < 1e-12)
-        #expect(qa.gold(prompt: p, response: "90\nab\ncd") == 1, "two short lines: free, but no bonus")
+        #expect(qa.gold(prompt: p, response: "90\n" + String(repeating: "a", count: 24)) == 1)
         let over = qa.gold(prompt: p, response: "90\n" + String(repeating: "a", count: 34))!
-        #expect(abs(over - 0.8) < 1e-12, "10 characters over the budget cost 0.2, and a line that long earns no bonus")
-        let wrong = qa.gold(prompt: p, response: "91")!
-        #expect(abs(qa.gold(prompt: p, response: "91\n40 + 50 = 90")! - 1.2 * wrong) < 1e-12, "the bonus scales with the answer's score")
+        #expect(abs(over - 0.8) < 1e-12, "10 characters over the budget cost 0.2")
         // Explanation + a filler line: 12 + 1 + 18 = 31 characters, 7 over.
         #expect(abs(qa.gold(prompt: p, response: "90\n40 + 50 = 90\nThat is my answer.")! - (1 - 0.14)) < 1e-12)
         #expect(qa.gold(prompt: p, response: "90\n" + String(repeating: "Hope this helps.\n", count: 8)) == 0)
-        #expect(qa.gold(prompt: p, response: "91\n40 + 50 = 90")! < qa.gold(prompt: p, response: "90")! / 2, "the explanation does not rescue a wrong answer")
+        #expect(qa.gold(prompt: p, response: "91\n40 + 50 = 90")! < 0.4, "the explanation does not rescue a wrong answer")
     }
 
     @Test("expert responses come in the three documented styles, in their proportions")
@@ -130,7 +127,7 @@ struct BenchmarkTests {
         #expect(abs(Double(wins) / 20000 - pWin) < 0.01)
         // Length bias: β = 0.5 per 10 characters; 20 extra characters of the same gold give z = 1.
         let biased = Annotator(lengthBias: 0.5)
-        let long = "90\n" + String(repeating: "b", count: 8) + "\n" + String(repeating: "b", count: 8)  // two lines: no bonus
+        let long = "90\n" + String(repeating: "b", count: 17)
         #expect(qa.gold(prompt: p, response: long) == 1 && long.count - 2 == 18)
         #expect(abs(biased.logit(task: qa, prompt: p, first: long, second: "90") - 0.5 * 18 / 10) < 1e-12)
         // Ties: |z| below the margin is a tie; above it a choice with its probability.
