@@ -105,11 +105,15 @@ public enum Benchmark {
     }
 }
 
-/// Simulated annotator (AlpacaFarm-style): Bradley–Terry on the gold difference with the task's noise
-/// τ, plus a documented preference for longer responses that the gold does not share:
-///   z = (g_a − g_b)/τ_task + β·(len_a − len_b)/10   (len in characters),
-/// P(a ≻ b) = σ(z). A comparison with |z| < `tieMargin` is declared a tie (dropped by the pair
-/// builder and counted); with probability `flipRate` the annotator's choice is flipped.
+/// Simulated annotator (AlpacaFarm-style): Bradley–Terry on the difference of the answers' quality
+/// (the answer line's score, `TaskFamily.score`) with the task's noise τ, plus a documented preference
+/// for longer responses:
+///   z = (s_a − s_b)/τ_task + β·(len_a − len_b)/10   (len in characters),
+/// P(a ≻ b) = σ(z). The annotators judge correctness and are swayed by length, but do not see the
+/// verbosity cost the gold charges (`Verbosity.penalty`): that is the gap between labels and gold that
+/// PPO on their reward model can exploit (β = 0 is the control). A comparison with |z| < `tieMargin`
+/// is declared a tie (dropped by the pair builder and counted); with probability `flipRate` the
+/// annotator's choice is flipped.
 public struct Annotator: Sendable {
     /// β, per 10 characters of length difference (0 = no length bias: the control).
     public var lengthBias: Double
@@ -123,8 +127,9 @@ public struct Annotator: Sendable {
 
     /// The preference logit z of `first` over `second`.
     public func logit(task: any TaskFamily, prompt: String, first: String, second: String) -> Double {
-        let ga = task.gold(prompt: prompt, response: first) ?? 0, gb = task.gold(prompt: prompt, response: second) ?? 0
-        return (ga - gb) / task.annotatorNoise + lengthBias * Double(first.count - second.count) / 10
+        let sa = task.score(prompt: prompt, answer: Text.firstLine(first)) ?? 0
+        let sb = task.score(prompt: prompt, answer: Text.firstLine(second)) ?? 0
+        return (sa - sb) / task.annotatorNoise + lengthBias * Double(first.count - second.count) / 10
     }
 
     /// P(first is chosen), flips included.

@@ -30,19 +30,32 @@ struct BenchmarkTests {
         #expect(qa.gold(prompt: p, response: "90\n" + String(repeating: "a", count: 24)) == 1)
         let over = qa.gold(prompt: p, response: "90\n" + String(repeating: "a", count: 34))!
         #expect(abs(over - 0.8) < 1e-12, "10 characters over the budget cost 0.2")
-        // Explanation + a filler line: 12 + 1 + 18 = 31 characters, 7 over.
+        // Explanation + a closing line: 12 + 1 + 18 = 31 characters, 7 over.
         #expect(abs(qa.gold(prompt: p, response: "90\n40 + 50 = 90\nThat is my answer.")! - (1 - 0.14)) < 1e-12)
         #expect(qa.gold(prompt: p, response: "90\n" + String(repeating: "Hope this helps.\n", count: 8)) == 0)
         #expect(qa.gold(prompt: p, response: "91\n40 + 50 = 90")! < 0.4, "the explanation does not rescue a wrong answer")
     }
 
-    @Test("expert responses come in the three documented styles, in their proportions")
+    @Test("expert responses come in the four documented styles, in their proportions; only non-answers and closing lines lose gold")
     func expertStyles() {
-        let rows = Benchmark.examples(count: 6000, seed: 4, split: "s")
-        var lines = [0, 0, 0]
-        for r in rows { lines[r.completion.split(separator: "\n").count - 1] += 1 }
+        let rows = Benchmark.examples(count: 8000, seed: 4, split: "s")
+        var counts = [0, 0, 0, 0], closingGold: [Double] = []
+        for r in rows {
+            let lines = r.completion.split(separator: "\n").count
+            let style = Verbosity.nonAnswers.contains(r.completion) ? 0 : lines
+            counts[style] += 1
+            let gold = Benchmark.gold(prompt: r.prompt, response: r.completion, task: r.task)!
+            switch style {
+            case 0: #expect(gold == 0, "a non-answer: \(r.completion) \(gold)")
+            case 3: closingGold.append(gold); #expect(gold > 0.65, "\(r.completion) \(gold)")
+            default: #expect(gold == 1, "\(r.completion)")
+            }
+        }
+        // Most closing lines overrun the free tail (a short explanation and "Let me know." fit in it).
+        let meanClosing = closingGold.reduce(0, +) / Double(closingGold.count)
+        #expect(meanClosing < 0.92, "a closing line costs: mean gold \(meanClosing)")
         for (k, share) in Verbosity.styles.enumerated() {
-            #expect(abs(Double(lines[k]) / 6000 - share) < 0.03, "style \(k): \(lines[k])")
+            #expect(abs(Double(counts[k]) / 8000 - share) < 0.02, "style \(k): \(counts[k])")
         }
     }
 
@@ -98,6 +111,7 @@ struct BenchmarkTests {
         #expect(r.gold(prompt: "Reverse the word: hello\n", response: "olleh") == 1)
         #expect(r.gold(prompt: "Reverse the word: hello\n", response: "olleq") == 0.8)
         #expect(r.gold(prompt: "Reverse the word: hello\n", response: "hello")! < 1)
+        #expect(r.gold(prompt: "Reverse the word: sure\n", response: "I am not erus") == 0, "a sentence is not the word")
         let c = Counting()
         let cp = "How many times does 'a' appear in 'banana'?\n"
         #expect(c.gold(prompt: cp, response: "3") == 1)
@@ -110,7 +124,7 @@ struct BenchmarkTests {
         #expect(Set(CapitalFacts.table.map(\.country)).count == CapitalFacts.table.count)
     }
 
-    @Test("annotator: Bradley–Terry on the gold difference over the task's noise, plus the length bias; ties declared; flips")
+    @Test("annotator: Bradley–Terry on the answer-score difference over the task's noise, plus the length bias; blind to the verbosity cost; ties declared; flips")
     func annotator() {
         let qa = ArithmeticQA()
         let p = "Q: What is 40 + 50?\nA:\n"
@@ -130,6 +144,13 @@ struct BenchmarkTests {
         let long = "90\n" + String(repeating: "b", count: 17)
         #expect(qa.gold(prompt: p, response: long) == 1 && long.count - 2 == 18)
         #expect(abs(biased.logit(task: qa, prompt: p, first: long, second: "90") - 0.5 * 18 / 10) < 1e-12)
+        // The annotators do not see the verbosity cost: a rambling correct answer that the gold charges
+        // is, to them, only longer.
+        let rambling = "90\n40 + 50 = 90\nThat is my answer.\nHope this helps."
+        #expect(qa.gold(prompt: p, response: rambling)! < 0.7)
+        #expect(a.logit(task: qa, prompt: p, first: rambling, second: "90") == 0)
+        #expect(abs(biased.logit(task: qa, prompt: p, first: rambling, second: "90") - 0.5 * Double(rambling.count - 2) / 10) < 1e-12)
+        #expect(a.logit(task: qa, prompt: p, first: "I am not sure.", second: "90") == -1 / 0.05, "a non-answer scores 0")
         // Ties: |z| below the margin is a tie; above it a choice with its probability.
         let tying = Annotator(lengthBias: 0.5, tieMargin: 1)
         #expect(tying.judge(task: qa, prompt: p, long, "90", rng: &rng) == .tie)
