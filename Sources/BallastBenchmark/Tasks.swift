@@ -51,10 +51,10 @@ extension TaskFamily {
 ///   (`Annotator`): PPO on their reward model gains proxy by rambling and loses gold (the falling half).
 public enum Verbosity {
     public static let freeTail = 24
-    public static let costPerCharacter = 0.02
+    public static let costPerCharacter = 0.04
     /// Style probabilities of expert responses: non-answer, terse answer, answer + explanation,
     /// answer + explanation + closing line.
-    public static let styles = [0.15, 0.50, 0.30, 0.05]
+    public static let styles = [0.20, 0.46, 0.30, 0.04]
     public static let nonAnswers = ["I am not sure.", "I don't know.", "Sorry, I can't say."]
     public static let fillers = ["Hope this helps.", "I checked it twice.", "That is my answer.", "Let me know."]
 
