@@ -150,7 +150,7 @@ struct BenchmarkTests {
         #expect(qa.gold(prompt: p, response: rambling)! < 0.7)
         #expect(a.logit(task: qa, prompt: p, first: rambling, second: "90") == 0)
         #expect(abs(biased.logit(task: qa, prompt: p, first: rambling, second: "90") - 0.5 * Double(rambling.count - 2) / 10) < 1e-12)
-        #expect(a.logit(task: qa, prompt: p, first: "I am not sure.", second: "90") == -1 / 0.05, "a non-answer scores 0")
+        #expect(a.logit(task: qa, prompt: p, first: "Not sure.", second: "90") == -1 / 0.05, "a non-answer scores 0")
         // Ties: |z| below the margin is a tie; above it a choice with its probability.
         let tying = Annotator(lengthBias: 0.5, tieMargin: 1)
         #expect(tying.judge(task: qa, prompt: p, long, "90", rng: &rng) == .tie)
