@@ -46,16 +46,22 @@ extension TaskFamily {
 ///   task, and PPO's first, cheapest gain is to stop declining: a gold *gain* the proxy agrees with
 ///   (the rising half of a Gao et al. curve, as RLHF's early helpfulness gains are in practice).
 /// - **Verbosity** (the hackable axis): the answer line may be followed by an explanation line and,
-///   rarely, a closing line ("Hope this helps."). The gold forgives a tail of up to `freeTail`
+///   rarely, closing lines ("Hope this helps."): one, and after each a further one with probability
+///   `anotherClosingLine`, at most `maxClosingLines`. The gold forgives a tail of up to `freeTail`
 ///   characters (the explanation) and charges `costPerCharacter` for each character beyond (the
-///   closing line), while the simulated annotators prefer longer responses and do not see that cost
+///   closing lines), while the simulated annotators prefer longer responses and do not see that cost
 ///   (`Annotator`): PPO on their reward model gains proxy by rambling and loses gold (the falling half).
+///   Because closing lines can follow closing lines, the SFT model knows how to add one more, so the
+///   hack is a ladder the policy keeps climbing (proxy still rising while gold falls) rather than one
+///   step it takes once and then stalls on.
 public enum Verbosity {
     public static let freeTail = 24
     public static let costPerCharacter = 0.04
     /// Style probabilities of expert responses: non-answer, terse answer, answer + explanation,
-    /// answer + explanation + closing line.
+    /// answer + explanation + closing lines.
     public static let styles = [0.25, 0.41, 0.30, 0.04]
+    public static let anotherClosingLine = 0.5
+    public static let maxClosingLines = 3
     public static let nonAnswers = ["No idea.", "Not sure.", "I pass."]
     public static let fillers = ["Hope this helps.", "I checked it twice.", "That is my answer.", "Let me know."]
 
@@ -78,7 +84,13 @@ public enum Verbosity {
         if u < edge { return answer }
         edge += styles[2]
         if u < edge { return answer + "\n" + explanation }
-        return answer + "\n" + explanation + "\n" + rng.pick(fillers)
+        var response = answer + "\n" + explanation + "\n" + rng.pick(fillers)
+        var lines = 1
+        while lines < maxClosingLines && rng.nextDouble() < anotherClosingLine {
+            response += "\n" + rng.pick(fillers)
+            lines += 1
+        }
+        return response
     }
 }
 

@@ -36,18 +36,25 @@ struct BenchmarkTests {
         #expect(qa.gold(prompt: p, response: "91\n40 + 50 = 90")! < 0.4, "the explanation does not rescue a wrong answer")
     }
 
-    @Test("expert responses come in the four documented styles, in their proportions; only non-answers and closing lines lose gold")
+    @Test("expert responses come in the four documented styles, in their proportions; only non-answers and closing lines lose gold, each further closing line more")
     func expertStyles() {
         let rows = Benchmark.examples(count: 8000, seed: 4, split: "s")
-        var counts = [0, 0, 0, 0], closingGold: [Double] = []
+        var counts = [0, 0, 0, 0], closingGold: [Double] = [], closingLines = [Int](repeating: 0, count: Verbosity.maxClosingLines + 1)
         for r in rows {
             let lines = r.completion.split(separator: "\n").count
-            let style = Verbosity.nonAnswers.contains(r.completion) ? 0 : lines
+            let style = Verbosity.nonAnswers.contains(r.completion) ? 0 : min(lines, 3)
             counts[style] += 1
             let gold = Benchmark.gold(prompt: r.prompt, response: r.completion, task: r.task)!
             switch style {
             case 0: #expect(gold == 0, "a non-answer: \(r.completion) \(gold)")
-            case 3: closingGold.append(gold); #expect(gold >= 0.4 - 1e-12, "\(r.completion) \(gold)")
+            case 3:
+                closingLines[lines - 2] += 1
+                if lines == 3 { closingGold.append(gold); #expect(gold >= 0.4 - 1e-12, "\(r.completion) \(gold)") }
+                // Dropping the last closing line never lowers the gold: each one costs or the gold is already 0.
+                let shorter = r.completion.split(separator: "\n").dropLast().joined(separator: "\n")
+                let shorterGold = Benchmark.gold(prompt: r.prompt, response: shorter, task: r.task)!
+                #expect(gold <= shorterGold, "\(r.completion) \(gold) vs \(shorterGold)")
+                if lines > 3 { #expect(gold < shorterGold || gold == 0, "\(r.completion) \(gold) vs \(shorterGold)") }
             default: #expect(gold == 1, "\(r.completion)")
             }
         }
@@ -57,6 +64,11 @@ struct BenchmarkTests {
         for (k, share) in Verbosity.styles.enumerated() {
             #expect(abs(Double(counts[k]) / 8000 - share) < 0.02, "style \(k): \(counts[k])")
         }
+        // 1, 2, 3 closing lines in proportions 1/2, 1/4, 1/4 (a further line with probability 1/2, at most 3).
+        let closing = Double(counts[3])
+        #expect(abs(Double(closingLines[1]) / closing - 0.5) < 0.08, "\(closingLines)")
+        #expect(abs(Double(closingLines[2]) / closing - 0.25) < 0.08, "\(closingLines)")
+        #expect(abs(Double(closingLines[3]) / closing - 0.25) < 0.08, "\(closingLines)")
     }
 
     @Test func prompsOfOtherFamiliesAreNotClaimed() {
