@@ -49,7 +49,13 @@ struct EvaluationProtocolTests {
         #expect(abs(same.gold - base.gold.reduce(0, +) / 20) < 1e-12)
         let moved = try ev.curvePoint(policy: other, reference: sft, scorer: nil, prompts: prompts, seed: 3, sftSamples: base)
         #expect(moved.kl > 1, "sampled sequence KL of a different model is positive: \(moved.kl)")
-        #expect(abs(moved.win! + moved.lose! + moved.tie! - 1) < 1e-12 && moved.noEOS >= 0 && moved.noEOS <= 1)
+        // Win / lose recounted from the policy's own samples (same seed), sample for sample against SFT's.
+        let own = try ev.sample(other, prompts, seed: 3)
+        let pairs = zip(own.gold, base.gold).filter { !$0.0.isNaN && !$0.1.isNaN }
+        let wins = pairs.filter { $0.0 - $0.1 > ev.tieEpsilon }.count, losses = pairs.filter { $0.1 - $0.0 > ev.tieEpsilon }.count
+        #expect(moved.win == Double(wins) / Double(pairs.count) && moved.lose == Double(losses) / Double(pairs.count), "\(moved.win!) \(moved.lose!) vs \(wins) \(losses) of \(pairs.count)")
+        #expect(abs(moved.gold - own.gold.reduce(0, +) / 20) < 1e-12)
+        #expect(moved.noEOS == Double(own.ids.filter { $0.last != ByteTokenizer.eos }.count) / 20)
     }
 
     @Test("critic warm-up updates: the critic moves, the policy does not")

@@ -99,10 +99,11 @@ struct FrameTests {
         let whole = sample().encodeContiguous()
         var rng = SeededRNG(seed: 5)
         var counters = WireErrorCounters()
-        var accepted = 0
+        var accepted = 0, truncatedAccepted = 0
         for _ in 0..<3000 {
             var d = [UInt8](whole)
-            switch rng.next() % 3 {
+            let truncated = rng.next() % 3 == 0
+            switch truncated ? 0 : 1 + rng.next() % 2 {
             case 0: d = Array(d.prefix(Int(rng.next() % UInt64(d.count))))
             case 1: for _ in 0...(rng.next() % 3) { d[Int(rng.next() % UInt64(d.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1) }
             default: d[Int(rng.next() % 48)] = UInt8(truncatingIfNeeded: rng.next())
@@ -110,13 +111,15 @@ struct FrameTests {
             do {
                 _ = try Frame.decode(contiguous: Data(d))
                 accepted += 1
+                if truncated { truncatedAccepted += 1 }
             } catch let e as WireError {
                 counters.record(e)
             } catch {
                 Issue.record("unexpected error type \(error)")
             }
         }
-        #expect(counters.total + accepted == 3000)
+        #expect(truncatedAccepted == 0, "a frame cut short is never accepted")
+        #expect(counters.counts["too_short", default: 0] > 0 && counters.counts["length_mismatch", default: 0] > 0)
         // Only mutations that rewrite a byte with its own value survive (about 1 in 256 of the single-byte kind).
         #expect(accepted < 30, "checksums and the reserved check catch every real mutation")
         #expect(counters.counts.keys.contains("payload_checksum") && counters.counts.keys.contains("header_checksum"))
