@@ -14,6 +14,8 @@ public struct RewardConfig: Sendable {
     public var trainData: String
     public var evalData: String?
     public var maxLength: Int
+    /// Batches of pairs of similar length (`data.group_by_length`): less padding, same epochs.
+    public var groupByLength = false
     public var optim: OptimConfig
     public var run: RunConfig
 
@@ -45,6 +47,7 @@ public struct RewardConfig: Sendable {
                              optim: try OptimConfig.read(try top.section("train"), defaultSteps: 500, defaultBatch: 16, defaultLR: 1e-4),
                              run: try RunConfig.read(try top.section("run"), defaultOut: "runs/\(kind.rawValue)", generates: false))
         if c.evalData == "none" { c.evalData = nil }
+        c.groupByLength = try d.bool("group_by_length", false)
         try d.finish()
         try top.finish()
         return c
@@ -82,7 +85,9 @@ public final class RewardTrainer {
         train = tr.encoded
         if tr.dropped > 0 { loop.progress.note("note: dropped \(tr.dropped) training pairs longer than \(maxLength) tokens") }
         eval = try config.evalData.map { try PreferenceData.load($0, maxLength: maxLength).encoded } ?? []
-        sampler = EpochSampler(count: train.count, seed: loop.state.seed, epoch: loop.state.epoch, cursor: loop.state.cursor)
+        sampler = EpochSampler(count: train.count, seed: loop.state.seed, epoch: loop.state.epoch, cursor: loop.state.cursor,
+                               grouping: config.groupByLength ? .init(lengths: train.map { max($0.chosen.count, $0.rejected.count) },
+                                                                      batch: config.optim.batchSize) : nil)
     }
 
     func trainStep() -> StepResult {

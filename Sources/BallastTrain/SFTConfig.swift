@@ -49,6 +49,8 @@ public struct SFTConfig: Sendable {
     public var builtinTrainExamples: Int
     public var builtinEvalExamples: Int
     public var maxLength: Int
+    /// Batches of examples of similar length (`data.group_by_length`): less padding, same epochs.
+    public var groupByLength = false
     public var optim: OptimConfig
     public var run: RunConfig
 
@@ -66,6 +68,7 @@ public struct SFTConfig: Sendable {
             optim: try OptimConfig.read(try top.section("train")),
             run: try RunConfig.read(try top.section("run"), defaultOut: "runs/sft", generates: true, snapshots: true))
         if c.evalData == "none" { c.evalData = nil }
+        c.groupByLength = try d.bool("group_by_length", false)
         try d.finish()
         try top.finish()
         if c.maxLength > c.model.config.nPositions && c.model.initFrom == nil {

@@ -52,27 +52,59 @@ public enum SFTEncoding {
 /// Deterministic epoch order: a fresh permutation per epoch from (seed, epoch), so a resumed run sees
 /// the same sequence of batches as an uninterrupted one.
 public struct EpochSampler: Sendable {
+    /// Batches of rows of similar length (what `transformers`' `group_by_length` does): each epoch's
+    /// shuffled order is cut into windows of `window` batches of `batch`; each window is sorted by
+    /// length, cut into batches and the batches shuffled. Batches are right-padded to their longest
+    /// row, so on the built-in benchmark this raises the share of real tokens in a batch from about
+    /// half to 85–96%.
+    public struct LengthGrouping: Sendable {
+        public var lengths: [Int]
+        public var batch: Int
+        public var window: Int
+        public init(lengths: [Int], batch: Int, window: Int = 32) {
+            self.lengths = lengths
+            self.batch = max(1, batch)
+            self.window = max(1, window)
+        }
+    }
+
     public let count: Int
     public let seed: UInt64
+    public let grouping: LengthGrouping?
     public private(set) var epoch: Int
     public private(set) var cursor: Int
     private var order: [Int]
 
-    public init(count: Int, seed: UInt64, epoch: Int = 0, cursor: Int = 0) {
+    /// The order depends only on (seed, epoch, grouping), so a resumed sampler continues exactly.
+    public init(count: Int, seed: UInt64, epoch: Int = 0, cursor: Int = 0, grouping: LengthGrouping? = nil) {
+        precondition(grouping.map { $0.lengths.count == count } ?? true, "one length per row")
         self.count = count
         self.seed = seed
+        self.grouping = grouping
         self.epoch = epoch
         self.cursor = cursor
-        order = EpochSampler.permutation(count, seed: seed, epoch: epoch)
+        order = EpochSampler.permutation(count, seed: seed, epoch: epoch, grouping: grouping)
     }
 
-    static func permutation(_ n: Int, seed: UInt64, epoch: Int) -> [Int] {
+    static func permutation(_ n: Int, seed: UInt64, epoch: Int, grouping: LengthGrouping? = nil) -> [Int] {
         var rng = SeededRNG(seed: seed &* 0x9E37_79B9 &+ UInt64(epoch))
         var p = Array(0..<n)
         for i in stride(from: n - 1, to: 0, by: -1) {
             p.swapAt(i, Int(rng.next() % UInt64(i + 1)))
         }
-        return p
+        guard let g = grouping else { return p }
+        var grouped: [Int] = []
+        grouped.reserveCapacity(n)
+        let span = g.batch * g.window
+        for start in stride(from: 0, to: n, by: span) {
+            let window = p[start..<min(start + span, n)].sorted { (g.lengths[$0], $0) < (g.lengths[$1], $1) }
+            var batches = stride(from: 0, to: window.count, by: g.batch).map { Array(window[$0..<min($0 + g.batch, window.count)]) }
+            for i in stride(from: batches.count - 1, to: 0, by: -1) {
+                batches.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+            }
+            grouped += batches.joined()
+        }
+        return grouped
     }
 
     public mutating func next(_ k: Int) -> [Int] {
@@ -81,7 +113,7 @@ public struct EpochSampler: Sendable {
             if cursor == count {
                 epoch += 1
                 cursor = 0
-                order = EpochSampler.permutation(count, seed: seed, epoch: epoch)
+                order = EpochSampler.permutation(count, seed: seed, epoch: epoch, grouping: grouping)
             }
             out.append(order[cursor])
             cursor += 1

@@ -54,7 +54,8 @@ public final class SFTTrainer {
             evalRaw = []
             eval = []
         }
-        sampler = EpochSampler(count: train.count, seed: loop.state.seed, epoch: loop.state.epoch, cursor: loop.state.cursor)
+        sampler = EpochSampler(count: train.count, seed: loop.state.seed, epoch: loop.state.epoch, cursor: loop.state.cursor,
+                               grouping: config.groupByLength ? .init(lengths: train.map(\.tokens.count), batch: config.optim.batchSize) : nil)
     }
 
     /// Gradients of one optimiser step over `gradAccum` micro-batches (mean over all completion tokens).

@@ -1,4 +1,5 @@
 import BallastData
+import BallastKernels
 import BallastTrain
 import BallastTransport
 import Foundation
@@ -160,6 +161,33 @@ struct DataTests {
         _ = a.next(13)
         var b = EpochSampler(count: 10, seed: 3, epoch: a.epoch, cursor: a.cursor)
         #expect(a.next(9) == b.next(9))
+    }
+
+    @Test("length grouping: still every example once per epoch, far less padding than random batches, resumes exactly")
+    func lengthGroupedSampler() {
+        var rng = SeededRNG(seed: 9)
+        let lengths = (0..<1000).map { _ in 5 + Int(rng.next() % 120) }
+        func padded(_ s: inout EpochSampler) -> (real: Int, padded: Int, seen: [Int]) {
+            var real = 0, pad = 0, seen: [Int] = []
+            for _ in 0..<(1000 / 8) {
+                let b = s.next(8)
+                seen += b
+                real += b.map { lengths[$0] }.reduce(0, +)
+                pad += 8 * b.map { lengths[$0] }.max()!
+            }
+            return (real, pad, seen)
+        }
+        var plain = EpochSampler(count: 1000, seed: 4)
+        var grouped = EpochSampler(count: 1000, seed: 4, grouping: .init(lengths: lengths, batch: 8, window: 16))
+        let p = padded(&plain), g = padded(&grouped)
+        #expect(g.seen.sorted() == Array(0..<1000), "one epoch visits every example once")
+        let plainShare = Double(p.real) / Double(p.padded), groupedShare = Double(g.real) / Double(g.padded)
+        #expect(plainShare < 0.7 && groupedShare > 0.9, "real-token share: random \(plainShare), grouped \(groupedShare)")
+        #expect(g.seen != g.seen.sorted { lengths[$0] < lengths[$1] }, "batches are shuffled, not sorted across the epoch")
+        var a = EpochSampler(count: 1000, seed: 4, grouping: .init(lengths: lengths, batch: 8, window: 16))
+        _ = a.next(1004)
+        var b = EpochSampler(count: 1000, seed: 4, epoch: a.epoch, cursor: a.cursor, grouping: .init(lengths: lengths, batch: 8, window: 16))
+        #expect(a.next(40) == b.next(40))
     }
 
     @Test func zmqLinks() {
