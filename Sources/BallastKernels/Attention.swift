@@ -90,10 +90,12 @@ public enum Attention {
     /// horizontal sums, and a new key lands in cache lines the previous step touched) and values to vCache
     /// [B,NH,S,hs]; then each new query attends over slots 0 ... its own under the same visibility
     /// rule, with keyMask[B,S] marking real tokens. `s` must be a multiple of 16. out[B,Tn,C].
+    /// `cacheRows` (B entries) maps row bi of qkv/out to its row of the cache and mask, so that a decode
+    /// step can run only the rows still generating; nil is the identity.
     public static func forwardCached(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>,
                                      kCacheT: UnsafeMutablePointer<Float>, vCache: UnsafeMutablePointer<Float>,
                                      keyMask: UnsafePointer<Float>, b: Int, tNew: Int, start: Int,
-                                     capacity s: Int, c: Int, nHead: Int) {
+                                     capacity s: Int, c: Int, nHead: Int, cacheRows: UnsafePointer<Int32>? = nil) {
         precondition(s % 16 == 0, "cache capacity must be a multiple of 16")
         let hs = c / nHead
         let scale = 1 / Float(hs).squareRoot()
@@ -101,8 +103,9 @@ public enum Attention {
         typealias V = SIMD16<Float>
         Parallel.forEach(b * nHead) { bh in
             let bi = bh / nHead, h = bh % nHead
-            let kt = kCacheT + bh * s * hs, vc = vCache + bh * s * hs
-            let mask = keyMask + bi * s
+            let ci = cacheRows.map { Int($0[bi]) } ?? bi
+            let kt = kCacheT + (ci * nHead + h) * s * hs, vc = vCache + (ci * nHead + h) * s * hs
+            let mask = keyMask + ci * s
             for i in 0..<tNew {
                 let src = qkv + (bi * tNew + i) * c3 + h * hs
                 let slot = start + i

@@ -99,36 +99,37 @@ public final class Generator: @unchecked Sendable {
         state.step(model: model, tokens: tokens, positions: positions, tNew: tp, start: 0)
 
         var results = prompts.map { Generation(promptIds: $0, outputIds: [], logprobs: [], stoppedAtEOS: false) }
-        var done = [Bool](repeating: false, count: b)
         let v = cfg.vocabSize
-        var next = [Int32](repeating: options.padId, count: b)
-        var nextPos = [Int32](repeating: 0, count: b)
+        // The rows still generating, in prompt order: row j of the logits belongs to prompt live[j]. A
+        // finished row leaves the batch (its cache stays where it is, addressed through `live`), so a
+        // step costs what the running rows cost, not what the longest row holds up. Sampling visits the
+        // running rows in prompt order as before, so the random stream per row is unchanged.
+        var live = Array(0..<b)
         for k in 0..<options.maxNewTokens {
-            for r in 0..<b where !done[r] {
-                let row = state.logits + r * v
+            var finished = false
+            for (j, r) in live.enumerated() {
+                let row = state.logits + j * v
                 let tok = Sampler.pick(row, v, options, &rng)
                 let lp = row[Int(tok)] - Softmax.logSumExp(row, v)
                 results[r].outputIds.append(tok)
                 results[r].logprobs.append(lp)
                 if options.stopAtEOS && tok == options.eosId {
                     results[r].stoppedAtEOS = true
-                    done[r] = true
+                    finished = true
                 }
             }
-            if k == options.maxNewTokens - 1 || done.allSatisfy({ $0 }) { break }
+            if finished { live.removeAll { results[$0].stoppedAtEOS } }
+            if k == options.maxNewTokens - 1 || live.isEmpty { break }
             let slot = tp + k
-            for r in 0..<b {
-                if done[r] {
-                    next[r] = options.padId
-                    nextPos[r] = 0
-                } else {
-                    next[r] = results[r].outputIds.last!
-                    nextPos[r] = realCount[r]
-                    realCount[r] += 1
-                    state.keyMask[r * capacity + slot] = 1
-                }
+            var next = [Int32](), nextPos = [Int32](), cacheRows = [Int32]()
+            for r in live {
+                next.append(results[r].outputIds.last!)
+                nextPos.append(realCount[r])
+                cacheRows.append(Int32(r))
+                realCount[r] += 1
+                state.keyMask[r * capacity + slot] = 1
             }
-            state.step(model: model, tokens: next, positions: nextPos, tNew: 1, start: slot)
+            state.step(model: model, tokens: next, positions: nextPos, tNew: 1, start: slot, cacheRows: cacheRows)
         }
         return results
     }
@@ -183,7 +184,7 @@ final class DecodeState {
     let keyMask: UnsafeMutablePointer<Float>
     let kCache: [UnsafeMutablePointer<Float>], vCache: [UnsafeMutablePointer<Float>]
     let x, ln, qkv, atty, fch, lnf, stats, logits: UnsafeMutablePointer<Float>
-    let tok: UnsafeMutablePointer<Int32>, pos: UnsafeMutablePointer<Int32>
+    let tok: UnsafeMutablePointer<Int32>, pos: UnsafeMutablePointer<Int32>, rowMap: UnsafeMutablePointer<Int32>
     private var owned: [UnsafeMutablePointer<Float>] = []
 
     init(config: GPTConfig, batch: Int, capacity: Int, chunk: Int) {
@@ -214,6 +215,7 @@ final class DecodeState {
         logits = alloc(batch * config.vocabSize)
         tok = .allocate(capacity: n)
         pos = .allocate(capacity: n)
+        rowMap = .allocate(capacity: batch)
         self.owned = owned
     }
 
@@ -221,15 +223,20 @@ final class DecodeState {
         for p in owned { p.deallocate() }
         tok.deallocate()
         pos.deallocate()
+        rowMap.deallocate()
     }
 
     /// Runs `tNew` new tokens per row (cache slots start ..< start+tNew) and leaves the logits of each
-    /// row's last new token in `logits` [B,V].
-    func step(model: GPT, tokens: [Int32], positions: [Int32], tNew: Int, start: Int) {
+    /// row's last new token in `logits` [rows,V]. `cacheRows` runs only some rows: row j of `tokens`
+    /// uses cache row cacheRows[j] (nil: all B rows, in order).
+    func step(model: GPT, tokens: [Int32], positions: [Int32], tNew: Int, start: Int, cacheRows: [Int32]? = nil) {
         let cfg = model.config, L = model.layout, p = model.params
+        let b = cacheRows?.count ?? self.b
+        precondition(b <= self.b && tokens.count == b * tNew && positions.count == b * tNew)
         let n = b * tNew
         tokens.withUnsafeBufferPointer { tok.update(from: $0.baseAddress!, count: n) }
         positions.withUnsafeBufferPointer { pos.update(from: $0.baseAddress!, count: n) }
+        cacheRows?.withUnsafeBufferPointer { rowMap.update(from: $0.baseAddress!, count: b) }
         Embedding.forward(out: x, tokens: tok, positions: pos, wte: p + L.wte, wpe: p + L.wpe, n: n, c: c)
         for l in 0..<cfg.nLayer {
             let w = L.blocks[l]
@@ -237,7 +244,8 @@ final class DecodeState {
                               n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
             Linear.forward(out: qkv, inp: ln, weight: p + w.attnW, bias: p + w.attnB, n: n, inC: c, outC: 3 * c)
             Attention.forwardCached(out: atty, qkv: qkv, kCacheT: kCache[l], vCache: vCache[l], keyMask: keyMask,
-                                    b: b, tNew: tNew, start: start, capacity: capacity, c: c, nHead: cfg.nHead)
+                                    b: b, tNew: tNew, start: start, capacity: capacity, c: c, nHead: cfg.nHead,
+                                    cacheRows: cacheRows == nil ? nil : UnsafePointer(rowMap))
             GPT.residualLinear(out: x, residual: x, inp: atty, weight: p + w.attnProjW, bias: p + w.attnProjB,
                                n: n, inC: c, outC: c)
             LayerNorm.forward(out: ln, mean: stats, rstd: stats + b, inp: x, weight: p + w.ln2w, bias: p + w.ln2b,

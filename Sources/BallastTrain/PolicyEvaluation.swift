@@ -83,10 +83,12 @@ public struct PolicyEvaluation {
         return out
     }
 
+    /// `samples`: the policy's samples of `prompts` at `seed` when already drawn (step 0 of a curve
+    /// is the SFT model, whose samples the curve already holds).
     public func curvePoint(policy: GPT, reference: GPT, scorer: GPT?, prompts: [PromptRecord], seed: UInt64,
-                           sftSamples: Samples? = nil) throws -> CurvePoint {
+                           sftSamples: Samples? = nil, samples: Samples? = nil) throws -> CurvePoint {
         let tok = ByteTokenizer()
-        let s = try sample(policy, prompts, seed: seed)
+        let s = try samples ?? sample(policy, prompts, seed: seed)
         let prefix = s.prompts.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
         var kl = 0.0
         var start = 0
@@ -154,6 +156,22 @@ public struct PolicyEvaluation {
             start += chunk.count
         }
         return out
+    }
+
+    /// Greedy win and lose rates of `policy` against the SFT model's greedy responses on `prompts`, by
+    /// the gold scorer alone: what a curve records at every snapshot (`compare` adds KL, proxy and
+    /// per-task rows, which only the final table shows).
+    public func greedyWinLose(policy: GPT, prompts: [PromptRecord],
+                              sftResponses: [(text: String, ids: [Int32], logp: [Float])]) throws -> (win: Double, lose: Double) {
+        let pol = try respond(policy, prompts)
+        let judged = prompts.indices.compactMap { i -> (Double, Double)? in
+            guard let gp = Benchmark.gold(prompt: prompts[i].prompt, response: pol[i].text, task: prompts[i].task),
+                  let gs = Benchmark.gold(prompt: prompts[i].prompt, response: sftResponses[i].text, task: prompts[i].task),
+                  !gp.isNaN, !gs.isNaN else { return nil }
+            return (gp, gs)
+        }
+        let n = Double(max(judged.count, 1))
+        return (Double(judged.filter { $0.0 - $0.1 > tieEpsilon }.count) / n, Double(judged.filter { $0.1 - $0.0 > tieEpsilon }.count) / n)
     }
 
     /// `sftResponses`: the SFT model's greedy responses to `prompts`, when already known (a curve
@@ -239,16 +257,22 @@ public struct PolicyEvaluation {
         for step in steps {
             let snapshot = "\(snapDir)/step-\(step)"
             let policy = step == 0 ? sft : try Checkpoint.load(FileManager.default.fileExists(atPath: snapshot) ? snapshot : ppoDir + "/checkpoint")
-            let point = try curvePoint(policy: policy, reference: sft, scorer: scorer, prompts: sets.test, seed: Self.curveSeed, sftSamples: baseSamples)
+            let point = try curvePoint(policy: policy, reference: sft, scorer: scorer, prompts: sets.test, seed: Self.curveSeed,
+                                       sftSamples: baseSamples, samples: step == 0 ? baseSamples : nil)
             var record = try JSONSerialization.jsonObject(with: JSONEncoder().encode(point)) as! [String: Any]
             record["step"] = step
             for (k, (name, prompts)) in sets.greedy.enumerated() {
-                let rows = try compare(policy: policy, sft: sft, reference: sft, scorer: scorer, prompts: prompts, sftResponses: sftGreedy[k])
-                record["\(name)_greedy_win"] = rows[0].win
-                record["\(name)_greedy_lose"] = rows[0].lose
                 if step == finalStep {
+                    let rows = try compare(policy: policy, sft: sft, reference: sft, scorer: scorer, prompts: prompts, sftResponses: sftGreedy[k])
+                    (record["\(name)_greedy_win"], record["\(name)_greedy_lose"]) = (rows[0].win, rows[0].lose)
                     note("vs SFT, \(name) set (greedy):\n" + Self.table(rows))
                     final[name] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(rows))
+                } else if step == 0 {
+                    // The SFT model against its own greedy responses.
+                    (record["\(name)_greedy_win"], record["\(name)_greedy_lose"]) = (0.0, 0.0)
+                } else {
+                    let r = try greedyWinLose(policy: policy, prompts: prompts, sftResponses: sftGreedy[k])
+                    (record["\(name)_greedy_win"], record["\(name)_greedy_lose"]) = (r.win, r.lose)
                 }
             }
             let forget = (record["forget_greedy_win"] as? Double).map { $0 - (record["forget_greedy_lose"] as? Double ?? 0) }

@@ -77,6 +77,28 @@ struct GenerationTests {
         }
     }
 
+    @Test("rows that stop early leave the batch; the others continue exactly as if alone")
+    func finishedRowsLeaveTheBatch() throws {
+        let m = try spikyModel()
+        let prompts: [[Int32]] = [[256, 10, 20, 30, 40], [256, 7], [256, 1, 2, 3], [256, 99, 5], [256, 42]]
+        let full = try Generator(model: m).generate(prompts: prompts, options: SamplingOptions(greedy: true, maxNewTokens: 12, stopAtEOS: false))
+        // The EOS id: a token some rows emit early and at least one row never emits, so rows leave the
+        // batch at different steps while another runs to the limit.
+        let counts = Dictionary(full.flatMap { Set($0.outputIds) }.map { ($0, 1) }, uniquingKeysWith: +)
+        let eos = try #require(counts.filter { $0.value >= 2 && $0.value < prompts.count }.keys.min(), "no token shared by some rows only")
+        let stopped = try Generator(model: m).generate(prompts: prompts, options: SamplingOptions(greedy: true, maxNewTokens: 12, eosId: eos))
+        let ends = stopped.map(\.outputIds.count)
+        #expect(Set(ends).count >= 2 && ends.contains(12), "rows should stop at different steps: \(ends)")
+        for (k, (f, g)) in zip(full, stopped).enumerated() {
+            let cut = f.outputIds.firstIndex(of: eos).map { $0 + 1 } ?? f.outputIds.count
+            #expect(g.outputIds == Array(f.outputIds[..<cut]), "row \(k)")
+            #expect(g.stoppedAtEOS == (cut < f.outputIds.count || f.outputIds.last == eos))
+            for (a, b) in zip(g.logprobs, f.logprobs) { #expect(abs(a - b) < 1e-4, "row \(k)") }
+            let alone = try Generator(model: m).generate(prompts: [prompts[k]], options: SamplingOptions(greedy: true, maxNewTokens: 12, eosId: eos))[0]
+            #expect(alone.outputIds == g.outputIds, "row \(k)")
+        }
+    }
+
     @Test("top-k and top-p keep exactly the documented candidates")
     func filtering() {
         // probabilities 0.5, 0.3, 0.15, 0.05

@@ -58,6 +58,20 @@ struct EvaluationProtocolTests {
         #expect(moved.noEOS == Double(own.ids.filter { $0.last != ByteTokenizer.eos }.count) / 20)
     }
 
+    @Test("greedy win / lose per snapshot equals the full comparison table's first row")
+    func greedyWinLoseMatchesCompare() throws {
+        let sft = try tiny(1), other = try tiny(2)
+        for i in 0..<other.parameterCount { other.params[i] *= 4 }
+        let ev = PolicyEvaluation(maxNewTokens: 8)
+        let base = try ev.respond(sft, prompts)
+        let rows = try ev.compare(policy: other, sft: sft, reference: sft, scorer: nil, prompts: prompts, sftResponses: base)
+        let quick = try ev.greedyWinLose(policy: other, prompts: prompts, sftResponses: base)
+        #expect(quick.win == rows[0].win && quick.lose == rows[0].lose)
+        #expect(rows[0].win + rows[0].lose > 0, "the scaled model should differ from SFT on some prompt for this test to mean something")
+        let itself = try ev.greedyWinLose(policy: sft, prompts: prompts, sftResponses: base)
+        #expect(itself.win == 0 && itself.lose == 0)
+    }
+
     @Test("critic warm-up updates: the critic moves, the policy does not")
     func criticOnlyUpdate() throws {
         let policy = try tiny(1), reference = try tiny(1), critic = try tiny(3, heads: ["value_head"]), scorer = try tiny(4, heads: ["score"])
