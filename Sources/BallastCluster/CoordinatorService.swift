@@ -5,17 +5,16 @@ import Foundation
 
 /// The coordinator's message handling, over any `MessageSocket` carrying [peer, envelope, payload].
 ///
-/// - `hello` role=learner registers the learner's endpoints and statistics (sent every few seconds,
-///   so a restarted coordinator learns them again); role=actor is answered with the learner's
-///   endpoints (metadata state "ok") or state "wait" while no learner has registered.
-/// - `ready` (metadata id, capacity) → a `lease` of prompt ids with the prompts themselves (metadata
-///   "prompts", a JSON array of the prompt file's objects), or state "finished" / "wait".
-/// - `heartbeat` keeps an actor alive and carries its counters (rollouts, policy version).
-/// - `consumption` (tensor prompt_ids I64; metadata epoch, optional req, optional release=1) counts
-///   consumed prompts once per epoch (or returns dropped ones to the queue) and is answered with the
-///   accepted ids and the run's state; a repeated req gets the same answer.
-/// - `status` → metadata "json" = `status()`.
-/// Malformed frames are counted and answered with nothing.
+/// - `LearnerHello` registers the learner's endpoints, settings and counters (sent every few
+///   seconds, so a restarted coordinator learns them again) → `LearnerWelcome` with the run's progress.
+/// - `ActorHello` → `ActorWelcome`: the learner's endpoints and settings, or "wait" while no learner
+///   has registered.
+/// - `LeaseRequest` → `LeaseReply`: prompt ids with the prompts themselves, or "finished" / "wait".
+/// - `Heartbeat` keeps an actor alive and carries its counters.
+/// - `Consumption` counts consumed prompts once per epoch (or returns released ones to the queue)
+///   → `ConsumptionReply` with the ids that counted; a repeated request id gets the same answer.
+/// - `StatusRequest` → `StatusReply` with `status()`.
+/// Malformed frames (a bad envelope or a message missing a field) are counted and answered with nothing.
 public final class CoordinatorService: @unchecked Sendable {
     public let ledger: PromptLedger
     public let heartbeatTimeout: Double
@@ -28,7 +27,7 @@ public final class CoordinatorService: @unchecked Sendable {
     struct ActorInfo { var lastSeen: Double; var leases = 0; var prompts = 0; var rollouts = 0; var version = 0; var rate = 0.0; var host = "" }
     var actors: [String: ActorInfo] = [:]
     var expiredActors = 0
-    var learner: (lastSeen: Double, metadata: [String: String])?
+    var learner: (lastSeen: Double, hello: LearnerHello)?
     public private(set) var policyVersion: UInt64 = 0
     public let started: Double
 
@@ -40,14 +39,14 @@ public final class CoordinatorService: @unchecked Sendable {
         started = now
     }
 
-    func reply(_ kind: MessageKind, tensors: [(String, TensorData)] = [], metadata: [String: String]) -> [Data] {
+    func reply(_ message: some WireMessage) -> [Data] {
         sequence += 1
-        let (e, p) = Frame(kind: kind, sequence: sequence, policyVersion: policyVersion, tensors: tensors, metadata: metadata).encode()
+        let (e, p) = message.frame(sequence: sequence).encode()
         return [e, p]
     }
 
-    var runState: [String: String] {
-        ["finished": ledger.finished ? "1" : "0", "epoch": "\(ledger.epoch)", "completed": "\(ledger.completed)", "budget": "\(ledger.budget)"]
+    var progress: RunProgress {
+        RunProgress(finished: ledger.finished, epoch: ledger.epoch, completed: ledger.completed, budget: ledger.budget)
     }
 
     /// Handles one message; returns the reply parts (without the peer id) or nil.
@@ -56,63 +55,61 @@ public final class CoordinatorService: @unchecked Sendable {
             errors.record(.tooShort(parts.count))
             return nil
         }
-        let frame: Frame
-        do { frame = try Frame.decode(envelope: parts[1], payload: parts[2]).0 } catch let e as WireError {
+        do {
+            return try handle(try Frame.decode(envelope: parts[1], payload: parts[2]).0, now: now)
+        } catch let e as WireError {
             errors.record(e)
             return nil
         }
-        let peer = String(decoding: parts[0], as: UTF8.self)
-        let id = frame.metadata["id"] ?? peer
+    }
+
+    func handle(_ frame: Frame, now: Double) throws -> [Data]? {
         switch frame.kind {
-        case .hello where frame.metadata["role"] == "learner":
-            learner = (now, frame.metadata)
-            policyVersion = frame.policyVersion  // the learner is the authority (it may have restarted from a checkpoint)
-            return reply(.hello, metadata: runState.merging(["state": "ok"]) { a, _ in a })
         case .hello:
-            actors[id, default: ActorInfo(lastSeen: now)].lastSeen = now
-            actors[id]!.host = frame.metadata["host"] ?? ""
-            guard let l = learner?.metadata, let rollouts = l["rollouts"], let weights = l["weights"], let notices = l["notices"] else {
-                return reply(.hello, metadata: ["state": ledger.finished ? "finished" : "wait"])
+            switch try Hello(frame: frame) {
+            case .learner(let hello):
+                learner = (now, hello)
+                policyVersion = hello.policyVersion  // the learner is the authority (it may have restarted from a checkpoint)
+                return reply(LearnerWelcome(policyVersion: policyVersion, progress: progress))
+            case .actor(let hello):
+                actors[hello.id, default: ActorInfo(lastSeen: now)].lastSeen = now
+                actors[hello.id]!.host = hello.host
+                // The learner's endpoints and settings (sampling, K, lease size, seed) reach the actors this way.
+                let known = learner.map { ActorWelcome.Learner(endpoints: $0.hello.endpoints, settings: $0.hello.settings) }
+                return reply(ActorWelcome(policyVersion: policyVersion, state: ledger.finished ? .finished : known == nil ? .wait : .ok, learner: known))
             }
-            // The learner's "run.*" settings (sampling, K, lease size, seed) reach the actors this way.
-            var meta = l.filter { $0.key.hasPrefix("run.") }
-            meta.merge(["state": ledger.finished ? "finished" : "ok", "rollouts": rollouts, "weights": weights, "notices": notices]) { _, b in b }
-            return reply(.hello, metadata: meta)
         case .ready:
-            let capacity = Int(frame.metadata["capacity"] ?? "") ?? 16
-            actors[id, default: ActorInfo(lastSeen: now)].lastSeen = now
-            guard let lease = try ledger.lease(actor: id, max: capacity, now: now) else {
-                return reply(.lease, metadata: ["state": ledger.finished ? "finished" : "wait", "epoch": "\(ledger.epoch)"])
+            let request = try LeaseRequest(frame: frame)
+            actors[request.id, default: ActorInfo(lastSeen: now)].lastSeen = now
+            guard let lease = try ledger.lease(actor: request.id, max: request.capacity, now: now) else {
+                return reply(LeaseReply(policyVersion: policyVersion, epoch: ledger.epoch, finished: ledger.finished))
             }
-            actors[id]!.leases += 1
-            actors[id]!.prompts += lease.promptIDs.count
-            var meta = ["state": "lease", "lease": "\(lease.id)", "epoch": "\(lease.epoch)"]
-            if let prompts { meta["prompts"] = "[" + lease.promptIDs.map { prompts[$0] }.joined(separator: ",") + "]" }
-            return reply(.lease, tensors: [("prompt_ids", TensorData(int64s: lease.promptIDs))], metadata: meta)
+            actors[request.id]!.leases += 1
+            actors[request.id]!.prompts += lease.promptIDs.count
+            let json = prompts.map { p in "[" + lease.promptIDs.map { p[$0] }.joined(separator: ",") + "]" }
+            return reply(LeaseReply(policyVersion: policyVersion, epoch: lease.epoch, grant: .init(lease: lease.id, promptIDs: lease.promptIDs, promptsJSON: json)))
         case .heartbeat:
-            ledger.heartbeat(actor: id, now: now)
-            actors[id, default: ActorInfo(lastSeen: now)].lastSeen = now
-            if let r = frame.metadata["rollouts"].flatMap(Int.init) { actors[id]!.rollouts = r }
-            if let v = frame.metadata["version"].flatMap(Int.init) { actors[id]!.version = v }
-            if let r = frame.metadata["rate"].flatMap(Double.init) { actors[id]!.rate = r }
+            let beat = try Heartbeat(frame: frame)
+            ledger.heartbeat(actor: beat.id, now: now)
+            actors[beat.id, default: ActorInfo(lastSeen: now)].lastSeen = now
+            actors[beat.id]!.rollouts = beat.rollouts
+            actors[beat.id]!.version = beat.version
+            actors[beat.id]!.rate = beat.rate
             return nil
         case .consumption:
-            guard let ids = frame.int64s("prompt_ids"), let epoch = Int(frame.metadata["epoch"] ?? "") else {
-                errors.record(.payload("consumption needs prompt_ids (I64) and metadata epoch"))
-                return nil
+            let c = try Consumption(frame: frame)
+            if c.release {
+                try ledger.release(epoch: c.epoch, promptIDs: c.promptIDs)
+                return reply(ConsumptionReply(policyVersion: policyVersion, accepted: [], progress: progress))
             }
-            if frame.metadata["release"] == "1" {
-                try ledger.release(epoch: epoch, promptIDs: ids)
-                return reply(.consumption, tensors: [("accepted", TensorData(int64s: []))], metadata: runState)
-            }
-            let r = try ledger.complete(actor: id, epoch: epoch, promptIDs: ids, now: now, request: frame.metadata["req"])
-            return reply(.consumption, tensors: [("accepted", TensorData(int64s: r.accepted))], metadata: runState)
+            let r = try ledger.complete(actor: c.id, epoch: c.epoch, promptIDs: c.promptIDs, now: now, request: c.request)
+            return reply(ConsumptionReply(policyVersion: policyVersion, accepted: r.accepted, progress: progress))
         case .status:
+            _ = try StatusRequest(frame: frame)
             let data = try JSONSerialization.data(withJSONObject: status(now: now), options: [.sortedKeys])
-            return reply(.status, metadata: ["json": String(decoding: data, as: UTF8.self)])
+            return reply(StatusReply(policyVersion: policyVersion, json: String(decoding: data, as: UTF8.self)))
         default:
-            errors.record(.payload("unexpected \(frame.kind) at the coordinator"))
-            return nil
+            throw WireError.payload("unexpected \(frame.kind) at the coordinator")
         }
     }
 
@@ -140,9 +137,7 @@ public final class CoordinatorService: @unchecked Sendable {
         ]
         if let l = learner {
             var info: [String: Any] = ["last_seen_s": now - l.lastSeen]
-            for key in ["step", "queue", "queue_capacity", "dropped", "downweighted", "checkpoint", "busy", "rollouts_per_s", "errors"] {
-                if let v = l.metadata[key] { info[key] = Double(v).map { $0 as Any } ?? v }
-            }
+            for (key, v) in l.hello.stats.metadata { info[key] = Double(v).map { $0 as Any } ?? v }
             st["learner"] = info
         }
         return st
@@ -172,7 +167,7 @@ public final class CoordinatorService: @unchecked Sendable {
         metric("duplicate_completions_total", "Completions ignored because the prompt already counted this epoch.", "counter", [("", Double(ledger.duplicates))])
         metric("malformed_frames_total", "Frames rejected by the coordinator, by reason.", "counter",
                errors.counts.keys.sorted().map { ("reason=\"\($0)\"", Double(errors.counts[$0]!)) })
-        if let l = learner?.metadata {
+        if let l = learner?.hello.stats.metadata {
             for (key, help) in [("step", "Learner PPO steps."), ("queue", "Rollouts waiting in the learner's queue."),
                                 ("busy", "Fraction of time the learner spends updating."), ("dropped", "Stale rollouts dropped by the learner.")] {
                 if let v = l[key].flatMap(Double.init) { metric("learner_\(key)", help, "gauge", [("", v)]) }

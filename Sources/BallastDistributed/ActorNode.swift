@@ -30,7 +30,6 @@ public final class ActorNode {
     let counters = ActorCounters()
     var policy: GPT?, reference: GPT?, scorer: GPT?
     var version = -1
-    var settings: [String: String] = [:]
     var notices: ZMQSocket?
     var noticed = -1
     var runFinished = false
@@ -38,10 +37,10 @@ public final class ActorNode {
     /// Drains version notices; true when the learner announced the end of the run.
     func pollNotices() -> Bool {
         while let parts = try? notices?.receiveNow() {
-            if parts.count == 2, let (f, _) = try? Frame.decode(envelope: parts[0], payload: parts[1]), f.kind == .versionNotice {
-                noticed = Int(f.policyVersion)
-                if f.metadata["finished"] == "1" { runFinished = true }
-            }
+            guard parts.count == 2, let (f, _) = try? Frame.decode(envelope: parts[0], payload: parts[1]),
+                  let notice = try? VersionNotice(frame: f), notice.policyVersion <= UInt64(Int.max) else { continue }
+            noticed = Int(notice.policyVersion)
+            if notice.finished { runFinished = true }
         }
         return runFinished
     }
@@ -60,15 +59,16 @@ public final class ActorNode {
         self.coordinator = try RequestChannel(context: context, endpoint: coordinator, identity: id, security: security)
     }
 
-    func frame(_ kind: MessageKind, _ metadata: [String: String]) -> Frame {
-        Frame(kind: kind, sequence: 0, policyVersion: UInt64(max(version, 0)), metadata: metadata.merging(["id": id]) { a, _ in a })
-    }
+    /// The policy version this actor samples with (0 before the first fetch), sent in its envelopes.
+    var envelopeVersion: UInt64 { UInt64(max(version, 0)) }
 
     /// Fetches one model from the learner's weights endpoint (waiting out a learner busy updating).
-    func fetch(_ channel: RequestChannel, _ model: String) throws -> (GPT, Int)? {
-        guard let reply = try channel.request(frame(.weightsRequest, ["model": model]), timeout: 120,
-                                              shouldStop: { self.shouldStop() || self.pollNotices() }) else { return nil }
-        return (try WeightsWire.model(from: reply), Int(reply.policyVersion))
+    func fetch(_ channel: RequestChannel, _ model: WeightsRequest.Model) throws -> (GPT, Int)? {
+        let request = WeightsRequest(policyVersion: envelopeVersion, id: id, model: model)
+        guard let reply = try channel.request(request.frame(), timeout: 120, shouldStop: { self.shouldStop() || self.pollNotices() }) else { return nil }
+        let weights = try Weights(frame: reply)
+        guard weights.policyVersion <= UInt64(Int.max) else { throw WireError.payload("weights: policy version \(weights.policyVersion) out of range") }
+        return (try WeightsWire.model(from: weights), Int(weights.policyVersion))
     }
 
     func heartbeatLoop(interval: Double) {
@@ -78,8 +78,7 @@ public final class ActorNode {
             while true {
                 let n = counters.rollouts.load(ordering: .relaxed)
                 let rate = Double(n) / max(Date().timeIntervalSince(counters.started), 1e-3)
-                try? hb.post(Frame(kind: .heartbeat, sequence: 0, metadata: [
-                    "id": id, "rollouts": "\(n)", "version": "\(counters.version.load(ordering: .relaxed))", "rate": String(format: "%.3f", rate)]))
+                try? hb.post(Heartbeat(id: id, rollouts: n, version: counters.version.load(ordering: .relaxed), rate: rate).frame())
                 Thread.sleep(forTimeInterval: interval)
             }
         }
@@ -96,18 +95,25 @@ public final class ActorNode {
     /// Runs until the coordinator says the run is finished (true) or a stop is requested (false).
     public func run() throws -> Bool {
         log("asking the coordinator at \(coordinatorEndpoint) for the learner")
-        var learner: [String: String] = [:]
+        var found: ActorWelcome.Learner?
         var waiting = false
+        let hello = ActorHello(id: id, host: ProcessInfo.processInfo.hostName)
         while !shouldStop() {
-            guard let reply = try coordinator.request(frame(.hello, ["role": "actor", "host": ProcessInfo.processInfo.hostName]), timeout: 2,
-                                                      shouldStop: shouldStop) else { return false }
-            if reply.metadata["state"] == "finished" { log("the run is already finished"); return true }
-            if reply.metadata["state"] == "ok" { learner = reply.metadata; break }
+            guard let reply = try coordinator.request(hello.frame(), timeout: 2, shouldStop: shouldStop) else { return false }
+            let welcome: ActorWelcome
+            do { welcome = try ActorWelcome(frame: reply) } catch {
+                log("malformed answer from the coordinator (\(error)); asking again")
+                Thread.sleep(forTimeInterval: 0.5)
+                continue
+            }
+            if welcome.state == .finished { log("the run is already finished"); return true }
+            if welcome.state == .ok { found = welcome.learner; break }
             if !waiting { log("no learner registered yet; waiting"); waiting = true }
             Thread.sleep(forTimeInterval: 0.5)
         }
-        guard let rolloutsEndpoint = learner["rollouts"], let weightsEndpoint = learner["weights"], let noticesEndpoint = learner["notices"] else { return false }
-        settings = learner
+        guard let learner = found else { return false }
+        let settings = learner.settings
+        let rolloutsEndpoint = learner.endpoints.rollouts, weightsEndpoint = learner.endpoints.weights
         let push = try context.socket(.push)
         try push.setHighWaterMarks(send: 1, receive: 1)
         try push.setSendTimeout(ms: 500)
@@ -116,20 +122,18 @@ public final class ActorNode {
         let sub = try context.socket(.sub)
         try security?.configureClient(sub)
         try sub.subscribe()
-        try sub.connect(noticesEndpoint)
+        try sub.connect(learner.endpoints.notices)
         notices = sub
         let weights = try RequestChannel(context: context, endpoint: weightsEndpoint, identity: id + "-w", security: security)
-        heartbeatLoop(interval: Double(settings["run.heartbeat_interval"] ?? "") ?? 1)
-
-        func setting<T: LosslessStringConvertible>(_ key: String, _ fallback: T) -> T { settings["run." + key].flatMap(T.init) ?? fallback }
-        let k = setting("responses_per_prompt", 1), leaseSize = setting("lease_size", 16), seed: UInt64 = setting("seed", 1)
-        var sampling = SamplingOptions(temperature: setting("temperature", Float(1)), maxNewTokens: setting("max_new_tokens", 32))
+        heartbeatLoop(interval: settings.heartbeatInterval)
+        let k = settings.responsesPerPrompt, leaseSize = settings.leaseSize, seed = settings.seed
+        var sampling = SamplingOptions(temperature: settings.temperature, maxNewTokens: settings.maxNewTokens)
         log("learner at \(rolloutsEndpoint); " + (referencePath == nil ? "fetching reference, scorer and policy" : "fetching the policy") + " from \(weightsEndpoint)")
-        func frozen(_ path: String?, _ name: String) throws -> GPT? {
+        func frozen(_ path: String?, _ name: WeightsRequest.Model) throws -> GPT? {
             if let path { return try Checkpoint.load(path) }
             return try fetch(weights, name)?.0
         }
-        guard let ref = try frozen(referencePath, "reference"), let sc = try frozen(scorerPath, "scorer"), let (pol, v) = try fetch(weights, "policy") else {
+        guard let ref = try frozen(referencePath, .reference), let sc = try frozen(scorerPath, .scorer), let (pol, v) = try fetch(weights, .policy) else {
             return finish()
         }
         reference = ref
@@ -143,40 +147,39 @@ public final class ActorNode {
         while !shouldStop() {
             if pollNotices() { return finish() }
             if noticed != version {
-                guard let (pol, v) = try fetch(weights, "policy") else { return finish() }
+                guard let (pol, v) = try fetch(weights, .policy) else { return finish() }
                 policy = pol
                 version = v
                 noticed = v
                 counters.version.store(v, ordering: .relaxed)
             }
-            guard let reply = try coordinator.request(frame(.ready, ["capacity": "\(leaseSize)"]), timeout: 5, shouldStop: shouldStop) else { return false }
-            switch reply.metadata["state"] {
-            case "finished":
-                return finish()
-            case "lease": break
-            default:
+            let request = LeaseRequest(policyVersion: envelopeVersion, id: id, capacity: leaseSize)
+            guard let reply = try coordinator.request(request.frame(), timeout: 5, shouldStop: shouldStop) else { return false }
+            let answer: LeaseReply
+            do { answer = try LeaseReply(frame: reply) } catch {
+                log("malformed lease from the coordinator (\(error)); asking again")
+                continue
+            }
+            guard let grant = answer.grant else {
+                if answer.finished { return finish() }
                 Thread.sleep(forTimeInterval: 0.2)
                 continue
             }
-            guard let ids = reply.int64s("prompt_ids"), let epoch = reply.metadata["epoch"], let lease = reply.metadata["lease"],
-                  let data = reply.metadata["prompts"]?.data(using: .utf8),
+            let ids = grant.promptIDs
+            guard let data = grant.promptsJSON?.data(using: .utf8),
                   let objs = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]], objs.count == ids.count else {
-                log("malformed lease from the coordinator; asking again")
+                log("lease \(grant.lease) does not carry its \(ids.count) prompts; asking again")
                 continue
             }
             let prompts = objs.map { PromptRecord(prompt: $0["prompt"] as? String ?? "", task: $0["task"] as? String ?? "", id: $0["id"] as? String ?? "") }
             let rows = prompts.flatMap { p in Array(repeating: p, count: k) }
             let rowIDs = ids.flatMap { Array(repeating: $0, count: k) }
-            sampling.seed = seed ^ (UInt64(lease) ?? 0) &* 0x9E37_79B9_7F4A_7C15
+            sampling.seed = seed ^ UInt64(truncatingIfNeeded: grant.lease) &* 0x9E37_79B9_7F4A_7C15
             let rollout = try RolloutMaker.make(policy: policy!, reference: reference!, critic: nil, scorer: scorer!, prompts: rows,
                                                 sampling: sampling, policyVersion: version)
             sequence += 1
-            var f = rollout.frame(sequence: sequence)
-            f.tensors.append(("prompt_ids", TensorData(int64s: rowIDs)))
-            f.metadata["epoch"] = epoch
-            f.metadata["lease"] = lease
-            f.metadata["actor"] = id
-            let (e, p) = f.encode()
+            let message = RolloutMessage(rollout, promptIDs: rowIDs, epoch: answer.epoch, lease: grant.lease, actor: id)
+            let (e, p) = message.frame(sequence: sequence).encode()
             // Blocks while the learner's queue is full (back-pressure), checking for a stop request.
             while !shouldStop() {
                 if try push.send([e, p]) { break }

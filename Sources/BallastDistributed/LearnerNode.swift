@@ -37,7 +37,7 @@ public final class LearnerNode {
     /// step has exactly train.batch_size prompts, as in the single-process run).
     var carry: (item: Incoming, weight: Double)?
     public private(set) var errors = WireErrorCounters()
-    var endpoints: [String: String] = [:]
+    var endpoints: LearnerEndpoints
     var weightCache: [String: (version: Int, parts: [Data])] = [:]
     var budgetLeft: Int?
     var coordinatorFinished = false
@@ -70,9 +70,9 @@ public final class LearnerNode {
         try pull.bind(c.rollouts)
         try router.bind(c.weights)
         try publisher.bind(c.notices)
-        for (name, s) in [("rollouts", pull), ("weights", router), ("notices", publisher)] {
-            endpoints[name] = Self.advertised(s.lastEndpoint, host: c.advertiseHost)
-        }
+        endpoints = LearnerEndpoints(rollouts: Self.advertised(pull.lastEndpoint, host: c.advertiseHost),
+                                     weights: Self.advertised(router.lastEndpoint, host: c.advertiseHost),
+                                     notices: Self.advertised(publisher.lastEndpoint, host: c.advertiseHost))
         coordinator = try RequestChannel(context: context, endpoint: c.coordinator, identity: "learner", security: security)
         if resume { lastCheckpoint = "step \(trainer.step)" }
     }
@@ -97,61 +97,52 @@ public final class LearnerNode {
         return (part { first.contains($0) }, part { !first.contains($0) })
     }
 
-    func stats() -> [String: String] {
+    func stats() -> LearnerStats {
         let wall = firstRollout.map { Date().timeIntervalSince($0) } ?? 0
-        return ["step": "\(trainer.step)", "queue": "\(queuedPrompts)", "queue_capacity": "\(promptCapacity)", "dropped": "\(queue.dropped)",
-                "downweighted": "\(downweighted)", "checkpoint": lastCheckpoint, "busy": String(format: "%.3f", wall > 0 ? busySeconds / wall : 0),
-                "rollouts_per_s": String(format: "%.2f", wall > 0 ? Double(rolloutsReceived) / wall : 0), "errors": "\(errors.total)"]
+        return LearnerStats(step: trainer.step, queue: queuedPrompts, queueCapacity: promptCapacity, dropped: queue.dropped,
+                            downweighted: downweighted, checkpoint: lastCheckpoint, busy: wall > 0 ? busySeconds / wall : 0,
+                            rolloutsPerSecond: wall > 0 ? Double(rolloutsReceived) / wall : 0, errors: errors.total)
     }
 
     /// Registers with the coordinator; its answer carries the remaining prompt budget.
     func hello(attempts: Int) throws {
-        var meta = stats().merging(endpoints) { a, _ in a }
-        meta["role"] = "learner"
-        meta["id"] = "learner"
-        meta["run.temperature"] = "\(config.temperature)"
-        meta["run.max_new_tokens"] = "\(config.maxNewTokens)"
-        meta["run.responses_per_prompt"] = "\(cluster.responsesPerPrompt)"
-        meta["run.lease_size"] = "\(cluster.leaseSize)"
-        meta["run.seed"] = "\(trainer.seed)"
-        meta["run.heartbeat_interval"] = "\(cluster.heartbeatInterval)"
-        let frame = Frame(kind: .hello, sequence: 0, policyVersion: UInt64(trainer.step), metadata: meta)
-        if let reply = try coordinator.request(frame, timeout: 1, attempts: attempts, shouldStop: shouldStop) { absorb(reply) }
+        let settings = RunSettings(temperature: config.temperature, maxNewTokens: config.maxNewTokens, responsesPerPrompt: cluster.responsesPerPrompt,
+                                   leaseSize: cluster.leaseSize, seed: trainer.seed, heartbeatInterval: cluster.heartbeatInterval)
+        let hello = LearnerHello(policyVersion: UInt64(trainer.step), endpoints: endpoints, settings: settings, stats: stats())
+        guard let reply = try coordinator.request(hello.frame(), timeout: 1, attempts: attempts, shouldStop: shouldStop) else { return }
+        do { absorb(try LearnerWelcome(frame: reply).progress) } catch let e as WireError { errors.record(e); log("malformed answer to hello: \(e)") }
     }
 
-    func absorb(_ reply: Frame) {
-        coordinatorFinished = reply.metadata["finished"] == "1"
-        if let budget = reply.metadata["budget"].flatMap(Int.init), let done = reply.metadata["completed"].flatMap(Int.init) {
-            budgetLeft = budget - done
-        }
+    func absorb(_ progress: RunProgress) {
+        coordinatorFinished = progress.finished
+        budgetLeft = progress.budget - progress.completed
     }
 
     func publishVersion() throws {
         sequence += 1
-        let (e, p) = Frame(kind: .versionNotice, sequence: sequence, policyVersion: UInt64(trainer.step),
-                           metadata: ["finished": coordinatorFinished ? "1" : "0"]).encode()
+        let (e, p) = VersionNotice(policyVersion: UInt64(trainer.step), finished: coordinatorFinished).frame(sequence: sequence).encode()
         // PUB drops what a subscriber cannot take; notices are tiny and re-sent every few seconds.
         try publisher.send([e, p])
     }
 
-    /// Answers a weights request (metadata model = policy | reference | scorer); frames are encoded once per version.
+    /// Answers a weights request; frames are encoded once per version.
     func serveWeights(_ parts: [Data]) throws {
-        guard parts.count == 3 else { errors.record(.tooShort(parts.count)); return }
-        let frame: Frame
-        do { frame = try Frame.decode(envelope: parts[1], payload: parts[2]).0 } catch let e as WireError { errors.record(e); return }
-        guard frame.kind == .weightsRequest else { errors.record(.payload("unexpected \(frame.kind) on the weights socket")); return }
-        let name = frame.metadata["model"] ?? "policy"
+        let request: WeightsRequest
+        do {
+            guard parts.count == 3 else { throw WireError.tooShort(parts.count) }
+            request = try WeightsRequest(frame: try Frame.decode(envelope: parts[1], payload: parts[2]).0)
+        } catch let e as WireError { errors.record(e); return }
         let model: GPT
-        switch name {
-        case "policy": model = trainer.policyModel
-        case "reference": model = trainer.referenceModel
-        case "scorer": model = trainer.scorerModel!  // a score rule is refused at init
-        default: errors.record(.payload("unknown model \(name)")); return
+        switch request.model {
+        case .policy: model = trainer.policyModel
+        case .reference: model = trainer.referenceModel
+        case .scorer: model = trainer.scorerModel!  // a score rule is refused at init
         }
-        let version = name == "policy" ? trainer.step : 0
+        let name = request.model.rawValue
+        let version = request.model == .policy ? trainer.step : 0
         if weightCache[name]?.version != version {
             sequence += 1
-            let (e, p) = try WeightsWire.frame(model, sequence: sequence, policyVersion: UInt64(version)).encode()
+            let (e, p) = try WeightsWire.message(model, policyVersion: UInt64(version)).frame(sequence: sequence).encode()
             weightCache[name] = (version, [e, p])
         }
         try router.send([parts[0]] + weightCache[name]!.parts)
@@ -160,15 +151,11 @@ public final class LearnerNode {
     func receiveRollout(_ parts: [Data]) {
         do {
             guard parts.count == 2 else { throw WireError.tooShort(parts.count) }
-            let (frame, _) = try Frame.decode(envelope: parts[0], payload: parts[1])
-            let batch = try RolloutBatch(frame: frame)
-            guard let ids = frame.int64s("prompt_ids"), ids.count == batch.count, let epoch = frame.metadata["epoch"].flatMap(Int.init),
-                  let lease = frame.metadata["lease"].flatMap(Int.init) else {
-                throw WireError.payload("rollout needs prompt_ids per row and metadata epoch, lease")
-            }
+            let message = try RolloutMessage(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0)
             firstRollout = firstRollout ?? Date()
-            rolloutsReceived += batch.count
-            queue.offer(Incoming(batch: batch, promptIDs: ids, epoch: epoch, lease: lease), version: batch.policyVersion)
+            rolloutsReceived += message.rows
+            queue.offer(Incoming(batch: RolloutBatch(message), promptIDs: message.promptIDs, epoch: message.epoch, lease: message.lease),
+                        version: Int(message.policyVersion))
         } catch let e as WireError {
             errors.record(e)
             log("rejected a rollout message: \(e)")
@@ -239,16 +226,19 @@ public final class LearnerNode {
     /// Reports consumed (or, with release, dropped) prompts; returns the ids that counted.
     @discardableResult
     func tellCoordinator(ids: [Int], epoch: Int, release: Bool, request: String?) throws -> [Int] {
-        var meta = ["id": "learner", "epoch": "\(epoch)"]
-        if release { meta["release"] = "1" }
-        if let request { meta["req"] = request }
-        let frame = Frame(kind: .consumption, sequence: 0, policyVersion: UInt64(trainer.step),
-                          tensors: [("prompt_ids", TensorData(int64s: ids))], metadata: meta)
+        let message = Consumption(policyVersion: UInt64(trainer.step), id: "learner", epoch: epoch, promptIDs: ids, release: release, request: request)
         var warned = false
         while !shouldStop() {
-            if let reply = try coordinator.request(frame, timeout: 2, attempts: 1, shouldStop: shouldStop) {
-                absorb(reply)
-                return reply.int64s("accepted") ?? []
+            if let reply = try coordinator.request(message.frame(), timeout: 2, attempts: 1, shouldStop: shouldStop) {
+                do {
+                    let answer = try ConsumptionReply(frame: reply)
+                    absorb(answer.progress)
+                    return answer.accepted
+                } catch let e as WireError {
+                    errors.record(e)
+                    log("malformed answer to a consumption report (\(e)); asking again")
+                    continue
+                }
             }
             if !warned { log("coordinator \(cluster.coordinator) is not answering; retrying"); warned = true }
         }
@@ -266,7 +256,7 @@ public final class LearnerNode {
     public func run() throws -> Bool {
         // Score normalisation and critic warm-up happen before any actor is served (they use the SFT policy).
         try trainer.prepare()
-        log("PPO learner: \(trainer.describe()); rollouts \(endpoints["rollouts"]!), weights \(endpoints["weights"]!), notices \(endpoints["notices"]!)")
+        log("PPO learner: \(trainer.describe()); rollouts \(endpoints.rollouts), weights \(endpoints.weights), notices \(endpoints.notices)")
         log("registering with the coordinator at \(cluster.coordinator)")
         while budgetLeft == nil && !shouldStop() { try hello(attempts: 1) }
         var lastHello = Date()
@@ -300,7 +290,7 @@ public final class LearnerNode {
         if coordinatorFinished {
             Thread.sleep(forTimeInterval: 0.3)  // let the finished notice leave before the socket closes
             let st = stats()
-            log("run complete: \(trainer.step) PPO steps; \(st["rollouts_per_s"]!) rollouts/s received, learner busy \(st["busy"]!) of the time; "
+            log("run complete: \(trainer.step) PPO steps; " + String(format: "%.2f rollouts/s received, learner busy %.3f of the time; ", st.rolloutsPerSecond, st.busy)
                 + "\(queue.dropped) stale rollout messages dropped, \(errors.total) malformed; checkpoint \(trainer.policyDir)")
             return true
         }

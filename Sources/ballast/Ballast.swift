@@ -446,16 +446,12 @@ struct WireSample: ParsableCommand {
 
     func run() throws {
         try failing {
-            let tokens: [Int32] = [256, 72, 105, 257, 258, 256, 79, 107, 33, 257]
-            let logp: [Float] = [-0.5, -1.25, -0.125, -2, 0, -0.75, -0.5, -1, -0.25, -0.0625]
-            let scores: [Double] = [1.5, -0.25]
-            let frame = Frame(kind: .rollout, sequence: 3, policyVersion: 12, tensors: [
-                ("tokens", TensorData(int32s: tokens, shape: [2, 5])),
-                ("logp", TensorData(floats: logp, shape: [2, 5])),
-                ("scores", TensorData(dtype: .f64, shape: [2], bytes: scores.withUnsafeBufferPointer { Data(buffer: $0) })),
-            ], metadata: ["lease": "7", "actor": "actor-0"])
-            try AtomicFile.write(frame.encodeContiguous(), to: out)
-            print("wrote \(out): rollout frame, sequence 3, policy version 12, tensors tokens [2,5] I32, logp [2,5] F32, scores [2] F64")
+            let message = RolloutMessage(policyVersion: 12, sequences: [[256, 72, 105, 257], [256, 79, 107, 33, 257]], promptTokens: [2, 2],
+                                         logp: [[-0.5, -1.25], [-0.125, -2, -0.75]], refLogp: [[-0.5, -1], [-0.25, -2, -0.5]],
+                                         values: [[0.25, 0.5], [0, 0.125, -0.25]], scores: [1.5, -0.25], gold: [1, 0], tasks: ["qa", "reverse"],
+                                         promptIDs: [4, 9], epoch: 0, lease: 7, actor: "actor-0")
+            try AtomicFile.write(message.frame(sequence: 3).encodeContiguous(), to: out)
+            print("wrote \(out): rollout frame, sequence 3, policy version 12, 2 rows (WIRE.md, kind 5)")
         }
     }
 }

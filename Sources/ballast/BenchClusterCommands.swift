@@ -53,13 +53,14 @@ struct BenchTransfer: ParsableCommand {
             guard let cfg = GPTConfig.preset(preset) else { throw ValidationError("unknown preset \(preset)") }
             let model = try GPT(config: cfg)
             model.initializeRandom(seed: 1)
-            let weights = try WeightsWire.frame(model, sequence: 1, policyVersion: 1)
-            let rolloutParts = rollout.frame(sequence: 1).encode(), weightParts = weights.encode()
+            let weights = try WeightsWire.message(model, policyVersion: 1).frame(sequence: 1)
+            let message = RolloutMessage(rollout, promptIDs: Array(0..<rows), epoch: 0, lease: 1, actor: "bench")
+            let rolloutParts = message.frame(sequence: 1).encode(), weightParts = weights.encode()
             print("message sizes: rollout \(fmt(Double(rolloutParts.payload.count) / 1e6, 3)) MB (\(rows) rows × \(tokens) tokens), weights \(fmt(Double(weightParts.payload.count) / 1e6, 2)) MB (\(preset), \(model.parameterCount) parameters)")
             print(TextTable.left("payload", 10) + TextTable.right("messages", 10) + TextTable.right("ballast MB/s", 14) + TextTable.right("raw zmq MB/s", 14) + TextTable.right("ratio", 8))
             for (name, count, make, check) in [
-                ("rollout", 2000, { @Sendable () -> [Data] in let (e, p) = rollout.frame(sequence: 1).encode(); return [e, p] },
-                 { @Sendable (parts: [Data]) throws in _ = try RolloutBatch(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0) }),
+                ("rollout", 2000, { @Sendable () -> [Data] in let (e, p) = message.frame(sequence: 1).encode(); return [e, p] },
+                 { @Sendable (parts: [Data]) throws in _ = RolloutBatch(try RolloutMessage(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0)) }),
                 ("weights", 60, { @Sendable () -> [Data] in let (e, p) = weights.encode(); return [e, p] },
                  { @Sendable (parts: [Data]) throws in _ = try Frame.decode(envelope: parts[0], payload: parts[1]) }),
             ] as [(String, Int, @Sendable () -> [Data], @Sendable ([Data]) throws -> Void)] {
@@ -115,7 +116,7 @@ struct BenchCoordinator: ParsableCommand {
             var sentAt = [UInt64](repeating: 0, count: actors)
             var latencies: [Double] = []
             func ready(_ i: Int) throws {
-                let (e, p) = Frame(kind: .ready, sequence: 0, metadata: ["id": "sim-\(i)", "capacity": "\(lease)"]).encode()
+                let (e, p) = LeaseRequest(id: "sim-\(i)", capacity: lease).frame().encode()
                 sentAt[i] = DispatchTime.now().uptimeNanoseconds
                 try sockets[i].send([e, p])
             }
@@ -126,11 +127,10 @@ struct BenchCoordinator: ParsableCommand {
                 for i in try ZMQSocket.poll(sockets, timeoutMS: 100) {
                     guard let parts = try sockets[i].receiveNow(), parts.count == 2 else { continue }
                     latencies.append(Double(DispatchTime.now().uptimeNanoseconds - sentAt[i]) / 1e6)
-                    let (f, _) = try Frame.decode(envelope: parts[0], payload: parts[1])
-                    if let ids = f.tensors.first(where: { $0.0 == "prompt_ids" })?.1 {
+                    let answer = try LeaseReply(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0)
+                    if let grant = answer.grant {
                         leases += 1
-                        let (e, p) = Frame(kind: .consumption, sequence: 0, tensors: [("prompt_ids", ids)],
-                                           metadata: ["id": "sim-\(i)", "epoch": f.metadata["epoch"] ?? "0"]).encode()
+                        let (e, p) = Consumption(policyVersion: 0, id: "sim-\(i)", epoch: answer.epoch, promptIDs: grant.promptIDs).frame().encode()
                         try sockets[i].send([e, p])
                         _ = try sockets[i].receive()  // the consumption answer
                     }

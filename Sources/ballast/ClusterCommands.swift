@@ -206,13 +206,12 @@ struct StatusCommand: ParsableCommand {
             try s.setReceiveTimeout(ms: timeoutMS)
             if let curveKeys { try CurveSecurity(directory: curveKeys, client: "coordinator").configureClient(s) }
             try s.connect(address)
-            let (e, p) = Frame(kind: .status, sequence: 1).encode()
+            let (e, p) = StatusRequest().frame(sequence: 1).encode()
             try s.send([e, p])
             guard let reply = try s.receive(), reply.count == 2 else {
                 throw ConfigError("\(address): no answer within \(timeoutMS) ms (is a coordinator running there?)")
             }
-            let (frame, _) = try Frame.decode(envelope: reply[0], payload: reply[1])
-            let text = frame.metadata["json"] ?? "{}"
+            let text = try StatusReply(frame: try Frame.decode(envelope: reply[0], payload: reply[1]).0).json
             if json { print(text); return }
             let st = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
             print(StatusPage.text(st), terminator: "")

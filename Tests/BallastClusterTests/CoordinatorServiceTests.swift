@@ -5,48 +5,46 @@ import BallastWire
 import Foundation
 import Testing
 
-func message(_ peer: String, _ kind: MessageKind, tensors: [(String, TensorData)] = [], metadata: [String: String] = [:]) -> [Data] {
-    let (e, p) = Frame(kind: kind, sequence: 1, tensors: tensors, metadata: metadata).encode()
+func message(_ peer: String, _ m: some WireMessage) -> [Data] {
+    let (e, p) = m.frame(sequence: 1).encode()
     return [Data(peer.utf8), e, p]
 }
 
-func ids(_ xs: [Int]) -> TensorData {
-    let v = xs.map(Int64.init)
-    return TensorData(dtype: .i64, shape: [v.count], bytes: v.withUnsafeBufferPointer { Data(buffer: $0) })
+func decoded<M: WireMessage>(_ reply: [Data]?, as _: M.Type) throws -> M {
+    let r = try #require(reply)
+    return try M(frame: try Frame.decode(envelope: r[0], payload: r[1]).0)
 }
 
-func leaseOf(_ reply: [Data]?) throws -> (state: String, ids: [Int], epoch: Int) {
-    let r = try #require(reply)
-    let (f, _) = try Frame.decode(envelope: r[0], payload: r[1])
-    #expect(f.kind == .lease)
-    let t = f.tensors.first { $0.0 == "prompt_ids" }?.1
-    let list = t.map { $0.bytes.withUnsafeBytes { $0.bindMemory(to: Int64.self).map(Int.init) } } ?? []
-    return (f.metadata["state"] ?? "", list, Int(f.metadata["epoch"] ?? "") ?? -1)
-}
+func ready(_ id: String, _ capacity: Int) -> LeaseRequest { LeaseRequest(id: id, capacity: capacity) }
+
+func consumed(_ id: String, _ ids: [Int], epoch: Int = 0) -> Consumption { Consumption(policyVersion: 0, id: id, epoch: epoch, promptIDs: ids) }
+
+let learnerHello = LearnerHello(
+    policyVersion: 7, endpoints: LearnerEndpoints(rollouts: "tcp://h:1", weights: "tcp://h:2", notices: "tcp://h:3"),
+    settings: RunSettings(temperature: 1, maxNewTokens: 32, responsesPerPrompt: 2, leaseSize: 4, seed: 5, heartbeatInterval: 1),
+    stats: LearnerStats(step: 7, queue: 2, queueCapacity: 8, dropped: 0, downweighted: 0, checkpoint: "none", busy: 0.5, rolloutsPerSecond: 3, errors: 0))
 
 @Suite("Coordinator service")
 struct CoordinatorServiceTests {
     @Test("ready → lease, consumption counts, dead actors' prompts are re-leased, status reports it all")
     func protocolFlow() throws {
         let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 10, shards: 2, journal: MemoryJournal()), heartbeatTimeout: 5)
-        let a = try leaseOf(try svc.handle(message("A", .ready, metadata: ["id": "A", "capacity": "4"]), now: 0))
-        #expect(a.state == "lease" && a.ids == [0, 1, 2, 3])
-        let b = try leaseOf(try svc.handle(message("B", .ready, metadata: ["id": "B", "capacity": "4"]), now: 0))
-        #expect(b.ids == [4, 5, 6, 7])
-        let ack = try #require(try svc.handle(message("A", .consumption, tensors: [("prompt_ids", ids(a.ids))], metadata: ["id": "A", "epoch": "0"]), now: 1))
-        let (af, _) = try Frame.decode(envelope: ack[0], payload: ack[1])
-        #expect(af.kind == .consumption && af.metadata["completed"] == "4" && af.metadata["finished"] == "0")
+        let a = try decoded(try svc.handle(message("A", ready("A", 4)), now: 0), as: LeaseReply.self)
+        #expect(a.grant?.promptIDs == [0, 1, 2, 3])
+        let b = try decoded(try svc.handle(message("B", ready("B", 4)), now: 0), as: LeaseReply.self)
+        #expect(b.grant?.promptIDs == [4, 5, 6, 7])
+        let ack = try decoded(try svc.handle(message("A", consumed("A", a.grant!.promptIDs)), now: 1), as: ConsumptionReply.self)
+        #expect(ack.accepted == [0, 1, 2, 3] && ack.progress == RunProgress(finished: false, epoch: 0, completed: 4, budget: 10))
         // B goes silent; A keeps heartbeating; after the timeout B's prompts come back first.
-        _ = try svc.handle(message("A", .heartbeat, metadata: ["id": "A"]), now: 7)
+        _ = try svc.handle(message("A", Heartbeat(id: "A", rollouts: 4, version: 0, rate: 1)), now: 7)
         try svc.tick(now: 7)
-        let again = try leaseOf(try svc.handle(message("A", .ready, metadata: ["id": "A", "capacity": "10"]), now: 7))
-        #expect(Set(again.ids) == [4, 5, 6, 7, 8, 9])
-        _ = try svc.handle(message("A", .consumption, tensors: [("prompt_ids", ids(again.ids))], metadata: ["id": "A", "epoch": "0"]), now: 8)
-        let done = try leaseOf(try svc.handle(message("A", .ready, metadata: ["id": "A"]), now: 9))
-        #expect(done.state == "finished" && done.ids.isEmpty)
-        let st = try #require(try svc.handle(message("X", .status), now: 9))
-        let (sf, _) = try Frame.decode(envelope: st[0], payload: st[1])
-        let json = try JSONSerialization.jsonObject(with: Data(sf.metadata["json"]!.utf8)) as! [String: Any]
+        let again = try decoded(try svc.handle(message("A", ready("A", 10)), now: 7), as: LeaseReply.self)
+        #expect(Set(again.grant?.promptIDs ?? []) == [4, 5, 6, 7, 8, 9])
+        _ = try svc.handle(message("A", consumed("A", again.grant!.promptIDs)), now: 8)
+        let done = try decoded(try svc.handle(message("A", ready("A", 16)), now: 9), as: LeaseReply.self)
+        #expect(done.grant == nil && done.finished)
+        let st = try decoded(try svc.handle(message("X", StatusRequest()), now: 9), as: StatusReply.self)
+        let json = try JSONSerialization.jsonObject(with: Data(st.json.utf8)) as! [String: Any]
         #expect(json["finished"] as? Bool == true && json["epoch"] as? Int == 1)
     }
 
@@ -54,19 +52,16 @@ struct CoordinatorServiceTests {
     func helloPromptsAndMetrics() throws {
         let lines = (0..<3).map { "{\"prompt\":\"p\($0)\",\"task\":\"qa\"}" }
         let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 3, journal: MemoryJournal()), prompts: lines)
-        func meta(_ r: [Data]?) throws -> [String: String] {
-            let r = try #require(r)
-            return try Frame.decode(envelope: r[0], payload: r[1]).0.metadata
-        }
-        #expect(try meta(try svc.handle(message("A", .hello, metadata: ["id": "A", "role": "actor"]), now: 0))["state"] == "wait")
-        let learner = ["id": "L", "role": "learner", "rollouts": "tcp://h:1", "weights": "tcp://h:2", "notices": "tcp://h:3", "step": "7", "queue": "2"]
-        #expect(try meta(try svc.handle(message("L", .hello, metadata: learner), now: 0))["state"] == "ok")
-        let hello = try meta(try svc.handle(message("A", .hello, metadata: ["id": "A", "role": "actor"]), now: 1))
-        #expect(hello["state"] == "ok" && hello["rollouts"] == "tcp://h:1" && hello["weights"] == "tcp://h:2" && hello["notices"] == "tcp://h:3")
-        let lease = try meta(try svc.handle(message("A", .ready, metadata: ["id": "A", "capacity": "2"]), now: 1))
-        let objs = try JSONSerialization.jsonObject(with: Data(lease["prompts"]!.utf8)) as! [[String: Any]]
+        let actor = ActorHello(id: "A", host: "node-a")
+        #expect(try decoded(try svc.handle(message("A", actor), now: 0), as: ActorWelcome.self) == ActorWelcome(policyVersion: 0, state: .wait, learner: nil))
+        let welcome = try decoded(try svc.handle(message("L", learnerHello), now: 0), as: LearnerWelcome.self)
+        #expect(welcome.policyVersion == 7 && welcome.progress == RunProgress(finished: false, epoch: 0, completed: 0, budget: 3))
+        let hello = try decoded(try svc.handle(message("A", actor), now: 1), as: ActorWelcome.self)
+        #expect(hello.state == .ok && hello.learner == ActorWelcome.Learner(endpoints: learnerHello.endpoints, settings: learnerHello.settings))
+        let lease = try decoded(try svc.handle(message("A", ready("A", 2)), now: 1), as: LeaseReply.self)
+        let objs = try JSONSerialization.jsonObject(with: Data(try #require(lease.grant?.promptsJSON).utf8)) as! [[String: Any]]
         #expect(objs.map { $0["prompt"] as? String } == ["p0", "p1"])
-        _ = try svc.handle(message("A", .heartbeat, metadata: ["id": "A", "rollouts": "5", "rate": "1.5"]), now: 2)
+        _ = try svc.handle(message("A", Heartbeat(id: "A", rollouts: 5, version: 7, rate: 1.5)), now: 2)
         let text = svc.prometheus(now: 2)
         #expect(text.contains("ballast_shard_prompts{shard=\"0\",state=\"leased\"} 1.0"))
         #expect(text.contains("ballast_actor_rollouts_total{actor=\"A\"} 5.0") && text.contains("ballast_learner_step 7.0"))
@@ -78,12 +73,37 @@ struct CoordinatorServiceTests {
     func garbage() throws {
         let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 4, journal: MemoryJournal()))
         #expect(try svc.handle([Data("A".utf8), Data("garbage".utf8), Data()], now: 0) == nil)
-        var bad = message("A", .ready)
+        var bad = message("A", ready("A", 2))
         bad[1] = bad[1].prefix(30)
         #expect(try svc.handle(bad, now: 0) == nil)
         #expect(try svc.handle([Data("A".utf8)], now: 0) == nil)
         #expect(svc.errors.total == 3)
-        #expect(try leaseOf(try svc.handle(message("A", .ready, metadata: ["capacity": "2"]), now: 0)).ids == [0, 1])
+        #expect(try decoded(try svc.handle(message("A", ready("A", 2)), now: 0), as: LeaseReply.self).grant?.promptIDs == [0, 1])
+    }
+
+    @Test("messages missing a field or carrying a non-finite number are counted as malformed and change nothing")
+    func malformedMessages() throws {
+        let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 4, journal: MemoryJournal()))
+        func raw(_ kind: MessageKind, _ metadata: [String: String], tensors: [(String, TensorData)] = []) -> [Data] {
+            let (e, p) = Frame(kind: kind, sequence: 1, tensors: tensors, metadata: metadata).encode()
+            return [Data("A".utf8), e, p]
+        }
+        let cases: [[Data]] = [
+            raw(.ready, ["id": "A"]),                                                     // no capacity
+            raw(.ready, ["id": "A", "capacity": "0"]),
+            raw(.hello, ["id": "A"]),                                                     // no role
+            raw(.hello, ["role": "learner", "id": "learner"]),                            // no endpoints, settings, counters
+            raw(.heartbeat, ["id": "A", "rollouts": "1", "version": "0", "rate": "nan"]),
+            raw(.heartbeat, ["id": "A", "rollouts": "1", "version": "0", "rate": "inf"]),
+            raw(.consumption, ["id": "A", "epoch": "0"]),                                 // no prompt_ids
+            raw(.consumption, ["id": "A", "epoch": "x"], tensors: [("prompt_ids", TensorData(int64s: [0]))]),
+            raw(.weights, [:]),                                                           // not a coordinator message
+        ]
+        for c in cases { #expect(try svc.handle(c, now: 0) == nil) }
+        #expect(svc.errors.counts == ["bad_payload": cases.count])
+        #expect(svc.ledger.completed == 0 && svc.ledger.leasedCount == 0)
+        let st = try decoded(try svc.handle(message("X", StatusRequest()), now: 1), as: StatusReply.self)
+        #expect(try JSONSerialization.jsonObject(with: Data(st.json.utf8)) is [String: Any])
     }
 
     @Test("serves real DEALER peers over a loopback ROUTER socket")
@@ -102,10 +122,10 @@ struct CoordinatorServiceTests {
         try dealer.setRoutingID("actor-7")
         try dealer.setReceiveTimeout(ms: 5000)
         try dealer.connect(endpoint)
-        let m = message("", .ready, metadata: ["id": "actor-7", "capacity": "6"])
+        let m = message("", ready("actor-7", 6))
         try dealer.send([m[1], m[2]])
-        let lease = try leaseOf(try dealer.receive())
-        #expect(lease.ids == [0, 1, 2, 3, 4, 5])
+        let lease = try decoded(try dealer.receive(), as: LeaseReply.self)
+        #expect(lease.grant?.promptIDs == [0, 1, 2, 3, 4, 5])
     }
 }
 

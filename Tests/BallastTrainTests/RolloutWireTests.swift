@@ -13,29 +13,35 @@ struct RolloutWireTests {
                      scores: [1.25, -0.5], gold: [1, .nan], tasks: ["qa", "sort"], policyVersion: 9)
     }
 
+    func message() -> RolloutMessage { RolloutMessage(batch(), promptIDs: [11, 4], epoch: 2, lease: 5, actor: "actor-1") }
+
     @Test("encode → bytes → decode gives the same batch")
     func roundTrip() throws {
         let b = batch()
-        let (env, payload) = b.frame(sequence: 4).encode()
-        let (frame, _) = try Frame.decode(envelope: env, payload: payload)
-        let back = try RolloutBatch(frame: frame)
+        let (env, payload) = message().frame(sequence: 4).encode()
+        let decoded = try RolloutMessage(frame: try Frame.decode(envelope: env, payload: payload).0)
+        let back = RolloutBatch(decoded)
         #expect(back.sequences == b.sequences && back.promptTokens == b.promptTokens && back.logp == b.logp)
         #expect(back.refLogp == b.refLogp && back.values == b.values && back.scores == b.scores && back.tasks == b.tasks)
         #expect(back.gold[0] == 1 && back.gold[1].isNaN && back.policyVersion == 9)
+        #expect(decoded.promptIDs == [11, 4] && decoded.epoch == 2 && decoded.lease == 5 && decoded.actor == "actor-1")
     }
 
     @Test("inconsistent frames are rejected with a reason")
     func rejects() throws {
-        var f = batch().frame(sequence: 1)
-        f.tensors.removeAll { $0.0 == "values" }
-        #expect(throws: RolloutBatch.FrameError.self) { try RolloutBatch(frame: f) }
-        var g = batch().frame(sequence: 1)
-        g.metadata["tasks"] = "[\"qa\"]"
-        #expect(throws: RolloutBatch.FrameError.self) { try RolloutBatch(frame: g) }
-        var h = batch().frame(sequence: 1)
-        h.tensors = h.tensors.map { $0.0 == "prompt_tokens" ? ($0.0, TensorData(int32s: [4, 2], shape: [2])) : $0 }
-        #expect(throws: RolloutBatch.FrameError.self) { try RolloutBatch(frame: h) }
-        #expect(throws: RolloutBatch.FrameError.self) { try RolloutBatch(frame: Frame(kind: .heartbeat, sequence: 1)) }
+        func rejected(_ edit: (inout Frame) -> Void) -> Bool {
+            var f = message().frame(sequence: 1)
+            edit(&f)
+            do { _ = try RolloutMessage(frame: f); return false } catch let e as WireError { return e.label == "bad_payload" } catch { return false }
+        }
+        #expect(rejected { $0.tensors.removeAll { $0.0 == "values" } })
+        #expect(rejected { $0.metadata["tasks"] = "[\"qa\"]" })
+        #expect(rejected { $0.tensors = $0.tensors.map { $0.0 == "prompt_tokens" ? ($0.0, TensorData(int32s: [4, 2], shape: [2])) : $0 } })
+        #expect(rejected { $0.tensors = $0.tensors.map { $0.0 == "prompt_ids" ? ($0.0, TensorData(int64s: [1])) : $0 } })
+        #expect(rejected { $0.metadata["epoch"] = nil })
+        #expect(rejected { $0.policyVersion = UInt64(Int.max) + 1 })
+        #expect(rejected { $0.kind = .heartbeat })
+        #expect(!rejected { _ in })
     }
 }
 
@@ -45,13 +51,14 @@ struct WeightsWireTests {
     func roundTrip() throws {
         let m = try GPT(config: GPTConfig(nLayer: 1, nHead: 2, nEmbd: 16, nPositions: 32, vocabSize: 259, scalarHeads: ["value_head"]))
         m.initializeRandom(seed: 3)
-        let (env, payload) = try WeightsWire.frame(m, sequence: 5, policyVersion: 11).encode()
+        let (env, payload) = try WeightsWire.message(m, policyVersion: 11).frame(sequence: 5).encode()
         let (frame, file) = try Frame.decode(envelope: env, payload: payload)
         #expect(frame.policyVersion == 11 && file?.tensors["transformer.wte.weight"]?.shape == [259, 16])
-        let back = try WeightsWire.model(from: frame)
+        let weights = try Weights(frame: frame)
+        let back = try WeightsWire.model(from: weights)
         #expect(back.config == m.config)
         #expect((0..<m.parameterCount).allSatisfy { back.params[$0] == m.params[$0] })
-        var broken = frame
+        var broken = weights
         broken.tensors.removeLast()
         #expect(throws: CheckpointError.self) { try WeightsWire.model(from: broken) }
     }

@@ -1,0 +1,97 @@
+import BallastFormats
+import Foundation
+
+/// Kind `rollout`, actor → learner (PUSH/PULL): one leased batch of sampled responses with what the
+/// PPO update needs. Ragged rows travel flattened with offset tensors:
+///
+/// tensors `tokens` I32 [Σ len] (prompt + response per row), `token_offsets` I64 [n+1],
+/// `prompt_tokens` I32 [n], `logp`, `ref_logp`, `values` F64 [Σ response len], `response_offsets`
+/// I64 [n+1], `scores`, `gold` F64 [n], `prompt_ids` I64 [n] (the prompt file index of each row);
+/// metadata `tasks` (JSON array of n strings), `epoch`, `lease`, `actor`. The envelope carries the
+/// policy version that sampled the rows.
+public struct RolloutMessage: WireMessage, Equatable {
+    public static let kind = MessageKind.rollout
+    public var policyVersion: UInt64
+    public var sequences: [[Int32]]
+    public var promptTokens: [Int]
+    /// Per response token: log-prob under the sampling policy and the reference, the critic's value.
+    public var logp: [[Double]], refLogp: [[Double]], values: [[Double]]
+    public var scores: [Double], gold: [Double]
+    public var tasks: [String]
+    public var promptIDs: [Int]
+    public var epoch: Int, lease: Int
+    public var actor: String
+
+    public init(policyVersion: UInt64, sequences: [[Int32]], promptTokens: [Int], logp: [[Double]], refLogp: [[Double]], values: [[Double]],
+                scores: [Double], gold: [Double], tasks: [String], promptIDs: [Int], epoch: Int, lease: Int, actor: String) {
+        self.policyVersion = policyVersion
+        self.sequences = sequences
+        self.promptTokens = promptTokens
+        self.logp = logp
+        self.refLogp = refLogp
+        self.values = values
+        self.scores = scores
+        self.gold = gold
+        self.tasks = tasks
+        self.promptIDs = promptIDs
+        self.epoch = epoch
+        self.lease = lease
+        self.actor = actor
+    }
+
+    public var rows: Int { scores.count }
+
+    public var payload: WirePayload {
+        func f64(_ xs: [Double]) -> TensorData { TensorData(dtype: .f64, shape: [xs.count], bytes: xs.withUnsafeBufferPointer { Data(buffer: $0) }) }
+        func offsets(_ lengths: [Int]) -> [Int] { lengths.reduce(into: [0]) { $0.append($0.last! + $1) } }
+        let flatTokens = sequences.flatMap { $0 }
+        let tasksJSON = String(decoding: (try? JSONSerialization.data(withJSONObject: tasks)) ?? Data("[]".utf8), as: UTF8.self)
+        return WirePayload(tensors: [
+            ("tokens", TensorData(int32s: flatTokens, shape: [flatTokens.count])),
+            ("token_offsets", TensorData(int64s: offsets(sequences.map(\.count)))),
+            ("prompt_tokens", TensorData(int32s: promptTokens.map(Int32.init), shape: [promptTokens.count])),
+            ("logp", f64(logp.flatMap { $0 })),
+            ("ref_logp", f64(refLogp.flatMap { $0 })),
+            ("values", f64(values.flatMap { $0 })),
+            ("response_offsets", TensorData(int64s: offsets(logp.map(\.count)))),
+            ("scores", f64(scores)),
+            ("gold", f64(gold)),
+            ("prompt_ids", TensorData(int64s: promptIDs)),
+        ], metadata: ["tasks": tasksJSON, "epoch": "\(epoch)", "lease": "\(lease)", "actor": actor])
+    }
+
+    /// Checks that every array agrees with the offsets and the row count.
+    public init(policyVersion: UInt64, payload: WirePayload) throws {
+        let r = payload.reader("rollout")
+        func need(_ name: String, _ dtype: DType) throws -> TensorData {
+            let x = try r.tensor(name)
+            guard x.dtype == dtype, x.shape.count == 1 else { throw r.fail(name, "must be a 1-D \(dtype.rawValue) tensor") }
+            return x
+        }
+        func doubles(_ name: String) throws -> [Double] { try need(name, .f64).bytes.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) } }
+        func ints32(_ name: String) throws -> [Int32] { try need(name, .i32).bytes.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) } }
+        let tokens = try ints32("tokens"), tokOff = try r.int64s("token_offsets"), respOff = try r.int64s("response_offsets")
+        let logp = try doubles("logp"), ref = try doubles("ref_logp"), values = try doubles("values")
+        let scores = try doubles("scores"), gold = try doubles("gold"), prompt = try ints32("prompt_tokens"), ids = try r.int64s("prompt_ids")
+        let n = scores.count
+        guard n > 0 else { throw r.fail("scores", "is empty: a rollout holds at least one row") }
+        func valid(_ off: [Int], _ total: Int) -> Bool {
+            off.count == n + 1 && off.first == 0 && off.last == total && zip(off, off.dropFirst()).allSatisfy { $0 <= $1 }
+        }
+        guard valid(tokOff, tokens.count), valid(respOff, logp.count), ref.count == logp.count, values.count == logp.count,
+              gold.count == n, prompt.count == n, ids.count == n else {
+            throw WireError.payload("rollout: array lengths disagree with the offsets")
+        }
+        guard let data = r.optional("tasks")?.data(using: .utf8), let tasks = try? JSONSerialization.jsonObject(with: data) as? [String],
+              tasks.count == n else { throw r.fail("tasks", "must be a JSON array of \(n) strings") }
+        func rows<T>(_ xs: [T], _ off: [Int]) -> [[T]] { (0..<n).map { Array(xs[off[$0]..<off[$0 + 1]]) } }
+        let seqs = rows(tokens, tokOff)
+        for i in 0..<n where prompt[i] < 0 || Int(prompt[i]) + (respOff[i + 1] - respOff[i]) != seqs[i].count {
+            throw WireError.payload("rollout: row \(i): prompt + response lengths do not add up to the sequence")
+        }
+        guard policyVersion <= UInt64(Int.max) else { throw r.fail("policy_version", "is out of range: \(policyVersion)") }
+        self.init(policyVersion: policyVersion, sequences: seqs, promptTokens: prompt.map(Int.init), logp: rows(logp, respOff),
+                  refLogp: rows(ref, respOff), values: rows(values, respOff), scores: scores, gold: gold, tasks: tasks, promptIDs: ids,
+                  epoch: try r.int("epoch"), lease: try r.int("lease"), actor: try r.string("actor"))
+    }
+}
