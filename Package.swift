@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastKernels"]),
         .testTarget(name: "BallastClusterTests", dependencies: ["BallastCluster", "BallastKernels", "BallastWire", "BallastTransport", "BallastFormats"]),
         .testTarget(name: "BallastTransportTests", dependencies: ["BallastTransport"]),
-        .testTarget(name: "BallastDistributedTests", dependencies: ["BallastDistributed", "BallastTransport", "BallastWire"]),
+        .testTarget(name: "BallastDistributedTests", dependencies: ["BallastDistributed", "BallastTransport", "BallastWire", "BallastTrain", "BallastCluster"]),
         .testTarget(name: "BallastWireTests", dependencies: ["BallastWire", "BallastFormats", "BallastKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastRLTests", dependencies: ["BallastRL", "BallastFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastTrainTests", dependencies: ["BallastTrain", "BallastData", "BallastTransport", "BallastFormats", "BallastWire"],

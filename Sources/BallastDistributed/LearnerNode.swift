@@ -22,20 +22,8 @@ public final class LearnerNode {
     let coordinator: RequestChannel
     public var shouldStop: () -> Bool = { false }
 
-    struct Incoming {
-        var batch: RolloutBatch
-        var promptIDs: [Int]  // per row
-        var epoch: Int
-        var lease: Int
-    }
-
-    var queue: BoundedRolloutQueue<Incoming>
-    /// Prompts the learner holds before it stops reading rollouts (≥ one batch + one lease, so a full
-    /// queue always holds a trainable batch).
-    let promptCapacity: Int
-    /// The part of a rollout message beyond the last batch's size, trained on next (so that every
-    /// step has exactly train.batch_size prompts, as in the single-process run).
-    var carry: (item: Incoming, weight: Double)?
+    /// Received rollouts until they are counted and trained on.
+    var assembler: RolloutAssembler
     public private(set) var errors = WireErrorCounters()
     var endpoints: LearnerEndpoints
     var weightCache: [String: (version: Int, parts: [Data])] = [:]
@@ -59,8 +47,7 @@ public final class LearnerNode {
         security = try c.curveKeys.map { try CurveSecurity(directory: $0, client: "learner") }
         // The queue is bounded in prompts (the learner stops reading past it); the message bound below is
         // never the binding one, since every message holds at least one prompt.
-        promptCapacity = c.queueCapacity * c.leaseSize
-        queue = BoundedRolloutQueue(capacity: promptCapacity, policy: StalenessPolicy(
+        assembler = RolloutAssembler(promptCapacity: c.queueCapacity * c.leaseSize, policy: StalenessPolicy(
             maxPolicyLag: c.maxPolicyLag, mode: c.staleness == "downweight" ? .downweight : .drop, decay: c.decay))
         pull = try context.socket(.pull)
         router = try context.socket(.router)
@@ -83,23 +70,9 @@ public final class LearnerNode {
         return "tcp://" + host + endpoint[colon...]
     }
 
-    var queuedPrompts: Int { queue.items.reduce(carry.map { Set($0.item.promptIDs).count } ?? 0) { $0 + Set($1.item.promptIDs).count } }
-
-    /// Splits a message after its first `n` prompts (rows of one prompt stay together).
-    static func split(_ item: Incoming, after n: Int) -> (Incoming, Incoming) {
-        var seen: [Int] = []
-        for id in item.promptIDs where !seen.contains(id) { seen.append(id) }
-        let first = Set(seen.prefix(n))
-        func part(_ keep: (Int) -> Bool) -> Incoming {
-            let rows = item.promptIDs.indices.filter { keep(item.promptIDs[$0]) }
-            return Incoming(batch: merge(rows.map { (item.batch, $0) }), promptIDs: rows.map { item.promptIDs[$0] }, epoch: item.epoch, lease: item.lease)
-        }
-        return (part { first.contains($0) }, part { !first.contains($0) })
-    }
-
     func stats() -> LearnerStats {
         let wall = firstRollout.map { Date().timeIntervalSince($0) } ?? 0
-        return LearnerStats(step: trainer.step, queue: queuedPrompts, queueCapacity: promptCapacity, dropped: queue.dropped,
+        return LearnerStats(step: trainer.step, queue: assembler.queuedPrompts, queueCapacity: assembler.promptCapacity, dropped: assembler.queue.dropped,
                             downweighted: downweighted, checkpoint: lastCheckpoint, busy: wall > 0 ? busySeconds / wall : 0,
                             rolloutsPerSecond: wall > 0 ? Double(rolloutsReceived) / wall : 0, errors: errors.total)
     }
@@ -154,8 +127,7 @@ public final class LearnerNode {
             let message = try RolloutMessage(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0)
             firstRollout = firstRollout ?? Date()
             rolloutsReceived += message.rows
-            queue.offer(Incoming(batch: RolloutBatch(message), promptIDs: message.promptIDs, epoch: message.epoch, lease: message.lease),
-                        version: Int(message.policyVersion))
+            assembler.offer(message)
         } catch let e as WireError {
             errors.record(e)
             log("rejected a rollout message: \(e)")
@@ -165,59 +137,21 @@ public final class LearnerNode {
         }
     }
 
-    /// Takes ≥ `want` prompts' worth of rollouts, has the coordinator count them, trains on what counted.
+    /// Takes `want` prompts' worth of rollouts, has the coordinator count them, trains on what counted.
     func trainStep(want: Int) throws {
         let began = Date()
-        var taken: [(item: Incoming, weight: Double)] = []
-        var prompts = 0
-        func add(_ t: (item: Incoming, weight: Double)) {
-            let n = Set(t.item.promptIDs).count
-            if prompts + n > want {
-                let (now, later) = Self.split(t.item, after: want - prompts)
-                taken.append((now, t.weight))
-                carry = (later, t.weight)
-                prompts = want
-            } else {
-                taken.append(t)
-                prompts += n
-            }
-        }
-        if let c = carry { carry = nil; add(c) }
-        while prompts < want, !queue.items.isEmpty {
-            let r = queue.take(max: 1, learnerVersion: trainer.step)
-            for d in r.dropped { try tellCoordinator(ids: Array(Set(d.promptIDs)), epoch: d.epoch, release: true, request: nil) }
-            for t in r.kept { add(t) }
-        }
-        guard !taken.isEmpty else { return }
-        // Count first, per epoch; only prompts that counted are trained on.
-        var accepted = Set<[Int]>()  // [epoch, id]
-        for epoch in Set(taken.map(\.item.epoch)).sorted() {
-            let group = taken.filter { $0.item.epoch == epoch }
-            let ids = Array(Set(group.flatMap(\.item.promptIDs))).sorted()
-            let req = "e\(epoch)-l" + group.map { "\($0.item.lease)" }.joined(separator: ",") + "-p\(ids.first!)-\(ids.count)"
-            for id in try tellCoordinator(ids: ids, epoch: epoch, release: false, request: req) { accepted.insert([epoch, id]) }
-        }
-        // A prompt re-leased while its first rollout was on the way can arrive twice in one batch: the
-        // first message that holds it owns it, so it is trained on once, as it was counted once.
-        var owner: [[Int]: Int] = [:]
-        for (i, t) in taken.enumerated() { for id in t.item.promptIDs where owner[[t.item.epoch, id]] == nil { owner[[t.item.epoch, id]] = i } }
-        var rows: [(RolloutBatch, Int, Double)] = []
-        for (i, (item, weight)) in taken.enumerated() {
-            for r in 0..<item.batch.count where accepted.contains([item.epoch, item.promptIDs[r]]) && owner[[item.epoch, item.promptIDs[r]]] == i {
-                rows.append((item.batch, r, weight))
-            }
-        }
-        if rows.isEmpty {
-            log("batch of \(prompts) prompts held no new work (all counted before); skipped")
+        guard let next = try assembler.next(want: want, learnerVersion: trainer.step,
+                                            release: { try tellCoordinator(ids: $1, epoch: $0, release: true, request: nil) },
+                                            count: { try tellCoordinator(ids: $1, epoch: $0, release: false, request: $2) }) else { return }
+        if next.batch.count == 0 {
+            log("batch of \(next.prompts) prompts held no new work (all counted before); skipped")
             return
         }
-        var batch = Self.merge(rows.map { ($0.0, $0.1) })
+        var batch = next.batch
         RolloutMaker.fillValues(&batch, critic: trainer.criticModel)
-        let weights = rows.map(\.2)
-        downweighted += weights.filter { $0 < 1 }.count
-        let lags = taken.map { trainer.step - $0.item.batch.policyVersion }
-        try trainer.train(on: batch, rowWeights: weights.contains { $0 != 1 } ? weights : nil,
-                          extra: ["policy_lag_max": lags.max() ?? 0, "queue": queuedPrompts, "dropped": queue.dropped])
+        downweighted += next.weights.filter { $0 < 1 }.count
+        try trainer.train(on: batch, rowWeights: next.weights.contains { $0 != 1 } ? next.weights : nil,
+                          extra: ["policy_lag_max": next.lags.max() ?? 0, "queue": assembler.queuedPrompts, "dropped": assembler.queue.dropped])
         if trainer.step % config.run.checkpointEvery == 0 || trainer.isDone { lastCheckpoint = "step \(trainer.step)" }
         busySeconds += Date().timeIntervalSince(began)
         try publishVersion()
@@ -245,13 +179,6 @@ public final class LearnerNode {
         return []
     }
 
-    static func merge(_ rows: [(RolloutBatch, Int)]) -> RolloutBatch {
-        RolloutBatch(sequences: rows.map { $0.0.sequences[$0.1] }, promptTokens: rows.map { $0.0.promptTokens[$0.1] },
-                     logp: rows.map { $0.0.logp[$0.1] }, refLogp: rows.map { $0.0.refLogp[$0.1] }, values: rows.map { $0.0.values[$0.1] },
-                     scores: rows.map { $0.0.scores[$0.1] }, gold: rows.map { $0.0.gold[$0.1] }, tasks: rows.map { $0.0.tasks[$0.1] },
-                     policyVersion: rows.map { $0.0.policyVersion }.min() ?? 0)
-    }
-
     /// Runs until the coordinator reports the prompt budget consumed (true) or a stop is requested (false).
     public func run() throws -> Bool {
         // Score normalisation and critic warm-up happen before any actor is served (they use the SFT policy).
@@ -269,19 +196,17 @@ public final class LearnerNode {
             }
             if coordinatorFinished { break }
             var sockets = [router]
-            if queuedPrompts < promptCapacity { sockets.append(pull) }
+            if !assembler.isFull { sockets.append(pull) }
             for i in try ZMQSocket.poll(sockets, timeoutMS: 100) {
                 let s = sockets[i]
                 while let parts = try? s.receiveNow() {
                     if s === router { try serveWeights(parts) } else { receiveRollout(parts) }
-                    if s === pull && queuedPrompts >= promptCapacity { break }
+                    if s === pull && assembler.isFull { break }
                 }
             }
-            for d in queue.prune(learnerVersion: trainer.step) {
-                try tellCoordinator(ids: Array(Set(d.promptIDs)), epoch: d.epoch, release: true, request: nil)
-            }
+            for d in assembler.prune(learnerVersion: trainer.step) { try tellCoordinator(ids: d.ids, epoch: d.epoch, release: true, request: nil) }
             let want = min(config.optim.batchSize, budgetLeft ?? config.optim.batchSize)
-            if want > 0 && queuedPrompts >= want { try trainStep(want: want) }
+            if want > 0 && assembler.queuedPrompts >= want { try trainStep(want: want) }
         }
         try trainer.checkpoint()
         lastCheckpoint = "step \(trainer.step)"
@@ -291,7 +216,7 @@ public final class LearnerNode {
             Thread.sleep(forTimeInterval: 0.3)  // let the finished notice leave before the socket closes
             let st = stats()
             log("run complete: \(trainer.step) PPO steps; " + String(format: "%.2f rollouts/s received, learner busy %.3f of the time; ", st.rolloutsPerSecond, st.busy)
-                + "\(queue.dropped) stale rollout messages dropped, \(errors.total) malformed; checkpoint \(trainer.policyDir)")
+                + "\(assembler.queue.dropped) stale rollout messages dropped, \(errors.total) malformed; checkpoint \(trainer.policyDir)")
             return true
         }
         log("stopped at step \(trainer.step): checkpoint written; continue with --resume")

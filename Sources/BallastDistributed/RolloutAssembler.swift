@@ -1,0 +1,131 @@
+import BallastCluster
+import BallastTrain
+import BallastWire
+import Foundation
+
+/// The learner's bookkeeping between the rollout socket and the trainer, free of sockets so that it
+/// is tested directly: a bounded queue of received rollout messages (stale ones dropped by the
+/// staleness policy and their prompts handed back), batches of exactly `want` prompts cut from it
+/// (a message that overshoots is split and its rest carried into the next batch), counted with the
+/// coordinator per epoch before training, and only the rows that counted — each prompt once, from
+/// the first message that holds it — trained on.
+struct RolloutAssembler {
+    struct Incoming {
+        var batch: RolloutBatch
+        var promptIDs: [Int]  // per row
+        var epoch: Int
+        var lease: Int
+
+        init(batch: RolloutBatch, promptIDs: [Int], epoch: Int, lease: Int) {
+            self.batch = batch
+            self.promptIDs = promptIDs
+            self.epoch = epoch
+            self.lease = lease
+        }
+
+        init(_ m: RolloutMessage) { self.init(batch: RolloutBatch(m), promptIDs: m.promptIDs, epoch: m.epoch, lease: m.lease) }
+
+        var prompts: Int { Set(promptIDs).count }
+    }
+
+    /// What a batch trains on: the rows that counted (none when every prompt had counted before),
+    /// each row's loss weight, the prompts taken and the policy lag of every message it took rows from.
+    struct Assembled {
+        var batch: RolloutBatch
+        var weights: [Double]
+        var prompts: Int
+        var lags: [Int]
+    }
+
+    var queue: BoundedRolloutQueue<Incoming>
+    /// Prompts held before the learner stops reading rollouts (≥ one batch + one lease, so that a full
+    /// queue always holds a trainable batch).
+    let promptCapacity: Int
+    /// The part of a message beyond the last batch's size, trained on next (so that every step has
+    /// exactly train.batch_size prompts, as in the single-process run).
+    private(set) var carry: (item: Incoming, weight: Double)?
+
+    init(promptCapacity: Int, policy: StalenessPolicy) {
+        self.promptCapacity = promptCapacity
+        queue = BoundedRolloutQueue(capacity: promptCapacity, policy: policy)
+    }
+
+    var queuedPrompts: Int { queue.items.reduce(carry?.item.prompts ?? 0) { $0 + $1.item.prompts } }
+    var isFull: Bool { queuedPrompts >= promptCapacity }
+
+    mutating func offer(_ m: RolloutMessage) { queue.offer(Incoming(m), version: Int(m.policyVersion)) }
+
+    /// Removes rollouts too stale to train at `learnerVersion`; returns their prompts per epoch, to be
+    /// handed back to the coordinator.
+    mutating func prune(learnerVersion: Int) -> [(epoch: Int, ids: [Int])] {
+        queue.prune(learnerVersion: learnerVersion).map { ($0.epoch, Array(Set($0.promptIDs)).sorted()) }
+    }
+
+    /// Splits a message after its first `n` prompts (rows of one prompt stay together).
+    static func split(_ item: Incoming, after n: Int) -> (Incoming, Incoming) {
+        var seen: [Int] = []
+        for id in item.promptIDs where !seen.contains(id) { seen.append(id) }
+        let first = Set(seen.prefix(n))
+        func part(_ keep: (Int) -> Bool) -> Incoming {
+            let rows = item.promptIDs.indices.filter { keep(item.promptIDs[$0]) }
+            return Incoming(batch: merge(rows.map { (item.batch, $0) }), promptIDs: rows.map { item.promptIDs[$0] }, epoch: item.epoch, lease: item.lease)
+        }
+        return (part { first.contains($0) }, part { !first.contains($0) })
+    }
+
+    static func merge(_ rows: [(RolloutBatch, Int)]) -> RolloutBatch {
+        RolloutBatch(sequences: rows.map { $0.0.sequences[$0.1] }, promptTokens: rows.map { $0.0.promptTokens[$0.1] },
+                     logp: rows.map { $0.0.logp[$0.1] }, refLogp: rows.map { $0.0.refLogp[$0.1] }, values: rows.map { $0.0.values[$0.1] },
+                     scores: rows.map { $0.0.scores[$0.1] }, gold: rows.map { $0.0.gold[$0.1] }, tasks: rows.map { $0.0.tasks[$0.1] },
+                     policyVersion: rows.map { $0.0.policyVersion }.min() ?? 0)
+    }
+
+    /// Takes `want` prompts' worth of rollouts (fewer when the queue runs dry), has `count` report
+    /// them per epoch (with an idempotency key that names the messages and prompts, so a retried
+    /// report is answered the same) and returns the rows that counted; nil when nothing was taken.
+    /// `release` hands back the prompts of messages found stale on the way.
+    mutating func next(want: Int, learnerVersion: Int, release: (_ epoch: Int, _ ids: [Int]) throws -> Void,
+                       count: (_ epoch: Int, _ ids: [Int], _ request: String) throws -> [Int]) throws -> Assembled? {
+        var taken: [(item: Incoming, weight: Double)] = []
+        var prompts = 0
+        func add(_ t: (item: Incoming, weight: Double)) {
+            let n = t.item.prompts
+            if prompts + n > want {
+                let (now, later) = Self.split(t.item, after: want - prompts)
+                taken.append((now, t.weight))
+                carry = (later, t.weight)
+                prompts = want
+            } else {
+                taken.append(t)
+                prompts += n
+            }
+        }
+        if let c = carry { carry = nil; add(c) }
+        while prompts < want, !queue.items.isEmpty {
+            let r = queue.take(max: 1, learnerVersion: learnerVersion)
+            for d in r.dropped { try release(d.epoch, Array(Set(d.promptIDs)).sorted()) }
+            for t in r.kept { add(t) }
+        }
+        guard !taken.isEmpty else { return nil }
+        // Count first, per epoch; only prompts that counted are trained on.
+        var accepted = Set<[Int]>()  // [epoch, id]
+        for epoch in Set(taken.map(\.item.epoch)).sorted() {
+            let group = taken.filter { $0.item.epoch == epoch }
+            let ids = Array(Set(group.flatMap(\.item.promptIDs))).sorted()
+            let request = "e\(epoch)-l" + group.map { "\($0.item.lease)" }.joined(separator: ",") + "-p\(ids.first!)-\(ids.count)"
+            for id in try count(epoch, ids, request) { accepted.insert([epoch, id]) }
+        }
+        // A prompt re-leased while its first rollout was on the way can arrive twice in one batch: the
+        // first message that holds it owns it, so it is trained on once, as it was counted once.
+        var owner: [[Int]: Int] = [:]
+        for (i, t) in taken.enumerated() { for id in t.item.promptIDs where owner[[t.item.epoch, id]] == nil { owner[[t.item.epoch, id]] = i } }
+        var rows: [(RolloutBatch, Int, Double)] = []
+        for (i, (item, weight)) in taken.enumerated() {
+            for r in 0..<item.batch.count where accepted.contains([item.epoch, item.promptIDs[r]]) && owner[[item.epoch, item.promptIDs[r]]] == i {
+                rows.append((item.batch, r, weight))
+            }
+        }
+        return Assembled(batch: Self.merge(rows.map { ($0.0, $0.1) }), weights: rows.map(\.2), prompts: prompts,
+                         lags: taken.map { learnerVersion - $0.item.batch.policyVersion })
+    }
+}

@@ -1,0 +1,104 @@
+import BallastCluster
+@testable import BallastDistributed
+import BallastTrain
+import BallastWire
+import Testing
+
+/// A rollout message whose rows answer `ids` (one row per entry; repeat an id for K > 1), sampled by
+/// policy `version`; each row's score is 100 · message + row, so a test can tell rows apart.
+func rollout(_ ids: [Int], message: Int, version: Int = 0, epoch: Int = 0, lease: Int? = nil) -> RolloutMessage {
+    let n = ids.count
+    return RolloutMessage(policyVersion: UInt64(version), sequences: ids.map { [256, Int32($0), 257] }, promptTokens: Array(repeating: 2, count: n),
+                          logp: Array(repeating: [-1], count: n), refLogp: Array(repeating: [-1], count: n), values: Array(repeating: [0], count: n),
+                          scores: (0..<n).map { Double(100 * message + $0) }, gold: Array(repeating: 0, count: n), tasks: Array(repeating: "qa", count: n),
+                          promptIDs: ids, epoch: epoch, lease: lease ?? message, actor: "a")
+}
+
+@Suite("Learner core: batches cut from received rollouts, counted before training")
+struct RolloutAssemblerTests {
+    func assembler(capacity: Int = 64, lag: Int = 2) -> RolloutAssembler {
+        RolloutAssembler(promptCapacity: capacity, policy: StalenessPolicy(maxPolicyLag: lag))
+    }
+
+    /// Counts every prompt (a coordinator that has seen none of them), recording the reports.
+    final class Coordinator {
+        var reports: [(epoch: Int, ids: [Int], request: String)] = []
+        var released: [(epoch: Int, ids: [Int])] = []
+        var refuse: Set<Int> = []
+        func count(_ epoch: Int, _ ids: [Int], _ request: String) -> [Int] {
+            reports.append((epoch, ids, request))
+            return ids.filter { !refuse.contains($0) }
+        }
+        func release(_ epoch: Int, _ ids: [Int]) { released.append((epoch, ids)) }
+    }
+
+    func next(_ a: inout RolloutAssembler, _ c: Coordinator, want: Int, version: Int = 0) throws -> RolloutAssembler.Assembled? {
+        try a.next(want: want, learnerVersion: version, release: c.release, count: c.count)
+    }
+
+    @Test("a message that overshoots the batch is split, prompts with K rows stay whole, and the rest opens the next batch")
+    func splitAndCarry() throws {
+        var a = assembler()
+        let c = Coordinator()
+        a.offer(rollout([1, 1, 2, 2, 3, 3], message: 0))  // K = 2
+        a.offer(rollout([4, 4, 5, 5], message: 1))
+        #expect(a.queuedPrompts == 5)
+        let first = try #require(try next(&a, c, want: 4))
+        #expect(first.prompts == 4 && first.batch.count == 8)
+        #expect(first.batch.scores == [0, 1, 2, 3, 4, 5, 100, 101], "message 0 whole, then prompt 4's two rows of message 1")
+        #expect(c.reports.map(\.ids) == [[1, 2, 3, 4]] && c.reports[0].request == "e0-l0,1-p1-4")
+        #expect(a.queuedPrompts == 1, "prompt 5 carried")
+        let second = try #require(try next(&a, c, want: 4))
+        #expect(second.prompts == 1 && second.batch.scores == [102, 103] && c.reports[1].ids == [5])
+        #expect(try next(&a, c, want: 4) == nil)
+    }
+
+    @Test("only prompts the coordinator counted are trained, and a prompt that arrives twice in a batch trains once")
+    func countedOnceTrainedOnce() throws {
+        var a = assembler()
+        let c = Coordinator()
+        c.refuse = [2]  // counted before (a re-lease of a prompt already trained this epoch)
+        a.offer(rollout([1, 2], message: 0))
+        a.offer(rollout([3, 1], message: 1, lease: 7))  // prompt 1 again: re-leased while its first rollout was on the way
+        let got = try #require(try next(&a, c, want: 3))
+        #expect(c.reports.count == 1 && c.reports[0].ids == [1, 2, 3])
+        #expect(got.batch.scores == [0, 100], "prompt 1 from the first message that holds it, prompt 3; not prompt 2")
+        #expect(got.weights == [1, 1])
+    }
+
+    @Test("every prompt already counted: an empty batch, not a training step")
+    func nothingNew() throws {
+        var a = assembler()
+        let c = Coordinator()
+        c.refuse = [1, 2]
+        a.offer(rollout([1, 2], message: 0))
+        let got = try #require(try next(&a, c, want: 2))
+        #expect(got.batch.count == 0 && got.prompts == 2)
+    }
+
+    @Test("rollouts staler than max_policy_lag are dropped and their prompts handed back, per epoch")
+    func staleReleased() throws {
+        var a = assembler(lag: 1)
+        let c = Coordinator()
+        a.offer(rollout([1, 2], message: 0, version: 3, epoch: 0))
+        a.offer(rollout([9, 8], message: 1, version: 5, epoch: 1))
+        a.offer(rollout([3], message: 2, version: 4, epoch: 1))
+        let pruned = a.prune(learnerVersion: 5)
+        #expect(pruned.map(\.epoch) == [0] && pruned.map(\.ids) == [[1, 2]] && a.queuedPrompts == 3)
+        // At version 6 message 2 (version 4) is stale too: taken batches skip it and release it.
+        let got = try #require(try next(&a, c, want: 3, version: 6))
+        #expect(c.released.map(\.ids) == [[3]] && got.prompts == 2 && c.reports.map(\.ids) == [[8, 9]] && c.reports[0].epoch == 1)
+        #expect(got.lags == [1])
+    }
+
+    @Test("a batch spanning two epochs is counted once per epoch")
+    func perEpoch() throws {
+        var a = assembler()
+        let c = Coordinator()
+        a.offer(rollout([5, 6], message: 0, epoch: 0))
+        a.offer(rollout([5, 1], message: 1, epoch: 1))
+        let got = try #require(try next(&a, c, want: 4))
+        #expect(c.reports.map(\.epoch) == [0, 1] && c.reports.map(\.ids) == [[5, 6], [1, 5]])
+        #expect(got.batch.count == 4, "prompt 5 of epoch 0 and of epoch 1 are different units")
+    }
+}
