@@ -64,6 +64,11 @@ public enum Checkpoint {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CheckpointError(path: path, problem: "missing (a checkpoint folder needs config.json and model.safetensors)")
         }
+        return try config(json: data, path: path)
+    }
+
+    /// A config.json's content as a GPTConfig; `path` names it in errors.
+    public static func config(json data: Data, path: String) throws -> GPTConfig {
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw CheckpointError(path: path, problem: "not a JSON object")
         }
@@ -98,7 +103,11 @@ public enum Checkpoint {
         guard FileManager.default.fileExists(atPath: path) else {
             throw CheckpointError(path: path, problem: "missing (a checkpoint folder needs config.json and model.safetensors)")
         }
-        let file = try SafeTensorsFile(path: path)
+        return try model(config: cfg, weights: try SafeTensorsFile(path: path), path: path)
+    }
+
+    /// The model `cfg` with its tensors from `file` (a model.safetensors, on disk or in memory).
+    public static func model(config cfg: GPTConfig, weights file: SafeTensorsFile, path: String) throws -> GPT {
         let model = try GPT(config: cfg)
         var used = Set<String>()
         for e in model.layout.entries {

@@ -15,13 +15,11 @@ public enum WeightsWire {
         return Weights(policyVersion: policyVersion, tensors: tensors, configJSON: String(decoding: config, as: UTF8.self))
     }
 
-    /// Rebuilds the model, checking every tensor against the shipped config.
+    /// Rebuilds the model in memory, checking every tensor against the shipped config.
     public static func model(from weights: Weights) throws -> GPT {
-        let dir = NSTemporaryDirectory() + "ballast-weights-\(getpid())-\(weights.policyVersion)-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try AtomicFile.write(Data(weights.configJSON.utf8), to: dir + "/" + Checkpoint.configFile)
-        try SafeTensorsWriter.write(weights.tensors, metadata: ["format": "pt"], to: dir + "/" + Checkpoint.weightsFile)
-        return try Checkpoint.load(dir)
+        let name = "weights frame (policy version \(weights.policyVersion))"
+        let cfg = try Checkpoint.config(json: Data(weights.configJSON.utf8), path: name)
+        let file = try SafeTensorsFile(data: SafeTensorsWriter.encode(weights.tensors, metadata: [:]), name: name)
+        return try Checkpoint.model(config: cfg, weights: file, path: name)
     }
 }
