@@ -81,8 +81,8 @@ struct RolloutAssembler {
     }
 
     /// Takes `want` prompts' worth of rollouts (fewer when the queue runs dry), has `count` report
-    /// them per epoch (with an idempotency key that names the messages and prompts, so a retried
-    /// report is answered the same) and returns the rows that counted; nil when nothing was taken.
+    /// them per epoch (with an idempotency key naming the learner version, the messages' leases and
+    /// the prompts, so a retried report is answered the same) and returns the rows that counted; nil when nothing was taken.
     /// `release` hands back the prompts of messages found stale on the way.
     mutating func next(want: Int, learnerVersion: Int, release: (_ epoch: Int, _ ids: [Int]) throws -> Void,
                        count: (_ epoch: Int, _ ids: [Int], _ request: String) throws -> [Int]) throws -> Assembled? {
@@ -112,7 +112,10 @@ struct RolloutAssembler {
         for epoch in Set(taken.map(\.item.epoch)).sorted() {
             let group = taken.filter { $0.item.epoch == epoch }
             let ids = Array(Set(group.flatMap(\.item.promptIDs))).sorted()
-            let request = "e\(epoch)-l" + group.map { "\($0.item.lease)" }.joined(separator: ",") + "-p\(ids.first!)-\(ids.count)"
+            // The learner version makes a later report of the same leases and prompts (their rollouts
+            // delivered twice) a new question, which the coordinator answers "already counted"; a
+            // retry within the step keeps the key and gets the first answer.
+            let request = "v\(learnerVersion)-e\(epoch)-l" + group.map { "\($0.item.lease)" }.joined(separator: ",") + "-p\(ids.first!)-\(ids.count)"
             for id in try count(epoch, ids, request) { accepted.insert([epoch, id]) }
         }
         // A prompt re-leased while its first rollout was on the way can arrive twice in one batch: the

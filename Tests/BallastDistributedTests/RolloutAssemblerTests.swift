@@ -1,5 +1,7 @@
 import BallastCluster
 @testable import BallastDistributed
+import BallastFormats
+import Foundation
 import BallastTrain
 import BallastWire
 import Testing
@@ -46,7 +48,7 @@ struct RolloutAssemblerTests {
         let first = try #require(try next(&a, c, want: 4))
         #expect(first.prompts == 4 && first.batch.count == 8)
         #expect(first.batch.scores == [0, 1, 2, 3, 4, 5, 100, 101], "message 0 whole, then prompt 4's two rows of message 1")
-        #expect(c.reports.map(\.ids) == [[1, 2, 3, 4]] && c.reports[0].request == "e0-l0,1-p1-4")
+        #expect(c.reports.map(\.ids) == [[1, 2, 3, 4]] && c.reports[0].request == "v0-e0-l0,1-p1-4")
         #expect(a.queuedPrompts == 1, "prompt 5 carried")
         let second = try #require(try next(&a, c, want: 4))
         #expect(second.prompts == 1 && second.batch.scores == [102, 103] && c.reports[1].ids == [5])
@@ -100,5 +102,40 @@ struct RolloutAssemblerTests {
         let got = try #require(try next(&a, c, want: 4))
         #expect(c.reports.map(\.epoch) == [0, 1] && c.reports.map(\.ids) == [[5, 6], [1, 5]])
         #expect(got.batch.count == 4, "prompt 5 of epoch 0 and of epoch 1 are different units")
+    }
+
+    @Test("down-weight mode keeps stale rollouts within the lag at decay^lag")
+    func downweight() throws {
+        var a = RolloutAssembler(promptCapacity: 64, policy: StalenessPolicy(maxPolicyLag: 2, mode: .downweight, decay: 0.5))
+        let c = Coordinator()
+        a.offer(rollout([1], message: 0, version: 4))
+        a.offer(rollout([2], message: 1, version: 3))
+        a.offer(rollout([3], message: 2, version: 2))
+        a.offer(rollout([4], message: 3, version: 1))  // lag 3 > 2: dropped
+        let got = try #require(try next(&a, c, want: 4, version: 4))
+        #expect(got.weights == [1, 0.5, 0.25] && got.batch.scores == [0, 100, 200] && c.released.map(\.ids) == [[4]])
+    }
+
+    @Test("against a real coordinator: prompts consumed once per epoch however often their rollouts arrive")
+    func withCoordinator() throws {
+        let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 4, epochs: 2, journal: MemoryJournal()))
+        func send(_ m: some WireMessage) throws -> Frame {
+            let (e, p) = m.frame(sequence: 1).encode()
+            let reply = try #require(try svc.handle([Data("learner".utf8), e, p], now: 0))
+            return try Frame.decode(envelope: reply[0], payload: reply[1]).0
+        }
+        func lease(_ n: Int) throws -> LeaseReply.Grant { try #require(try LeaseReply(frame: try send(LeaseRequest(id: "a", capacity: n))).grant) }
+        func count(_ epoch: Int, _ ids: [Int], _ request: String) throws -> [Int] {
+            try ConsumptionReply(frame: try send(Consumption(policyVersion: 0, id: "learner", epoch: epoch, promptIDs: ids, request: request))).accepted
+        }
+        var a = assembler()
+        let first = try lease(2)
+        a.offer(rollout(first.promptIDs, message: 0, lease: first.lease))
+        a.offer(rollout(first.promptIDs, message: 1, lease: first.lease))  // the same lease's rollouts delivered twice
+        let got = try #require(try a.next(want: 2, learnerVersion: 0, release: { _, _ in }, count: count))
+        #expect(got.batch.scores == [0, 1], "each prompt once, from the first message")
+        let again = try #require(try a.next(want: 2, learnerVersion: 1, release: { _, _ in }, count: count))
+        #expect(again.batch.count == 0, "the retried message counted nothing new")
+        #expect(svc.ledger.completed == 2)
     }
 }
