@@ -18,7 +18,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // C shims: OpenBLAS's cblas.h lives under an openblas-pthread include dir, reached via pkg-config.
@@ -48,7 +47,6 @@ let package = Package(
         .target(name: "BallastTrain", dependencies: [
             "BallastModel", "BallastOptim", "BallastData", "BallastFormats", "BallastBenchmark", "BallastRL", "BallastWire",
             .product(name: "Yams", package: "Yams"),
-            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fastMath),
         // The wire format: envelope + safetensors payload codec, free of sockets (spec in WIRE.md).
         .target(name: "BallastWire", dependencies: ["BallastFormats"], exclude: ["WIRE.md"], swiftSettings: fastMath),
@@ -56,6 +54,10 @@ let package = Package(
         .target(name: "BallastCluster", dependencies: ["BallastFormats", "BallastWire", "BallastTransport"], swiftSettings: fastMath),
         // Messaging over libzmq; the only module that touches libzmq.
         .target(name: "BallastTransport", dependencies: ["CZMQ"]),
+        // The coordinator's HTTP status endpoint (a minimal HTTP/1.1 server on POSIX sockets).
+        .target(name: "BallastHTTP"),
+        // Test doubles: an in-memory ROUTER/DEALER hub that speaks `MessageSocket`.
+        .target(name: "BallastTestSupport", dependencies: ["BallastTransport"], path: "Tests/BallastTestSupport"),
         // The distributed roles as processes: learner and actor nodes over ZeroMQ (the coordinator's
         // logic lives in BallastCluster).
         .target(name: "BallastDistributed", dependencies: [
@@ -63,6 +65,7 @@ let package = Package(
         ], swiftSettings: fastMath),
         .executableTarget(name: "ballast", dependencies: [
             "BallastTrain", "BallastDistributed", "BallastModel", "BallastData", "BallastBenchmark", "BallastTransport", "BallastWire", "BallastCluster",
+            "BallastHTTP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
 
@@ -72,7 +75,7 @@ let package = Package(
         .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels"]),
         .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastKernels"]),
         .testTarget(name: "BallastClusterTests", dependencies: ["BallastCluster", "BallastKernels", "BallastWire", "BallastTransport", "BallastFormats"]),
-        .testTarget(name: "BallastTransportTests", dependencies: ["BallastTransport"]),
+        .testTarget(name: "BallastTransportTests", dependencies: ["BallastTransport", "BallastTestSupport"]),
         .testTarget(name: "BallastDistributedTests", dependencies: ["BallastDistributed", "BallastTransport", "BallastWire", "BallastTrain", "BallastCluster"]),
         .testTarget(name: "BallastWireTests", dependencies: ["BallastWire", "BallastFormats", "BallastKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastRLTests", dependencies: ["BallastRL", "BallastFormats"], resources: [.copy("Fixtures")]),

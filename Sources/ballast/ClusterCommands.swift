@@ -3,6 +3,7 @@ import BallastCluster
 import BallastData
 import BallastDistributed
 import BallastFormats
+import BallastHTTP
 import BallastTrain
 import BallastTransport
 import BallastWire

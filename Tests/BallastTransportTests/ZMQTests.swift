@@ -1,3 +1,4 @@
+import BallastTestSupport
 import BallastTransport
 import Foundation
 import Testing

@@ -1,15 +1,5 @@
+import BallastTransport
 import Foundation
-
-/// What coordinator, actor and learner code talks to: a multipart message socket. ZeroMQ sockets and
-/// the in-memory sockets below both conform, so the same logic runs over real sockets and in tests.
-public protocol MessageSocket: AnyObject {
-    /// Sends one multipart message; false when it could not be queued in time (back-pressure).
-    @discardableResult func send(_ parts: [Data]) throws -> Bool
-    /// One multipart message, or nil when the receive timeout expired.
-    func receive() throws -> [Data]?
-}
-
-extension ZMQSocket: MessageSocket {}
 
 /// An in-process stand-in for ZeroMQ's ROUTER/DEALER pair, for tests: a router receives
 /// [peer id, parts…] and routes a reply by its first part; dealers see only the parts. Queues are
