@@ -11,19 +11,6 @@ import Foundation
 import Synchronization
 
 /// A distributed run's PPO config (with its `cluster:` section) and `--set` overrides.
-struct RunConfigOptions: ParsableArguments {
-    @Option(help: "PPO YAML config with a cluster: section (see configs/distributed-tiny.yaml).") var config: String
-    @Option(name: .customLong("set"), help: "Override a config field, e.g. --set cluster.max_policy_lag=1 (repeatable).") var overrides: [String] = []
-
-    func load() throws -> PPOConfig { try Self.load(config, overrides) }
-
-    static func load(_ file: String, _ overrides: [String]) throws -> PPOConfig {
-        let doc = try ConfigDocument(file: file)
-        for o in overrides { try doc.apply(override: o) }
-        return try PPOConfig.load(doc)
-    }
-}
-
 /// The coordinator's status as the HTTP thread serves it, refreshed by the serving loop.
 final class StatusBoard: Sendable {
     let pages = Mutex<(json: String, metrics: String, html: String)>(("{}", "", ""))
@@ -60,7 +47,7 @@ struct CoordinatorCommand: ParsableCommand {
             var cluster = ClusterConfig()
             var promptsFile = prompts, journalFile = journal, runBudget = budget, runEpochs = epochs
             if let config {
-                let c = try RunConfigOptions.load(config, overrides)
+                let c = try ConfigOptions.ppo(config, overrides)
                 cluster = c.cluster
                 promptsFile = promptsFile ?? c.prompts
                 journalFile = journalFile ?? c.cluster.journal ?? c.run.outDir + "/coordinator.journal"
@@ -127,12 +114,12 @@ struct LearnerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "learner",
         abstract: "PPO + rehearsal learner of a distributed run: receives rollouts, publishes policy versions, serves weights, checkpoints.")
-    @OptionGroup var options: RunConfigOptions
+    @OptionGroup var options: ConfigOptions
     @Flag(help: "Continue from RUN/checkpoint and RUN/critic.") var resume = false
 
     func run() throws {
         try failing {
-            let node = try LearnerNode(config: try options.load(), resume: resume)
+            let node = try LearnerNode(config: try options.ppo(), resume: resume)
             let stop = StopSignal.install()
             node.shouldStop = { stop.requested }
             if try !node.run() { throw ExitCode(130) }

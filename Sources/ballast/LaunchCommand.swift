@@ -72,7 +72,7 @@ struct LocalCluster {
 
     /// Returns true when the run completed, false when stopped by a signal; throws when a process died.
     func run(configFile: String, resume: Bool) throws -> Bool {
-        let config = try RunConfigOptions.load(configFile, [])
+        let config = try ConfigOptions.ppo(configFile, [])
         let journal = config.cluster.journal ?? config.run.outDir + "/coordinator.journal"
         try FileManager.default.createDirectory(atPath: config.run.outDir, withIntermediateDirectories: true)
         if !resume { try? FileManager.default.removeItem(atPath: journal) }  // a fresh run must not replay an old run's accounting
@@ -131,8 +131,7 @@ struct LaunchLocal: ParsableCommand {
         checkpoint; a process that dies unexpectedly stops the run with a non-zero exit.
         """)
     @Option(help: "Number of actor processes.") var actors = 2
-    @Option(help: "Pipeline or PPO YAML config.") var config: String
-    @Option(name: .customLong("set"), help: "Override a config field (repeatable).") var overrides: [String] = []
+    @OptionGroup var options: ConfigOptions
     @Flag(help: "Resume a stopped PPO run (pipeline configs resume by themselves).") var resume = false
     @Option(name: .customLong("learner-threads"), help: "Compute threads of the learner (default: cores / (actors + 1), at least 1).") var learnerThreads: Int?
     @Option(name: .customLong("actor-threads"), help: "Compute threads per actor (same default).") var actorThreads: Int?
@@ -144,8 +143,7 @@ struct LaunchLocal: ParsableCommand {
             let stop = StopSignal.install()
             let cluster = LocalCluster(actors: actors, learnerThreads: learnerThreads ?? share, actorThreads: actorThreads ?? share,
                                        shouldStop: { stop.requested })
-            let doc = try ConfigDocument(file: config)
-            for o in overrides { try doc.apply(override: o) }
+            let doc = try options.document()
             if doc.hasKey("run_dir") {
                 let pipeline = try Pipeline(doc: doc)
                 pipeline.shouldStop = { stop.requested }
