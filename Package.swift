@@ -28,27 +28,43 @@ let package = Package(
 
         // Hardware CRC-32C (SSE4.2) for the wire format and TensorBoard records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.unsafeFlags(["-msse4.2", "-O3"])]),
+        // Seeded random generators (xoshiro256**, SplitMix64): reproducible runs, no BLAS needed.
+        .target(name: "BallastRandom", swiftSettings: fastMath),
         // Numeric core: kernels (forward + backward) on raw float buffers. No IO.
         .target(name: "BallastKernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
-        // Tensor containers on disk: safetensors reader/writer, JSON helpers. No model knowledge.
+        // Tensor containers on disk: safetensors reader/writer, TensorBoard records, atomic files.
         .target(name: "BallastFormats", dependencies: ["CCRC32C"], swiftSettings: fastMath),
-        // GPT-2 model: config, planned parameter/activation/gradient buffers, forward/backward,
-        // scalar heads, KV-cache sampling, checkpoint folders.
-        .target(name: "BallastModel", dependencies: ["BallastKernels", "BallastFormats"], swiftSettings: fastMath),
+        // Dataset records (SFT examples, prompts, preference pairs) and their JSONL readers; the byte
+        // tokenizer and its special tokens; the built-in SFT data.
+        .target(name: "BallastData", dependencies: ["BallastRandom"], swiftSettings: fastMath),
+        // GPT-2 model: config and presets, planned parameter/activation/gradient buffers, forward/backward,
+        // scalar heads, sequence scoring, KV-cache sampling, checkpoint folders.
+        .target(name: "BallastModel", dependencies: ["BallastKernels", "BallastFormats", "BallastData", "BallastRandom"], swiftSettings: fastMath),
         // AdamW, gradient clipping, LR schedules.
         .target(name: "BallastOptim", dependencies: ["BallastKernels"], swiftSettings: fastMath),
-        // Tokenizer, JSONL datasets, built-in SFT data generator.
-        .target(name: "BallastData", swiftSettings: fastMath),
         // The built-in multi-task benchmark: task families, gold scorers, simulated annotators.
-        .target(name: "BallastBenchmark", dependencies: ["BallastData", "BallastKernels"], swiftSettings: fastMath),
-        // Reinforcement learning: PPO estimators and losses (and, next, rollouts and the PPO trainer).
-        .target(name: "BallastRL", dependencies: ["BallastKernels"], swiftSettings: fastMath),
-        // Training loops, YAML configs, metrics, progress, benchmarks.
-        .target(name: "BallastTrain", dependencies: [
-            "BallastModel", "BallastOptim", "BallastData", "BallastFormats", "BallastBenchmark", "BallastRL", "BallastWire",
-            .product(name: "Yams", package: "Yams"),
+        .target(name: "BallastBenchmark", dependencies: ["BallastData", "BallastRandom"], swiftSettings: fastMath),
+        // YAML config files (documents, sections, overrides, errors naming file and key) and the cluster config.
+        .target(name: "BallastConfig", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: fastMath),
+        // Supervised stages: the training loop, run files (checkpoints, metrics, progress), SFT, preference
+        // labelling, reward-model and Advantage-Model training and their losses and reports.
+        .target(name: "BallastTraining", dependencies: [
+            "BallastConfig", "BallastModel", "BallastOptim", "BallastData", "BallastFormats", "BallastBenchmark", "BallastKernels", "BallastRandom",
         ], swiftSettings: fastMath),
-        // The wire format: envelope + safetensors payload codec, free of sockets (spec in WIRE.md).
+        // Reinforcement learning: PPO maths, rollouts, the PPO trainer, selective rehearsal (clustering
+        // and selection of the rehearsal set), over-optimisation fits.
+        .target(name: "BallastRL", dependencies: [
+            "BallastTraining", "BallastConfig", "BallastModel", "BallastOptim", "BallastData", "BallastBenchmark", "BallastKernels", "BallastRandom",
+        ], swiftSettings: fastMath),
+        // Evaluation of policies against SFT (win/lose, gold, KL curves, forget sets) and the HTML run report.
+        .target(name: "BallastEvaluation", dependencies: [
+            "BallastRL", "BallastTraining", "BallastModel", "BallastData", "BallastBenchmark", "BallastFormats", "BallastRandom",
+        ], swiftSettings: fastMath),
+        // The whole method in one process, stage by stage, resumable (`ballast pipeline`).
+        .target(name: "BallastPipeline", dependencies: [
+            "BallastEvaluation", "BallastRL", "BallastTraining", "BallastConfig", "BallastModel", "BallastData", "BallastBenchmark", "BallastFormats",
+        ], swiftSettings: fastMath),
+        // The wire format: envelope + safetensors payload codec and the typed messages, free of sockets (spec in WIRE.md).
         .target(name: "BallastWire", dependencies: ["BallastFormats"], exclude: ["WIRE.md"], swiftSettings: fastMath),
         // Distributed roles' logic free of sockets: the coordinator's prompt ledger and journal.
         .target(name: "BallastCluster", dependencies: ["BallastFormats", "BallastWire", "BallastTransport"], swiftSettings: fastMath),
@@ -59,28 +75,37 @@ let package = Package(
         // Test doubles: an in-memory ROUTER/DEALER hub that speaks `MessageSocket`.
         .target(name: "BallastTestSupport", dependencies: ["BallastTransport"], path: "Tests/BallastTestSupport"),
         // The distributed roles as processes: learner and actor nodes over ZeroMQ (the coordinator's
-        // logic lives in BallastCluster).
+        // logic lives in BallastCluster), and the glue between rollouts/weights and their wire messages.
         .target(name: "BallastDistributed", dependencies: [
-            "BallastTrain", "BallastCluster", "BallastTransport", "BallastWire", "BallastModel", "BallastBenchmark", "BallastFormats",
+            "BallastRL", "BallastTraining", "BallastConfig", "BallastCluster", "BallastTransport", "BallastWire", "BallastModel", "BallastBenchmark",
+            "BallastFormats", "BallastData",
         ], swiftSettings: fastMath),
         .executableTarget(name: "ballast", dependencies: [
-            "BallastTrain", "BallastDistributed", "BallastModel", "BallastData", "BallastBenchmark", "BallastTransport", "BallastWire", "BallastCluster",
-            "BallastHTTP",
+            "BallastPipeline", "BallastEvaluation", "BallastRL", "BallastTraining", "BallastConfig", "BallastDistributed", "BallastModel",
+            "BallastOptim", "BallastKernels", "BallastData", "BallastBenchmark", "BallastTransport", "BallastWire", "BallastCluster",
+            "BallastHTTP", "BallastFormats", "BallastRandom",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
 
-        .testTarget(name: "BallastKernelsTests", dependencies: ["BallastKernels"]),
-        .testTarget(name: "BallastModelTests", dependencies: ["BallastModel", "BallastOptim", "BallastFormats"],
+        .testTarget(name: "BallastKernelsTests", dependencies: ["BallastKernels", "BallastRandom"]),
+        .testTarget(name: "BallastModelTests", dependencies: ["BallastTestSupport", "BallastModel", "BallastOptim", "BallastFormats", "BallastRandom", "BallastData"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels"]),
-        .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastKernels"]),
-        .testTarget(name: "BallastClusterTests", dependencies: ["BallastCluster", "BallastKernels", "BallastWire", "BallastTransport", "BallastFormats"]),
+        .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels", "BallastRandom"]),
+        .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastData", "BallastRandom"]),
+        .testTarget(name: "BallastClusterTests", dependencies: ["BallastCluster", "BallastKernels", "BallastWire", "BallastTransport", "BallastFormats", "BallastRandom"]),
         .testTarget(name: "BallastTransportTests", dependencies: ["BallastTransport", "BallastTestSupport"]),
-        .testTarget(name: "BallastDistributedTests", dependencies: ["BallastDistributed", "BallastTransport", "BallastWire", "BallastTrain", "BallastCluster"]),
-        .testTarget(name: "BallastWireTests", dependencies: ["BallastWire", "BallastFormats", "BallastKernels"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "BallastRLTests", dependencies: ["BallastRL", "BallastFormats"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "BallastTrainTests", dependencies: ["BallastTrain", "BallastData", "BallastTransport", "BallastFormats", "BallastWire"],
-                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "BallastDistributedTests", dependencies: [
+            "BallastDistributed", "BallastTransport", "BallastWire", "BallastRL", "BallastTraining", "BallastCluster", "BallastModel", "BallastFormats",
+        ]),
+        .testTarget(name: "BallastWireTests", dependencies: ["BallastWire", "BallastFormats", "BallastKernels", "BallastRandom"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BallastRLTests", dependencies: ["BallastRL", "BallastFormats", "BallastRandom"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BallastTrainingTests", dependencies: ["BallastTestSupport", 
+            "BallastTraining", "BallastConfig", "BallastRL", "BallastPipeline", "BallastData", "BallastBenchmark", "BallastModel", "BallastTransport",
+            "BallastFormats", "BallastKernels", "BallastRandom",
+        ], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BallastEvaluationTests", dependencies: ["BallastTestSupport", 
+            "BallastEvaluation", "BallastRL", "BallastTraining", "BallastModel", "BallastOptim", "BallastData", "BallastBenchmark", "BallastKernels", "BallastRandom",
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

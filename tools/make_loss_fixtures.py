@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes Tests/BallastTrainTests/Fixtures/losses.safetensors: PyTorch references for the losses and
+"""Writes Tests/BallastTrainingTests/Fixtures/losses.safetensors: PyTorch references for the losses and
 estimators on reward-model scores (inputs and outputs in float64).
 
 - ranking: loss = mean(-logsigmoid(chosen - rejected)) and its gradients (autograd).
@@ -7,7 +7,7 @@ estimators on reward-model scores (inputs and outputs in float64).
   p = sigmoid(chosen - rejected) (a separate NumPy implementation of that definition).
 - accuracy: mean of chosen > rejected (ties count half).
 - am_*: the Advantage Model objective (ranking, expected reward, bound, per-task running mean and
-  spread; see Sources/BallastTrain/AdvantageLoss.swift) with gradients and updated running statistics.
+  spread; see Sources/BallastTraining/AdvantageLoss.swift) with gradients and updated running statistics.
 Usage: python3 tools/make_loss_fixtures.py
 """
 import os
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "BallastTrainTests", "Fixtures", "losses.safetensors")
+OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "BallastTrainingTests", "Fixtures", "losses.safetensors")
 
 
 def ece_reference(chosen, rejected, bins=10):
@@ -54,7 +54,7 @@ def main():
 
 
 def advantage_fixture():
-    """The Advantage Model objective of Sources/BallastTrain/AdvantageLoss.swift, by autograd."""
+    """The Advantage Model objective of Sources/BallastTraining/AdvantageLoss.swift, by autograd."""
     g = torch.Generator().manual_seed(2310)
     b = 12
     rc = (torch.randn(b, generator=g, dtype=torch.float64) * 2 + 1).requires_grad_(True)

@@ -1,43 +1,6 @@
 import BallastData
-import BallastKernels
+import BallastRandom
 import Foundation
-
-/// A prompt of the benchmark, with its task and id.
-public struct PromptRecord: Codable, Sendable, Equatable {
-    public var prompt: String
-    public var task: String
-    public var id: String
-    public init(prompt: String, task: String, id: String) {
-        self.prompt = prompt
-        self.task = task
-        self.id = id
-    }
-}
-
-/// A preference pair in TRL's convention.
-public struct PreferencePair: Codable, Sendable, Equatable {
-    public var prompt: String
-    public var chosen: String
-    public var rejected: String
-    public var task: String?
-    public var id: String?
-    /// The simulated annotator's probability of this choice (chosen ≻ rejected), when the pair was
-    /// labelled by one: the Bayes ceiling of the labels is the mean of max(p, 1 − p).
-    public var annotatorP: Double?
-    public init(prompt: String, chosen: String, rejected: String, task: String?, id: String?, annotatorP: Double? = nil) {
-        self.prompt = prompt
-        self.chosen = chosen
-        self.rejected = rejected
-        self.task = task
-        self.id = id
-        self.annotatorP = annotatorP
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case prompt, chosen, rejected, task, id
-        case annotatorP = "annotator_p"
-    }
-}
 
 /// The built-in multi-task benchmark (DESIGN §4): six task families with different answer styles,
 /// programmatic gold scorers and simulated annotators. Five families go through the whole method; the

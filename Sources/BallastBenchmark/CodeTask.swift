@@ -1,4 +1,4 @@
-import BallastKernels
+import BallastRandom
 import Foundation
 
 /// Code generation whose output is executed: "Write f(x) = x times 3 plus 1.\n" →

@@ -1,4 +1,4 @@
-import BallastKernels
+import BallastRandom
 import Foundation
 
 /// One task family of the built-in benchmark: a prompt generator with the expert answer and a short

@@ -1,3 +1,4 @@
+import BallastRandom
 import Foundation
 
 /// A small built-in SFT dataset so that the first command trains something real with no downloads:
@@ -9,7 +10,7 @@ public enum BuiltinSFT {
 
     /// Deterministic examples for `seed`; task families cycle so each gets an equal share.
     public static func generate(count: Int, seed: UInt64) -> [SFTExample] {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let letters = Array("abcdefghijklmnopqrstuvwxyz")
         func word(_ lo: Int, _ hi: Int) -> String {
             String((0..<rng.int(lo...hi)).map { _ in letters[rng.int(0...25)] })
@@ -49,21 +50,5 @@ public enum BuiltinSFT {
         guard !examples.isEmpty else { return 0 }
         let hits = zip(examples, generated).filter { $0.completion == $1 }.count
         return Double(hits) / Double(examples.count)
-    }
-}
-
-/// SplitMix64: tiny deterministic generator for data generation.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func int(_ r: ClosedRange<Int>) -> Int {
-        r.lowerBound + Int(next() % UInt64(r.count))
     }
 }

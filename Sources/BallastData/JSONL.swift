@@ -13,20 +13,6 @@ public struct DatasetError: Error, CustomStringConvertible, Equatable {
     public var description: String { line > 0 ? "\(file):\(line): \(problem)" : "\(file): \(problem)" }
 }
 
-/// One SFT example in TRL's convention: {"prompt", "completion"} plus optional "task" and "id".
-public struct SFTExample: Sendable, Equatable, Codable {
-    public var prompt: String
-    public var completion: String
-    public var task: String?
-    public var id: String?
-    public init(prompt: String, completion: String, task: String? = nil, id: String? = nil) {
-        self.prompt = prompt
-        self.completion = completion
-        self.task = task
-        self.id = id
-    }
-}
-
 public enum JSONL {
     /// Parses every non-blank line of `path` as a JSON object.
     public static func readObjects(_ path: String) throws -> [(line: Int, object: [String: Any])] {
@@ -47,24 +33,6 @@ public enum JSONL {
             out.append((lineNo, dict))
         }
         return out
-    }
-
-    public static func readSFT(_ path: String) throws -> [SFTExample] {
-        let rows = try readObjects(path)
-        if rows.isEmpty { throw DatasetError(file: path, line: 0, problem: "no examples") }
-        return try rows.map { line, obj in
-            func str(_ key: String, required: Bool) throws -> String? {
-                guard let v = obj[key] else {
-                    if required { throw DatasetError(file: path, line: line, problem: "missing field \"\(key)\"") }
-                    return nil
-                }
-                if let s = v as? String { return s }
-                if !required, let n = v as? NSNumber { return n.stringValue }
-                throw DatasetError(file: path, line: line, problem: "field \"\(key)\" must be a string")
-            }
-            return SFTExample(prompt: try str("prompt", required: true)!, completion: try str("completion", required: true)!,
-                              task: try str("task", required: false), id: try str("id", required: false))
-        }
     }
 
     public static func write<T: Encodable>(_ rows: [T], to path: String) throws {

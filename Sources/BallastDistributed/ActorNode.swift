@@ -1,11 +1,12 @@
 import BallastBenchmark
+import BallastData
 import BallastFormats
 import BallastModel
-import BallastTrain
+import BallastRL
 import BallastTransport
 import BallastWire
-import Foundation
 import Synchronization
+import Foundation
 
 /// Counters the heartbeat thread reads while the actor computes.
 final class ActorCounters: Sendable {

@@ -1,7 +1,8 @@
 import BallastCluster
+import BallastConfig
 import BallastFormats
 import BallastModel
-import BallastTrain
+import BallastRL
 import BallastTransport
 import BallastWire
 import Foundation

@@ -1,5 +1,5 @@
 import BallastCluster
-import BallastTrain
+import BallastRL
 import BallastWire
 import Foundation
 

@@ -1,3 +1,4 @@
+import BallastData
 import BallastFormats
 import Foundation
 
@@ -18,8 +19,6 @@ public struct CheckpointError: Error, CustomStringConvertible {
 public enum Checkpoint {
     public static let configFile = "config.json"
     public static let weightsFile = "model.safetensors"
-    /// Special-token ids of the byte tokenizer (see BallastData.ByteTokenizer).
-    public static let bosId = 256, eosId = 257, padId = 258
 
     /// Tensors that Hugging Face may write and Ballast does not need (causal-mask buffers, the tied head).
     static let ignorable = ["lm_head.weight"]
@@ -37,7 +36,7 @@ public enum Checkpoint {
             "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
             "initializer_range": 0.02, "scale_attn_weights": true, "use_cache": true,
             "tie_word_embeddings": true,
-            "bos_token_id": bosId, "eos_token_id": eosId, "pad_token_id": padId,
+            "bos_token_id": Int(ByteTokenizer.bos), "eos_token_id": Int(ByteTokenizer.eos), "pad_token_id": Int(ByteTokenizer.pad),
             "ballast_scalar_heads": cfg.scalarHeads,
         ]
         if cfg.scalarHeads.contains("score") { json["num_labels"] = 1 }

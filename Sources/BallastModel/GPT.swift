@@ -1,4 +1,5 @@
 import BallastKernels
+import BallastRandom
 import Foundation
 
 /// A batch of token sequences, padded to a common length T. `mask` is 1 for real tokens and 0 for

@@ -1,3 +1,5 @@
+import BallastData
+
 /// GPT-2 hyper-parameters (the fields of Hugging Face's GPT2Config that shape the network).
 public struct GPTConfig: Equatable, Sendable, Codable {
     public var nLayer: Int
@@ -48,8 +50,23 @@ public struct GPTConfig: Equatable, Sendable, Codable {
         return 6 * n + 6 * Double(nLayer * t * nEmbd)
     }
 
-    public static let tiny = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nPositions: 64, vocabSize: 259)
-    public static let small = GPTConfig(nLayer: 4, nHead: 4, nEmbd: 256, nPositions: 256, vocabSize: 259)
+    // The presets, the only place model sizes are named (configs say `preset: small`).
+    /// Unit tests.
+    public static let tiny = GPTConfig(nLayer: 2, nHead: 2, nEmbd: 32, nPositions: 64, vocabSize: ByteTokenizer.vocabSize)
+    /// The built-in benchmark's model.
+    public static let small = GPTConfig(nLayer: 4, nHead: 4, nEmbd: 256, nPositions: 256, vocabSize: ByteTokenizer.vocabSize)
+    /// A bigger CPU model.
+    public static let medium = GPTConfig(nLayer: 6, nHead: 6, nEmbd: 384, nPositions: 256, vocabSize: ByteTokenizer.vocabSize)
+    public static let presetNames = ["tiny", "small", "medium"]
+
+    public static func preset(_ name: String) -> GPTConfig? {
+        switch name {
+        case "tiny": return .tiny
+        case "small": return .small
+        case "medium": return .medium
+        default: return nil
+        }
+    }
 }
 
 /// Where each named tensor lives in the single flat parameter buffer (llm.c's "one planned allocation").

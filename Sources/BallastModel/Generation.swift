@@ -1,4 +1,6 @@
+import BallastData
 import BallastKernels
+import BallastRandom
 import Foundation
 
 /// How to pick each next token.
@@ -14,11 +16,11 @@ public struct SamplingOptions: Sendable, Equatable {
     public var seed: UInt64 = 0
     /// Stop a row when it emits `eosId`; with false, every row produces exactly maxNewTokens.
     public var stopAtEOS = true
-    public var eosId: Int32 = 257
-    public var padId: Int32 = 258
+    public var eosId: Int32 = ByteTokenizer.eos
+    public var padId: Int32 = ByteTokenizer.pad
 
     public init(greedy: Bool = false, temperature: Float = 1, topK: Int = 0, topP: Float = 1, maxNewTokens: Int = 64,
-                seed: UInt64 = 0, stopAtEOS: Bool = true, eosId: Int32 = 257, padId: Int32 = 258) {
+                seed: UInt64 = 0, stopAtEOS: Bool = true, eosId: Int32 = ByteTokenizer.eos, padId: Int32 = ByteTokenizer.pad) {
         self.greedy = greedy
         self.temperature = temperature
         self.topK = topK

@@ -1,4 +1,4 @@
-import BallastKernels
+import BallastRandom
 import Foundation
 
 /// k-means with k-means++ initialisation (Arthur & Vassilvitskii), seeded, Lloyd iterations until no

@@ -1,4 +1,4 @@
-import BallastKernels
+import BallastRandom
 
 /// Selective Rehearsal's selection step: cluster the PPO examples by embedding, rank each cluster's
 /// members by (advantage-model) score, and keep the top `perCluster` of each as the rehearsal set —

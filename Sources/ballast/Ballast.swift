@@ -5,7 +5,6 @@ import BallastData
 import BallastFormats
 import BallastKernels
 import BallastModel
-import BallastTrain
 import BallastTransport
 import BallastWire
 import Foundation

@@ -1,9 +1,12 @@
 import ArgumentParser
 import BallastCluster
+import BallastDistributed
 import BallastFormats
 import BallastKernels
 import BallastModel
-import BallastTrain
+import BallastRL
+import BallastRandom
+import BallastTraining
 import BallastTransport
 import BallastWire
 import Foundation

@@ -1,8 +1,8 @@
 import ArgumentParser
+import BallastFormats
 import BallastKernels
 import BallastModel
-import BallastTrain
-import BallastFormats
+import BallastRandom
 import BallastWire
 import Foundation
 

@@ -1,14 +1,14 @@
 import ArgumentParser
 import BallastCluster
+import BallastConfig
 import BallastData
 import BallastDistributed
 import BallastFormats
 import BallastHTTP
-import BallastTrain
 import BallastTransport
 import BallastWire
-import Foundation
 import Synchronization
+import Foundation
 
 /// A distributed run's PPO config (with its `cluster:` section) and `--set` overrides.
 /// The coordinator's status as the HTTP thread serves it, refreshed by the serving loop.

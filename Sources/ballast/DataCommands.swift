@@ -2,10 +2,11 @@ import ArgumentParser
 import BallastBenchmark
 import BallastCluster
 import BallastData
+import BallastEvaluation
 import BallastFormats
 import BallastKernels
 import BallastModel
-import BallastTrain
+import BallastTraining
 import BallastTransport
 import BallastWire
 import Foundation
@@ -53,7 +54,7 @@ struct ForgetData: ParsableCommand {
     func run() throws {
         threads.apply()
         try failing {
-            let records = try PreferenceLabeler.readPrompts(candidates)
+            let records = try PromptRecord.read(candidates)
             let kept = try PolicyEvaluation(maxNewTokens: maxNewTokens).expertAligned(sft: try Checkpoint.load(sft), candidates: records)
             try JSONL.write(kept, to: out)
             print("wrote \(out): \(kept.count) of \(records.count) candidates answered with gold >= \(PolicyEvaluation.expertGold)")
@@ -89,7 +90,7 @@ struct LabelData: ParsableCommand {
             let model = try Checkpoint.load(policy)
             var panel = temps.map { PreferenceLabeler.Sampler(name: "policy@T\($0)", policy: model, temperature: $0) }
             if let early { panel.append(.init(name: "early@T\(earlyTemperature)", policy: try Checkpoint.load(early), temperature: earlyTemperature)) }
-            let records = try PreferenceLabeler.readPrompts(prompts)
+            let records = try PromptRecord.read(prompts)
             var labeler = PreferenceLabeler()
             labeler.maxNewTokens = maxNewTokens
             labeler.annotator = Annotator(lengthBias: lengthBias, tieMargin: tieMargin, flipRate: flipRate)

@@ -1,11 +1,14 @@
 import ArgumentParser
 import BallastBenchmark
 import BallastCluster
+import BallastConfig
 import BallastData
+import BallastEvaluation
 import BallastFormats
 import BallastKernels
 import BallastModel
-import BallastTrain
+import BallastPipeline
+import BallastTraining
 import BallastTransport
 import BallastWire
 import Foundation
@@ -33,8 +36,8 @@ struct EvalPolicy: ParsableCommand {
             ev.tieEpsilon = tieEpsilon
             ev.maxNewTokens = maxNewTokens
             var out: [String: Any] = [:]
-            var sets = [("test", try PreferenceLabeler.readPrompts(prompts))]
-            if let forget { sets.append(("forget", try PreferenceLabeler.readPrompts(forget))) }
+            var sets = [("test", try PromptRecord.read(prompts))]
+            if let forget { sets.append(("forget", try PromptRecord.read(forget))) }
             for (name, records) in sets {
                 let rows = try ev.compare(policy: pol, sft: base, reference: reference, scorer: sc, prompts: records)
                 print("\(name) set (\(records.count) prompts), policy vs SFT:")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BallastFormats
-import BallastTrain
+import BallastPipeline
+import BallastRL
 import Foundation
 
 struct LaunchCommand: ParsableCommand {

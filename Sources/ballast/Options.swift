@@ -1,11 +1,12 @@
 import ArgumentParser
 import BallastBenchmark
 import BallastCluster
+import BallastConfig
 import BallastData
 import BallastFormats
 import BallastKernels
 import BallastModel
-import BallastTrain
+import BallastRL
 import BallastTransport
 import BallastWire
 import Foundation

@@ -5,7 +5,8 @@ import BallastData
 import BallastFormats
 import BallastKernels
 import BallastModel
-import BallastTrain
+import BallastRL
+import BallastTraining
 import BallastTransport
 import BallastWire
 import Foundation
@@ -115,7 +116,7 @@ struct Select: ParsableCommand {
             let sftModel = try Checkpoint.load(sft)
             let encoderModel = try encoder.map(Checkpoint.load) ?? sftModel
             let scorer = try Checkpoint.load(am)
-            let records = try PreferenceLabeler.readPrompts(prompts)
+            let records = try PromptRecord.read(prompts)
             var job = SelectionJob()
             (job.clusters, job.perCluster, job.seed, job.maxNewTokens, job.randomSubset) = (clusters, perCluster, seed, maxNewTokens, random)
             let progress = Progress()

@@ -1,11 +1,11 @@
 import ArgumentParser
 import BallastBenchmark
 import BallastCluster
+import BallastConfig
 import BallastData
 import BallastFormats
 import BallastKernels
 import BallastModel
-import BallastTrain
 import BallastTransport
 import BallastWire
 import Foundation

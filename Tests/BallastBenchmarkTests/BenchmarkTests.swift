@@ -1,5 +1,5 @@
 @testable import BallastBenchmark
-import BallastKernels
+import BallastRandom
 import Foundation
 import Testing
 

@@ -1,5 +1,6 @@
 import BallastCluster
 import BallastKernels
+import BallastRandom
 import Foundation
 import Testing
 

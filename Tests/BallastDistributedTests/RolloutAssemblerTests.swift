@@ -1,10 +1,9 @@
 import BallastCluster
-@testable import BallastDistributed
 import BallastFormats
-import Foundation
-import BallastTrain
 import BallastWire
+import Foundation
 import Testing
+@testable import BallastDistributed
 
 /// A rollout message whose rows answer `ids` (one row per entry; repeat an id for K > 1), sampled by
 /// policy `version`; each row's score is 100 · message + row, so a test can tell rows apart.

@@ -1,5 +1,6 @@
 import BallastFormats
 import BallastKernels
+import BallastRandom
 import Foundation
 import Testing
 

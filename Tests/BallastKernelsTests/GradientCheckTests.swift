@@ -1,4 +1,5 @@
 import BallastKernels
+import BallastRandom
 import Testing
 
 /// Finite-difference checks: every kernel's backward against central differences of its forward,

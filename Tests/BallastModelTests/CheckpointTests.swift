@@ -1,19 +1,14 @@
 import BallastFormats
 import BallastModel
+import BallastTestSupport
 import Foundation
 import Testing
-
-func temporaryDirectory(_ name: String = #function) -> String {
-    let dir = NSTemporaryDirectory() + "ballast-tests-\(getpid())-\(name.filter { $0.isLetter || $0.isNumber })-\(UInt32.random(in: 0...UInt32.max))"
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
 
 @Suite("Checkpoint folders")
 struct CheckpointTests {
     @Test("save then load gives identical parameters and config, heads included")
     func roundTrip() throws {
-        let dir = temporaryDirectory()
+        let dir = scratchDirectory()
         let m = try GPT(config: GPTConfig(nLayer: 2, nHead: 2, nEmbd: 16, nPositions: 32, vocabSize: 259, scalarHeads: ["score", "value_head"]))
         m.initializeRandom(seed: 4)
         try Checkpoint.save(m, to: dir)
@@ -33,7 +28,7 @@ struct CheckpointTests {
 
     @Test("config.json that disagrees with the tensors is rejected, naming the tensor")
     func configMismatch() throws {
-        let dir = temporaryDirectory()
+        let dir = scratchDirectory()
         let m = try GPT(config: GPTConfig(nLayer: 1, nHead: 2, nEmbd: 16, nPositions: 32, vocabSize: 259))
         try Checkpoint.save(m, to: dir)
         let path = dir + "/config.json"
@@ -59,7 +54,7 @@ struct CheckpointTests {
 
     @Test("a folder without model.safetensors or config.json says what is missing")
     func missingFiles() throws {
-        let dir = temporaryDirectory()
+        let dir = scratchDirectory()
         let e = try #require(throws: CheckpointError.self) { try Checkpoint.load(dir) }
         #expect(e.description.contains("config.json"))
     }

@@ -1,5 +1,6 @@
 import BallastKernels
 import BallastModel
+import BallastRandom
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+import BallastRandom
 import Foundation
 import BallastKernels
 import BallastRL

@@ -1,6 +1,7 @@
 import BallastKernels
 import BallastFormats
 import BallastRL
+import BallastRandom
 import Foundation
 import Testing
 

@@ -1,5 +1,6 @@
 import BallastFormats
 import BallastKernels
+import BallastRandom
 import BallastWire
 import Foundation
 import Testing

@@ -1,0 +1,252 @@
+import BallastBenchmark
+import BallastConfig
+import BallastData
+import BallastKernels
+import BallastModel
+import BallastOptim
+import BallastRandom
+import BallastTraining
+import Foundation
+
+/// Rollouts with everything PPO needs, as plain data: the distributed issue ships these between
+/// actor and learner processes unchanged.
+public struct RolloutBatch: Sendable {
+    /// [BOS] prompt response, per row (response includes EOS when the policy stopped on it).
+    public var sequences: [[Int32]]
+    /// Tokens of [BOS] + prompt per row; response token j sits at index promptTokens + j.
+    public var promptTokens: [Int]
+    /// Per response token: log π_old, log π_ref, V_old.
+    public var logp: [[Double]]
+    public var refLogp: [[Double]]
+    public var values: [[Double]]
+    /// Sequence-level score (AM advantage a = r − e, or RM reward r) and gold score for logging.
+    public var scores: [Double]
+    public var gold: [Double]
+    public var tasks: [String]
+    public var policyVersion: Int
+
+    public var count: Int { sequences.count }
+    public var responseLengths: [Int] { logp.map(\.count) }
+
+    public init(sequences: [[Int32]], promptTokens: [Int], logp: [[Double]], refLogp: [[Double]], values: [[Double]],
+                scores: [Double], gold: [Double], tasks: [String], policyVersion: Int) {
+        self.sequences = sequences
+        self.promptTokens = promptTokens
+        self.logp = logp
+        self.refLogp = refLogp
+        self.values = values
+        self.scores = scores
+        self.gold = gold
+        self.tasks = tasks
+        self.policyVersion = policyVersion
+    }
+}
+
+/// A programmatic sequence score for the paper suite's controls: PPO on the gold score itself (if gold
+/// does not rise with KL, the recipe is at fault, not the reward model), or on response length alone.
+public enum ScoreRule: String, Sendable, CaseIterable {
+    case gold, length
+
+    /// gold: the benchmark's gold score in [0, 1]; length: characters / 10.
+    public func score(prompt: PromptRecord, response: String) -> Double {
+        switch self {
+        case .gold: return Benchmark.gold(prompt: prompt.prompt, response: response, task: prompt.task) ?? 0
+        case .length: return Double(response.count) / 10
+        }
+    }
+}
+
+public enum RolloutMaker {
+    /// Samples one response per prompt with `policy`, then scores it: log-probs under policy and
+    /// reference (recomputed by a forward pass, as TRL does), critic values, and the scorer's
+    /// sequence score (a = r − e when the scorer has an expected-reward head).
+    /// With `rule`, the score is that rule's and `scorer` is not used.
+    public static func make(policy: GPT, reference: GPT, critic: GPT?, scorer: GPT?, prompts: [PromptRecord],
+                            sampling: SamplingOptions, policyVersion: Int, rule: ScoreRule? = nil) throws -> RolloutBatch {
+        let tok = ByteTokenizer()
+        let ids = prompts.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+        var opts = sampling
+        opts.maxNewTokens = min(opts.maxNewTokens, policy.config.nPositions - (ids.map(\.count).max() ?? 0))
+        let gens = try Generator(model: policy).generate(prompts: ids, options: opts)
+        let seqs = zip(ids, gens).map { $0 + $1.outputIds }
+        let pt = ids.map(\.count)
+        let batch = SequenceBatch.make(seqs)
+        func tokenLogps(_ m: GPT) -> [[Double]] {
+            m.forward(batch)
+            let v = m.config.vocabSize, t = batch.length
+            return seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in SequenceBatch.logProb(m.logits, row: r * t + i - 1, v: v, target: seqs[r][i]) } }
+        }
+        let logp = tokenLogps(policy), ref = tokenLogps(reference)
+        let texts = gens.map { tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }) }
+        let scores: [Double]
+        if let rule {
+            scores = prompts.indices.map { rule.score(prompt: prompts[$0], response: texts[$0]) }
+        } else {
+            guard let scorer else { throw ConfigError("a rollout needs a scorer model or a score rule") }
+            scores = Scoring.sequenceScores(scorer, sequences: seqs, promptTokens: pt)
+        }
+        let gold = prompts.indices.map { i in Benchmark.gold(prompt: prompts[i].prompt, response: texts[i], task: prompts[i].task) ?? .nan }
+        var rollout = RolloutBatch(sequences: seqs, promptTokens: pt, logp: logp, refLogp: ref, values: logp.map { $0.map { _ in 0 } },
+                                   scores: scores, gold: gold, tasks: prompts.map(\.task), policyVersion: policyVersion)
+        if let critic { fillValues(&rollout, critic: critic) }
+        return rollout
+    }
+
+    /// V_old per response token from the critic. Actors leave this to the learner, which holds the critic.
+    public static func fillValues(_ rollout: inout RolloutBatch, critic: GPT) {
+        let seqs = rollout.sequences, pt = rollout.promptTokens
+        let batch = SequenceBatch.make(seqs)
+        critic.forward(batch, computeLogits: false)
+        let hv = critic.config.scalarHeads.firstIndex(of: "value_head")!, hc = critic.config.scalarHeads.count
+        rollout.values = seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in Double(critic.headOutputs[(r * batch.length + i - 1) * hc + hv]) } }
+    }
+}
+
+/// PPO hyper-parameters (the `ppo:` section).
+public struct PPOHyper: Sendable, Equatable {
+    public var klCoef = 0.05
+    public var adaptiveKL = false
+    public var klTarget = 6.0
+    public var klHorizon = 10000.0
+    public var klEstimator = PPOMath.KLEstimator.k1
+    public var scoreClip: Double? = 5
+    public var gamma = 1.0
+    public var lambda = 0.95
+    public var clip = 0.2
+    public var valueClip = 0.2
+    public var valueCoef = 1.0
+    public var epochs = 2
+    public var minibatch = 16
+    /// γ of the rehearsal loss L = L_PPO + γ·NLL(rehearsal); 0 disables rehearsal.
+    public var rehearsalCoef = 0.01
+    public var rehearsalBatch = 8
+    /// One global normalisation of the sequence score, (s − μ)/σ with μ, σ measured once on
+    /// `normalizationSamples` responses of the SFT model (not per task: balancing tasks is the AM's job).
+    public var normalizeScores = false
+    public var normalizationSamples = 256
+    /// The (normalised) score given to a response that ends without EOS; nil keeps the scorer's.
+    public var noEOSScore: Double? = nil
+    /// Critic-only updates on SFT rollouts before the first policy update.
+    public var criticWarmupSteps = 0
+    public init() {}
+}
+
+/// One PPO update on a rollout batch: rewards with the KL penalty, GAE, whitening, then `epochs` passes
+/// over minibatches of the clipped policy loss (plus γ·NLL on a rehearsal minibatch) and the clipped value loss.
+public struct PPOUpdater {
+    public var hyper: PPOHyper
+    public init(hyper: PPOHyper) { self.hyper = hyper }
+
+    public struct Stats: Sendable {
+        public var policyLoss = 0.0, valueLoss = 0.0, clipFraction = 0.0, entropy = 0.0, kl = 0.0, rehearsalNLL = 0.0
+        public var score = 0.0, gold = 0.0, responseLength = 0.0, updates = 0
+    }
+
+    /// Runs the update; `nextRehearsal()` returns a rehearsal minibatch (or nil when rehearsal is off).
+    /// `rowWeights` (stale rollouts down-weighted by the learner) scale each row's policy loss.
+    public func update(rollout: RolloutBatch, policy: GPT, critic: GPT, policyOpt: AdamW, criticOpt: AdamW, lr: Float, criticLR: Float,
+                       beta: Double, maxGradNorm: Float, nextRehearsal: () -> [EncodedExample]?, rowWeights: [Double]? = nil,
+                       updatePolicy: Bool = true, rng: inout SeededRNG) -> Stats {
+        let mask = rollout.logp.map { $0.map { _ in 1.0 } }
+        let rewards = PPOMath.tokenRewards(logp: rollout.logp, refLogp: rollout.refLogp, mask: mask, scores: rollout.scores,
+                                           beta: beta, scoreClip: hyper.scoreClip, estimator: hyper.klEstimator)
+        let (adv, ret) = PPOMath.gae(rewards: rewards, values: rollout.values, mask: mask, gamma: hyper.gamma, lambda: hyper.lambda)
+        var white = PPOMath.whiten(adv, mask)
+        // The clipped surrogate is positively homogeneous in the advantage (min(ρ·wA, clip(ρ)·wA) =
+        // w·min(ρA, clip(ρ)A) for w > 0), so scaling a row's advantages scales its loss by w.
+        if let rowWeights { for r in white.indices { white[r] = white[r].map { $0 * rowWeights[r] } } }
+        var stats = Stats()
+        let n = rollout.count
+        // Sequence-level KL estimate: Σ_t (log π − log π_ref) per response, mean over the batch.
+        stats.kl = (0..<n).reduce(0) { $0 + zip(rollout.logp[$1], rollout.refLogp[$1]).reduce(0) { $0 + $1.0 - $1.1 } } / Double(n)
+        stats.score = rollout.scores.reduce(0, +) / Double(n)
+        let golds = rollout.gold.filter { !$0.isNaN }
+        stats.gold = golds.reduce(0, +) / Double(max(golds.count, 1))
+        stats.responseLength = Double(rollout.responseLengths.reduce(0, +)) / Double(n)
+        let v = policy.config.vocabSize
+        for _ in 0..<hyper.epochs {
+            var order = Array(0..<n)
+            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            for mbStart in stride(from: 0, to: n, by: hyper.minibatch) {
+                let idx = Array(order[mbStart..<min(mbStart + hyper.minibatch, n)])
+                let seqs = idx.map { rollout.sequences[$0] }, pt = idx.map { rollout.promptTokens[$0] }
+                let batch = SequenceBatch.make(seqs)
+                let t = batch.length
+                // Policy: clipped surrogate on response tokens (skipped while the critic warms up).
+                if updatePolicy {
+                policy.zeroGrad()
+                policy.forward(batch)
+                let logits = policy.logits
+                let newLogp = idx.indices.map { k in (pt[k]..<seqs[k].count).map { i in SequenceBatch.logProb(logits, row: k * t + i - 1, v: v, target: seqs[k][i]) } }
+                let p = PPOMath.policyLoss(logp: newLogp, oldLogp: idx.map { rollout.logp[$0] }, advantages: idx.map { white[$0] },
+                                           mask: idx.map { mask[$0] }, clip: hyper.clip)
+                policy.clearOutputGradients()
+                var entropy = 0.0, tokens = 0.0
+                for k in idx.indices {
+                    for (j, i) in (pt[k]..<seqs[k].count).enumerated() {
+                        let row = k * t + i - 1
+                        let base = logits.baseAddress! + row * v, d = policy.dLogits + row * v
+                        let lse = Softmax.logSumExp(base, v)
+                        let g = Float(p.dLogp[k][j])
+                        var h = 0.0
+                        for c in 0..<v {
+                            let prob = expf(base[c] - lse)
+                            d[c] = -g * prob
+                            h -= Double(prob) * Double(base[c] - lse)
+                        }
+                        d[Int(seqs[k][i])] += g
+                        entropy += h
+                        tokens += 1
+                    }
+                }
+                policy.backward(headsGradient: false)
+                // Rehearsal: γ · mean-token NLL on expert-aligned examples, added to the same gradients.
+                if hyper.rehearsalCoef > 0, let reh = nextRehearsal(), !reh.isEmpty {
+                    let (rb, targets, lossMask) = SFTEncoding.batch(reh)
+                    policy.forward(rb)
+                    let count = max(lossMask.reduce(0, +), 1)
+                    let weights = lossMask.map { $0 * Float(hyper.rehearsalCoef) / count }
+                    let l = targets.withUnsafeBufferPointer { tp in
+                        weights.withUnsafeBufferPointer { wp in
+                            CrossEntropy.forwardBackward(logits: policy.logits.baseAddress!, targets: tp.baseAddress!, weights: wp.baseAddress!,
+                                                         dlogits: policy.dLogits, n: rb.batch * rb.length, v: v)
+                        }
+                    }
+                    policy.backward(headsGradient: false)
+                    stats.rehearsalNLL += Double(l) / hyper.rehearsalCoef
+                }
+                GradientClipping.clip(policy.grads, count: policy.parameterCount, maxNorm: maxGradNorm)
+                policyOpt.update(params: policy.params, grads: policy.grads, lr: lr)
+                stats.policyLoss += p.loss
+                stats.clipFraction += p.clipFraction
+                stats.entropy += entropy / max(tokens, 1)
+                }
+                // Critic: clipped value loss.
+                critic.zeroGrad()
+                critic.forward(batch, computeLogits: false)
+                let hv = critic.config.scalarHeads.firstIndex(of: "value_head")!, hc = critic.config.scalarHeads.count
+                let newValues = idx.indices.map { k in (pt[k]..<seqs[k].count).map { i in Double(critic.headOutputs[(k * t + i - 1) * hc + hv]) } }
+                let vl = PPOMath.valueLoss(values: newValues, oldValues: idx.map { rollout.values[$0] }, returns: idx.map { ret[$0] },
+                                           mask: idx.map { mask[$0] }, clip: hyper.valueClip)
+                critic.clearOutputGradients()
+                for k in idx.indices {
+                    for (j, i) in (pt[k]..<seqs[k].count).enumerated() {
+                        critic.dHeads[(k * t + i - 1) * hc + hv] = Float(vl.dValues[k][j] * hyper.valueCoef)
+                    }
+                }
+                critic.backward(logitsGradient: false)
+                GradientClipping.clip(critic.grads, count: critic.parameterCount, maxNorm: maxGradNorm)
+                criticOpt.update(params: critic.params, grads: critic.grads, lr: criticLR)
+                stats.valueLoss += vl.loss
+                stats.updates += 1
+            }
+        }
+        let u = Double(max(stats.updates, 1))
+        stats.policyLoss /= u
+        stats.valueLoss /= u
+        stats.clipFraction /= u
+        stats.entropy /= u
+        stats.rehearsalNLL /= u
+        return stats
+    }
+}

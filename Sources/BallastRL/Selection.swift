@@ -1,0 +1,110 @@
+import BallastBenchmark
+import BallastData
+import BallastModel
+import BallastTraining
+import Foundation
+
+/// One example of the rehearsal set: the prompt with the SFT model's response, its cluster and score.
+public struct RehearsalExample: Codable, Sendable, Equatable {
+    public var prompt: String
+    public var completion: String
+    public var task: String
+    public var id: String
+    public var cluster: Int
+    public var score: Double
+}
+
+/// A PPO prompt after selection, with its cluster.
+public struct ClusteredPrompt: Codable, Sendable, Equatable {
+    public var prompt: String
+    public var task: String
+    public var id: String
+    public var cluster: Int
+}
+
+/// `ballast select`: SFT responses for the PPO prompts, embeddings (mean-pooled final hidden state of
+/// the encoder over [BOS] prompt response [EOS]), scores by the advantage model (a = r − e; r for a
+/// plain reward model), k-means clusters, top-k per cluster as the rehearsal set.
+public struct SelectionJob {
+    public var clusters = 16
+    public var perCluster = 8
+    public var seed: UInt64 = 0
+    public var maxNewTokens = 48
+    public var batchSize = 32
+    /// Ablation: a random rehearsal subset of the same size instead of the top-scored per cluster.
+    public var randomSubset = false
+
+    public init() {}
+
+    public struct Output {
+        public var rehearsal: [RehearsalExample]
+        public var ppo: [ClusteredPrompt]
+        public var summary: [String: Any]
+    }
+
+    public func run(sft: GPT, encoder: GPT, scorer: GPT, prompts: [PromptRecord], progress: (String) -> Void = { _ in }) throws -> Output {
+        guard let rHead = scorer.config.scalarHeads.firstIndex(of: "score") else {
+            throw CheckpointError(path: "scorer", problem: "needs a score head (a reward or advantage model)")
+        }
+        let eHead = scorer.config.scalarHeads.firstIndex(of: "expected_reward_head")
+        let tok = ByteTokenizer()
+        var responses: [String] = []
+        var start = 0
+        while start < prompts.count {
+            let chunk = prompts[start..<min(start + batchSize, prompts.count)]
+            let ids = chunk.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+            let room = sft.config.nPositions - (ids.map(\.count).max() ?? 0)
+            let gens = try Generator(model: sft).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room)))
+            responses += gens.map { tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }) }
+            start += chunk.count
+            progress("sft responses \(start)/\(prompts.count)")
+        }
+        let examples = zip(prompts, responses).map { SFTEncoding.encode(SFTExample(prompt: $0.prompt, completion: $1)) }
+        var embeddings: [[Double]] = [], scores: [Double] = []
+        start = 0
+        while start < examples.count {
+            let chunk = Array(examples[start..<min(start + batchSize, examples.count)])
+            let (batch, _, _) = SFTEncoding.batch(chunk)
+            encoder.forward(batch, computeLogits: false)
+            let hidden = encoder.hiddenStates, c = encoder.config.nEmbd, t = batch.length
+            for (r, e) in chunk.enumerated() {
+                var v = [Double](repeating: 0, count: c)
+                for i in 0..<e.tokens.count { for j in 0..<c { v[j] += Double(hidden[(r * t + i) * c + j]) } }
+                embeddings.append(v.map { $0 / Double(e.tokens.count) })
+            }
+            scorer.forward(batch, computeLogits: false)
+            let h = scorer.config.scalarHeads.count, out = scorer.headOutputs
+            for (r, e) in chunk.enumerated() {
+                let reward = Double(out[(r * t + e.tokens.count - 1) * h + rHead])
+                let expected = eHead.map { Double(out[(r * t + e.promptTokens - 1) * h + $0]) } ?? 0
+                scores.append(reward - expected)
+            }
+            start += chunk.count
+            progress("embedded and scored \(start)/\(examples.count)")
+        }
+        var sel = SelectiveRehearsal.select(embeddings: embeddings, scores: scores, clusters: clusters, perCluster: perCluster, seed: seed)
+        if randomSubset { sel = SelectiveRehearsal.randomSubset(of: sel, seed: seed) }
+        let rehearsal = sel.rehearsal.map { i in
+            RehearsalExample(prompt: prompts[i].prompt, completion: responses[i], task: prompts[i].task, id: prompts[i].id,
+                             cluster: sel.cluster[i], score: scores[i])
+        }
+        let ppo = sel.ppo.map { ClusteredPrompt(prompt: prompts[$0].prompt, task: prompts[$0].task, id: prompts[$0].id, cluster: sel.cluster[$0]) }
+        var perClusterSummary: [[String: Any]] = []
+        for c in sel.sizes.indices {
+            let members = prompts.indices.filter { sel.cluster[$0] == c }
+            let s = members.map { scores[$0] }
+            var tasks: [String: Int] = [:]
+            for m in members { tasks[prompts[m].task, default: 0] += 1 }
+            let chosen = rehearsal.filter { $0.cluster == c }.map(\.score)
+            let gold = members.map { Benchmark.gold(prompt: prompts[$0].prompt, response: responses[$0], task: prompts[$0].task) ?? .nan }
+            perClusterSummary.append(["cluster": c, "size": members.count, "selected": chosen.count, "tasks": tasks,
+                                      "score_mean": s.reduce(0, +) / Double(max(s.count, 1)), "score_min": s.min() ?? 0, "score_max": s.max() ?? 0,
+                                      "selected_score_min": chosen.min() ?? 0,
+                                      "gold_mean": gold.filter { !$0.isNaN }.reduce(0, +) / Double(max(gold.filter { !$0.isNaN }.count, 1))])
+        }
+        let summary: [String: Any] = ["clusters": perClusterSummary, "examples": prompts.count, "rehearsal": rehearsal.count,
+                                      "ppo_prompts": ppo.count, "per_cluster": perCluster, "seed": seed,
+                                      "mode": randomSubset ? "random" : "selective"]
+        return Output(rehearsal: rehearsal, ppo: ppo, summary: summary)
+    }
+}

@@ -1,0 +1,73 @@
+import BallastBenchmark
+import BallastData
+import BallastModel
+import Foundation
+
+/// A preference pair tokenised as two sequences [BOS] prompt response [EOS].
+public struct EncodedPair: Sendable {
+    public let chosen: [Int32]
+    public let rejected: [Int32]
+    /// BOS + prompt tokens; the prompt's last token is at index promptTokens − 1.
+    public let promptTokens: Int
+    public let task: String
+}
+
+public enum PreferenceData {
+    public static func encode(_ p: PreferencePair, tokenizer: ByteTokenizer = ByteTokenizer()) -> EncodedPair {
+        let prompt = [ByteTokenizer.bos] + tokenizer.encode(p.prompt)
+        return EncodedPair(chosen: prompt + tokenizer.encode(p.chosen) + [ByteTokenizer.eos],
+                           rejected: prompt + tokenizer.encode(p.rejected) + [ByteTokenizer.eos],
+                           promptTokens: prompt.count, task: p.task ?? "default")
+    }
+
+    /// Rows 0..<B are the chosen sequences, B..<2B the rejected ones, right-padded. `last[i]` is the
+    /// flat index (row·T + t) of row i's last real token (EOS, where scores are read, as
+    /// GPT2ForSequenceClassification does); `promptLast[i]` of its last prompt token.
+    public static func batch(_ pairs: [EncodedPair]) -> (TokenBatch, last: [Int], promptLast: [Int]) {
+        let seqs = pairs.map(\.chosen) + pairs.map(\.rejected)
+        let batch = TokenBatch.rightPadded(seqs, pad: ByteTokenizer.pad)
+        let t = batch.length
+        let last = seqs.indices.map { $0 * t + seqs[$0].count - 1 }
+        let promptLast = seqs.indices.map { $0 * t + pairs[$0 % pairs.count].promptTokens - 1 }
+        return (batch, last, promptLast)
+    }
+
+    /// Loads and encodes a preference file, dropping pairs longer than `maxLength` tokens.
+    public static func load(_ path: String, maxLength: Int) throws -> (raw: [PreferencePair], encoded: [EncodedPair], dropped: Int) {
+        var raw: [PreferencePair] = [], enc: [EncodedPair] = []
+        let all = try PreferencePair.read(path)
+        for p in all {
+            let e = encode(p)
+            if max(e.chosen.count, e.rejected.count) <= maxLength {
+                raw.append(p)
+                enc.append(e)
+            }
+        }
+        if enc.isEmpty { throw DatasetError(file: path, line: 0, problem: "no pair fits in max_length \(maxLength) tokens") }
+        return (raw, enc, all.count - enc.count)
+    }
+}
+
+/// Scores of chosen and rejected responses under a model's scalar head `head` (read at EOS) and,
+/// when `expectedHead` is given, the expected reward of each pair's prompt (read at its last token).
+public enum PreferenceScorer {
+    public static func score(_ model: GPT, _ pairs: [EncodedPair], head: Int = 0, expectedHead: Int? = nil, batchSize: Int = 32)
+        -> (chosen: [Double], rejected: [Double], expected: [Double]) {
+        var c: [Double] = [], r: [Double] = [], e: [Double] = []
+        var i = 0
+        let h = model.config.scalarHeads.count
+        while i < pairs.count {
+            let chunk = Array(pairs[i..<min(i + batchSize, pairs.count)])
+            i += chunk.count
+            let (batch, last, promptLast) = PreferenceData.batch(chunk)
+            model.forward(batch, computeLogits: false)
+            let out = model.headOutputs
+            for k in 0..<chunk.count {
+                c.append(Double(out[last[k] * h + head]))
+                r.append(Double(out[last[chunk.count + k] * h + head]))
+                if let expectedHead { e.append(Double(out[promptLast[k] * h + expectedHead])) }
+            }
+        }
+        return (c, r, e)
+    }
+}

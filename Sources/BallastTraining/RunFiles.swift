@@ -1,0 +1,160 @@
+import BallastConfig
+import BallastFormats
+import BallastModel
+import BallastOptim
+import Foundation
+
+/// Training state saved beside the model for `--resume`.
+public struct TrainerState: Codable, Sendable, Equatable {
+    public var step: Int
+    public var epoch: Int
+    public var cursor: Int
+    public var seed: UInt64
+    public var tokensSeen: Int
+    public var lastEvalLoss: Double?
+    /// Advantage Model training: running per-task advantage statistics, restored on resume.
+    public var taskStats: [String: AdvantageLoss.TaskStats]?
+    /// PPO: rehearsal data position and the (possibly adaptive) KL coefficient, restored on resume.
+    public var rehearsalEpoch: Int?
+    public var rehearsalCursor: Int?
+    public var klCoef: Double?
+    /// PPO: the score normalisation measured on SFT samples, and the critic warm-up steps done.
+    public var scoreMean: Double?
+    public var scoreStd: Double?
+    public var criticWarmupDone: Int?
+
+    /// The state of a run that has not trained yet.
+    public init(step: Int, epoch: Int, cursor: Int, seed: UInt64, tokensSeen: Int, lastEvalLoss: Double?) {
+        self.step = step
+        self.epoch = epoch
+        self.cursor = cursor
+        self.seed = seed
+        self.tokensSeen = tokensSeen
+        self.lastEvalLoss = lastEvalLoss
+    }
+}
+
+/// A checkpoint folder = Hugging Face model files + optimizer.safetensors + trainer_state.json.
+/// Folders are replaced atomically: written under NAME.tmp, then NAME.old ← NAME, NAME ← NAME.tmp.
+public enum TrainingCheckpoint {
+    public static func save(model: GPT, optimizer: AdamW, state: TrainerState, to dir: String) throws {
+        let fm = FileManager.default
+        let tmp = dir + ".tmp", old = dir + ".old"
+        try? fm.removeItem(atPath: tmp)
+        try Checkpoint.save(model, to: tmp)
+        let n = optimizer.count
+        try SafeTensorsWriter.write([
+            ("exp_avg", TensorData(floats: UnsafeBufferPointer(start: optimizer.m, count: n), shape: [n])),
+            ("exp_avg_sq", TensorData(floats: UnsafeBufferPointer(start: optimizer.v, count: n), shape: [n])),
+        ], metadata: ["step": String(optimizer.step)], to: tmp + "/optimizer.safetensors")
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try enc.encode(state), to: tmp + "/trainer_state.json")
+        try? fm.removeItem(atPath: old)
+        if fm.fileExists(atPath: dir) { try fm.moveItem(atPath: dir, toPath: old) }
+        try fm.moveItem(atPath: tmp, toPath: dir)
+        AtomicFile.syncDirectory((dir as NSString).deletingLastPathComponent)
+        try? fm.removeItem(atPath: old)
+    }
+
+    /// The folder to resume from: NAME, or NAME.old when a crash hit between the two renames.
+    public static func locate(_ dir: String) -> String? {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: dir + "/trainer_state.json") { return dir }
+        if fm.fileExists(atPath: dir + ".old/trainer_state.json") { return dir + ".old" }
+        return nil
+    }
+
+    public static func load(from dir: String, optimizer: AdamW) throws -> TrainerState {
+        let file = try SafeTensorsFile(path: dir + "/optimizer.safetensors")
+        let m = try file.floats("exp_avg"), v = try file.floats("exp_avg_sq")
+        guard m.count == optimizer.count, v.count == optimizer.count else {
+            throw CheckpointError(path: file.path, problem: "optimizer state has \(m.count) entries, model has \(optimizer.count) parameters")
+        }
+        m.withUnsafeBufferPointer { optimizer.m.update(from: $0.baseAddress!, count: m.count) }
+        v.withUnsafeBufferPointer { optimizer.v.update(from: $0.baseAddress!, count: v.count) }
+        optimizer.step = Int(file.metadata["step"] ?? "") ?? 0
+        let path = dir + "/trainer_state.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CheckpointError(path: path, problem: "missing")
+        }
+        do { return try JSONDecoder().decode(TrainerState.self, from: data) } catch {
+            throw CheckpointError(path: path, problem: "unreadable (\(error))")
+        }
+    }
+}
+
+/// Append-only JSONL metrics (the source of truth for plots and reports), mirrored as TensorBoard
+/// scalars in RUN/tensorboard/.
+public final class MetricsLog {
+    let handle: FileHandle
+    public let path: String
+    let tensorboard: TensorBoardWriter?
+
+    /// Opens `path` for appending. With `keepUpTo`, records whose "step" is larger are dropped first, so
+    /// that a resumed run does not duplicate steps logged after its checkpoint.
+    public init(path: String, keepUpTo step: Int? = nil) throws {
+        self.path = path
+        let fm = FileManager.default
+        if let step, let data = fm.contents(atPath: path) {
+            let kept = data.split(separator: 0x0A).filter { line in
+                guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                      let s = obj["step"] as? Int else { return false }
+                return s <= step
+            }
+            var out = Data()
+            for l in kept { out.append(contentsOf: l); out.append(0x0A) }
+            try AtomicFile.write(out, to: path)
+        } else if step == nil {
+            _ = fm.createFile(atPath: path, contents: nil)  // a fresh run starts an empty log
+        }
+        if !fm.fileExists(atPath: path) { _ = fm.createFile(atPath: path, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw ConfigError("\(path): cannot open for writing") }
+        h.seekToEndOfFile()
+        handle = h
+        tensorboard = try? TensorBoardWriter(directory: (path as NSString).deletingLastPathComponent + "/tensorboard")
+    }
+
+    public func write(_ record: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
+        handle.write(data)
+        handle.write(Data([0x0A]))
+        if let tb = tensorboard, let step = record["step"] as? Int {
+            var scalars: [String: Double] = [:]
+            for (k, v) in record where k != "step" {
+                if let d = v as? Double { scalars[k] = d } else if let i = v as? Int { scalars[k] = Double(i) }
+            }
+            tb.scalars(scalars, step: step)
+        }
+    }
+
+    deinit { try? handle.close() }
+}
+
+/// Progress on a terminal: one line redrawn in place; otherwise plain periodic lines.
+public struct Progress: Sendable {
+    public let interactive: Bool
+    public init() { interactive = isatty(STDOUT_FILENO) == 1 }
+
+    public func update(_ text: String, force: Bool) {
+        if interactive {
+            FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + text).utf8))
+        } else if force {
+            print(text)
+            fflush(nil)
+        }
+    }
+
+    /// A line that stays (evaluation results, checkpoints).
+    public func note(_ text: String) {
+        if interactive { FileHandle.standardOutput.write(Data("\r\u{1B}[2K".utf8)) }
+        print(text)
+        fflush(nil)
+    }
+
+    public static func duration(_ s: Double) -> String {
+        guard s.isFinite, s >= 0 else { return "?" }
+        let t = Int(s)
+        return t >= 3600 ? "\(t / 3600)h\(t % 3600 / 60)m" : t >= 60 ? "\(t / 60)m\(t % 60)s" : "\(t)s"
+    }
+}

@@ -1,0 +1,67 @@
+import BallastConfig
+import BallastModel
+import Foundation
+
+/// Model architecture section, shared by `init`, `sft` and the benchmarks.
+public struct ModelSpec: Sendable, Equatable {
+    /// Checkpoint folder to start from; when set, the architecture fields must be absent.
+    public var initFrom: String?
+    public var config: GPTConfig
+
+    public static func read(_ s: ConfigSection) throws -> ModelSpec {
+        let initFrom = try s.string("init_from", nil)
+        let architecture = ["preset", "n_layer", "n_head", "n_embd", "n_positions", "vocab_size"]
+        if initFrom != nil, let clash = architecture.first(where: { s.values[$0] != nil }) {
+            throw ConfigError("\(s.origin(clash)): \"\(s.full(clash))\" cannot be combined with model.init_from (the checkpoint's config.json defines the architecture)")
+        }
+        let preset = try s.string("preset", "small")!
+        guard var cfg = GPTConfig.preset(preset) else {
+            throw ConfigError("\(s.origin("preset")): unknown model preset \"\(preset)\" (known: \(GPTConfig.presetNames.joined(separator: ", ")))")
+        }
+        cfg.nLayer = try s.positive("n_layer", cfg.nLayer)
+        cfg.nHead = try s.positive("n_head", cfg.nHead)
+        cfg.nEmbd = try s.positive("n_embd", cfg.nEmbd)
+        cfg.nPositions = try s.positive("n_positions", cfg.nPositions)
+        cfg.vocabSize = try s.positive("vocab_size", cfg.vocabSize)
+        try s.finish()
+        do { try cfg.validate() } catch { throw ConfigError("\(s.document.file): \(error)") }
+        return ModelSpec(initFrom: initFrom, config: cfg)
+    }
+}
+
+/// Everything `ballast sft` reads from its YAML file. Field meanings are in configs/README.md.
+public struct SFTConfig: Sendable {
+    public var model: ModelSpec
+    public var trainData: String
+    public var evalData: String?
+    public var builtinTrainExamples: Int
+    public var builtinEvalExamples: Int
+    public var maxLength: Int
+    /// Batches of examples of similar length (`data.group_by_length`): less padding, same epochs.
+    public var groupByLength = false
+    public var optim: OptimConfig
+    public var run: RunConfig
+
+    public static func load(_ doc: ConfigDocument) throws -> SFTConfig {
+        let top = doc.top
+        let model = try ModelSpec.read(try top.section("model"))
+        let d = try top.section("data")
+        var c = SFTConfig(
+            model: model,
+            trainData: try d.string("train", "builtin")!,
+            evalData: try d.string("eval", "builtin"),
+            builtinTrainExamples: try d.positive("builtin_train_examples", 20000),
+            builtinEvalExamples: try d.positive("builtin_eval_examples", 256),
+            maxLength: try d.positive("max_length", 64),
+            optim: try OptimConfig.read(try top.section("train")),
+            run: try RunConfig.read(try top.section("run"), defaultOut: "runs/sft", generates: true, snapshots: true))
+        if c.evalData == "none" { c.evalData = nil }
+        c.groupByLength = try d.bool("group_by_length", false)
+        try d.finish()
+        try top.finish()
+        if c.maxLength > c.model.config.nPositions && c.model.initFrom == nil {
+            throw ConfigError("\(doc.file): data.max_length (\(c.maxLength)) exceeds model.n_positions (\(c.model.config.nPositions))")
+        }
+        return c
+    }
+}

@@ -1,0 +1,66 @@
+import BallastDistributed
+import BallastFormats
+import BallastModel
+import BallastRL
+import BallastWire
+import Foundation
+import Testing
+
+@Suite("Rollout batches over the wire")
+struct RolloutWireTests {
+    func batch() -> RolloutBatch {
+        RolloutBatch(sequences: [[256, 1, 2, 9, 8, 257], [256, 5, 7]], promptTokens: [3, 2],
+                     logp: [[-0.1, -0.2, -0.3], [-1.5]], refLogp: [[-0.2, -0.2, -0.25], [-1.0]], values: [[0.1, 0.2, 0.3], [0.7]],
+                     scores: [1.25, -0.5], gold: [1, .nan], tasks: ["qa", "sort"], policyVersion: 9)
+    }
+
+    func message() -> RolloutMessage { RolloutMessage(batch(), promptIDs: [11, 4], epoch: 2, lease: 5, actor: "actor-1") }
+
+    @Test("encode → bytes → decode gives the same batch")
+    func roundTrip() throws {
+        let b = batch()
+        let (env, payload) = message().frame(sequence: 4).encode()
+        let decoded = try RolloutMessage(frame: try Frame.decode(envelope: env, payload: payload).0)
+        let back = RolloutBatch(decoded)
+        #expect(back.sequences == b.sequences && back.promptTokens == b.promptTokens && back.logp == b.logp)
+        #expect(back.refLogp == b.refLogp && back.values == b.values && back.scores == b.scores && back.tasks == b.tasks)
+        #expect(back.gold[0] == 1 && back.gold[1].isNaN && back.policyVersion == 9)
+        #expect(decoded.promptIDs == [11, 4] && decoded.epoch == 2 && decoded.lease == 5 && decoded.actor == "actor-1")
+    }
+
+    @Test("inconsistent frames are rejected with a reason")
+    func rejects() throws {
+        func rejected(_ edit: (inout Frame) -> Void) -> Bool {
+            var f = message().frame(sequence: 1)
+            edit(&f)
+            do { _ = try RolloutMessage(frame: f); return false } catch let e as WireError { return e.label == "bad_payload" } catch { return false }
+        }
+        #expect(rejected { $0.tensors.removeAll { $0.0 == "values" } })
+        #expect(rejected { $0.metadata["tasks"] = "[\"qa\"]" })
+        #expect(rejected { $0.tensors = $0.tensors.map { $0.0 == "prompt_tokens" ? ($0.0, TensorData(int32s: [4, 2], shape: [2])) : $0 } })
+        #expect(rejected { $0.tensors = $0.tensors.map { $0.0 == "prompt_ids" ? ($0.0, TensorData(int64s: [1])) : $0 } })
+        #expect(rejected { $0.metadata["epoch"] = nil })
+        #expect(rejected { $0.policyVersion = UInt64(Int.max) + 1 })
+        #expect(rejected { $0.kind = .heartbeat })
+        #expect(!rejected { _ in })
+    }
+}
+
+@Suite("Weights over the wire")
+struct WeightsWireTests {
+    @Test("a model survives encode → bytes → decode exactly, heads included")
+    func roundTrip() throws {
+        let m = try GPT(config: GPTConfig(nLayer: 1, nHead: 2, nEmbd: 16, nPositions: 32, vocabSize: 259, scalarHeads: ["value_head"]))
+        m.initializeRandom(seed: 3)
+        let (env, payload) = try WeightsWire.message(m, policyVersion: 11).frame(sequence: 5).encode()
+        let (frame, file) = try Frame.decode(envelope: env, payload: payload)
+        #expect(frame.policyVersion == 11 && file?.tensors["transformer.wte.weight"]?.shape == [259, 16])
+        let weights = try Weights(frame: frame)
+        let back = try WeightsWire.model(from: weights)
+        #expect(back.config == m.config)
+        #expect((0..<m.parameterCount).allSatisfy { back.params[$0] == m.params[$0] })
+        var broken = weights
+        broken.tensors.removeLast()
+        #expect(throws: CheckpointError.self) { try WeightsWire.model(from: broken) }
+    }
+}

@@ -1,0 +1,94 @@
+import BallastFormats
+import BallastTraining
+import Foundation
+import Testing
+
+@Suite("Preference losses vs PyTorch (tools/make_loss_fixtures.py)")
+struct PreferenceLossTests {
+    let file: SafeTensorsFile
+    let chosen: [Double], rejected: [Double]
+
+    init() throws {
+        let url = try #require(Bundle.module.url(forResource: "losses", withExtension: "safetensors", subdirectory: "Fixtures"))
+        let f = try SafeTensorsFile(path: url.path)
+        file = f
+        chosen = try Self.doubles(f, "chosen")
+        rejected = try Self.doubles(f, "rejected")
+    }
+
+    func doubles(_ name: String) throws -> [Double] { try Self.doubles(file, name) }
+
+    static func doubles(_ file: SafeTensorsFile, _ name: String) throws -> [Double] {
+        try file.bytes(name).withUnsafeBytes { raw in (0..<(raw.count / 8)).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self) } }
+    }
+
+    @Test func rankingLossAndGradients() throws {
+        let r = PreferenceLosses.ranking(chosen: chosen, rejected: rejected)
+        #expect(abs(r.loss - (try doubles("ranking_loss")[0])) < 1e-12)
+        for (a, b) in zip(r.dChosen, try doubles("ranking_d_chosen")) { #expect(abs(a - b) < 1e-14) }
+        for (a, b) in zip(r.dRejected, try doubles("ranking_d_rejected")) { #expect(abs(a - b) < 1e-14) }
+    }
+
+    @Test func calibrationAndAccuracy() throws {
+        #expect(abs(PreferenceLosses.expectedCalibrationError(chosen: chosen, rejected: rejected) - (try doubles("ece")[0])) < 1e-12)
+        #expect(PreferenceLosses.accuracy(chosen: chosen, rejected: rejected) == (try doubles("accuracy")[0]))
+    }
+
+    @Test("ECE properties: a calibrated predictor scores near 0, an overconfident one near its gap")
+    func eceProperties() {
+        // Pairs whose predicted win probability is exactly the empirical rate: 75% of pairs at p = 0.75 won.
+        let d = log(3.0)  // σ(d) = 0.75, σ(−d) = 0.25: both sides land in the same bins as 1 − p
+        var c: [Double] = [], r: [Double] = []
+        for i in 0..<100 { if i < 75 { c.append(d); r.append(0) } else { c.append(0); r.append(d) } }
+        #expect(PreferenceLosses.expectedCalibrationError(chosen: c, rejected: r) < 1e-12)
+        // Always 99% sure, right 60% of the time: ECE = |0.6 − 0.99| = 0.39.
+        let big = log(99.0)
+        c = []; r = []
+        for i in 0..<100 { if i < 60 { c.append(big); r.append(0) } else { c.append(0); r.append(big) } }
+        #expect(abs(PreferenceLosses.expectedCalibrationError(chosen: c, rejected: r) - 0.39) < 1e-9)
+    }
+}
+
+@Suite("Advantage Model objective vs PyTorch")
+struct AdvantageLossTests {
+    @Test("every term, the gradients of r_c, r_r, e and the running statistics match autograd")
+    func matchesPyTorch() throws {
+        let url = try #require(Bundle.module.url(forResource: "losses", withExtension: "safetensors", subdirectory: "Fixtures"))
+        let f = try SafeTensorsFile(path: url.path)
+        func d(_ n: String) throws -> [Double] { try PreferenceLossTests.doubles(f, n) }
+        let tasks = try f.ints("am_task").map { "t\($0)" }
+        let oldMean = try d("am_old_mean"), oldVar = try d("am_old_var")
+        // Task 2 has no running statistics yet: it must start from mean 0, variance 1 as in the fixture.
+        let old = ["t0": AdvantageLoss.TaskStats(mean: oldMean[0], variance: oldVar[0]),
+                   "t1": AdvantageLoss.TaskStats(mean: oldMean[1], variance: oldVar[1])]
+        let out = AdvantageLoss().compute(rChosen: try d("am_r_chosen"), rRejected: try d("am_r_rejected"),
+                                          expected: try d("am_e"), tasks: tasks, stats: old)
+        let ref = try d("am_terms")
+        for (k, name) in ["ranking", "expected", "bound", "task_mean", "task_spread"].enumerated() {
+            #expect(abs(out.terms[name]! - ref[k]) < 1e-12, "\(name): \(out.terms[name]!) vs \(ref[k])")
+        }
+        #expect(abs(out.total - ref[5]) < 1e-12)
+        for (a, b) in zip(out.dChosen, try d("am_d_chosen")) { #expect(abs(a - b) < 1e-12) }
+        for (a, b) in zip(out.dRejected, try d("am_d_rejected")) { #expect(abs(a - b) < 1e-12) }
+        for (a, b) in zip(out.dExpected, try d("am_d_e")) { #expect(abs(a - b) < 1e-12) }
+        let newMean = try d("am_new_mean"), newVar = try d("am_new_var")
+        for t in 0..<3 {
+            #expect(abs(out.stats["t\(t)"]!.mean - newMean[t]) < 1e-12)
+            #expect(abs(out.stats["t\(t)"]!.variance - newVar[t]) < 1e-12)
+        }
+    }
+
+    @Test("switching a term off removes it from the total and the gradients")
+    func switches() {
+        var loss = AdvantageLoss()
+        loss.expected = 0
+        loss.bound = 0
+        loss.taskMean = 0
+        loss.taskSpread = 0
+        let am = loss.compute(rChosen: [1, 3], rRejected: [0, 4], expected: [0.5, 9], tasks: ["a", "b"], stats: [:])
+        let rm = PreferenceLosses.ranking(chosen: [1, 3], rejected: [0, 4])
+        #expect(abs(am.total - rm.loss) < 1e-15)
+        #expect(am.dExpected.allSatisfy { abs($0) < 1e-15 }, "e cancels in the ranking term")
+        for (a, b) in zip(am.dChosen, rm.dChosen) { #expect(abs(a - b) < 1e-15) }
+    }
+}
