@@ -13,7 +13,7 @@
 # stale), 2 min 58 s with 1 actor (1 thread each), 2 min 31 s with 1 actor and a 2-thread learner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/install-deps.sh
+tools/install/deps.sh
 swift build -c release --product ballast
 BIN=.build/release/ballast
 test -x "$BIN"

@@ -3,6 +3,6 @@
 # then runs every Swift test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/install-deps.sh
+tools/install/deps.sh
 swift build --build-tests
 swift test "$@"

@@ -1,7 +1,7 @@
 import Foundation
 
 /// PPO's estimators and losses on plain per-token arrays, so that each can be checked against PyTorch
-/// (tools/make_ppo_fixtures.py). Conventions follow TRL/OpenRLHF: rows are responses, `mask` marks real
+/// (tools/fixtures/make_ppo_fixtures.py). Conventions follow TRL/OpenRLHF: rows are responses, `mask` marks real
 /// response tokens, and every mean is over masked tokens of the whole batch.
 public enum PPOMath {
     public enum KLEstimator: String, Sendable, CaseIterable {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Losses and estimators on reward-model scores, on plain arrays so that they can be checked against
-/// PyTorch fixtures (tools/make_loss_fixtures.py) independently of the network.
+/// PyTorch fixtures (tools/fixtures/make_loss_fixtures.py) independently of the network.
 public enum PreferenceLosses {
     @inline(__always) static func softplus(_ x: Double) -> Double { x > 20 ? x : log1p(exp(x)) }
     @inline(__always) static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }

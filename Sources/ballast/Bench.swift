@@ -110,9 +110,9 @@ public enum Bench {
         return GenerateResult(runMs: times, newTokensPerSecond: Double(batch * newTokens) / (median(times) / 1000))
     }
 
-    /// Runs `python3 tools/bench_torch.py ARGS` and parses its single JSON line.
+    /// Runs `python3 tools/bench/torch_peer.py ARGS` and parses its single JSON line.
     public static func runPython(_ args: [String]) throws -> [String: Any] {
-        let script = toolsDirectory() + "/bench_torch.py"
+        let script = toolsDirectory() + "/bench/torch_peer.py"
         guard FileManager.default.fileExists(atPath: script) else {
             throw ConfigError("\(script) not found: run from the repository root or set BALLAST_TOOLS")
         }
@@ -129,7 +129,7 @@ public enum Bench {
         }
         let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
         guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            throw ConfigError("could not parse bench_torch.py output: \(line)")
+            throw ConfigError("could not parse tools/bench/torch_peer.py output: \(line)")
         }
         return obj
     }

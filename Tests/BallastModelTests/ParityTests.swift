@@ -5,7 +5,7 @@ import BallastOptim
 import Foundation
 import Testing
 
-/// Loads the PyTorch fixture written by tools/make_parity_fixtures.py.
+/// Loads the PyTorch fixture written by tools/fixtures/make_parity_fixtures.py.
 struct ParityFixture {
     let file: SafeTensorsFile
     let config: GPTConfig
@@ -77,7 +77,7 @@ func expectClose(_ a: UnsafeBufferPointer<Float>, _ b: [Float], atol: Float, rto
             sourceLocation: sourceLocation)
 }
 
-@Suite("Parity with PyTorch (tools/make_parity_fixtures.py)")
+@Suite("Parity with PyTorch (tools/fixtures/make_parity_fixtures.py)")
 struct ParityTests {
     @Test("logits and scalar heads match PyTorch, padding included")
     func forwardMatches() throws {

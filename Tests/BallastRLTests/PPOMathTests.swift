@@ -5,7 +5,7 @@ import BallastRandom
 import Foundation
 import Testing
 
-/// Reads the float64 fixtures of tools/make_ppo_fixtures.py as rows of [B][T].
+/// Reads the float64 fixtures of tools/fixtures/make_ppo_fixtures.py as rows of [B][T].
 struct PPOFixture {
     let file: SafeTensorsFile
     init() throws {
@@ -26,7 +26,7 @@ func expectRowsClose(_ a: [[Double]], _ b: [[Double]], _ tol: Double = 1e-12, _ 
     for (x, y) in zip(a, b) { for (u, v) in zip(x, y) { #expect(abs(u - v) <= tol, "\(what): \(u) vs \(v)", sourceLocation: sourceLocation) } }
 }
 
-@Suite("PPO estimators and losses vs PyTorch (tools/make_ppo_fixtures.py)")
+@Suite("PPO estimators and losses vs PyTorch (tools/fixtures/make_ppo_fixtures.py)")
 struct PPOMathTests {
     @Test func klEstimators() throws {
         let f = try PPOFixture()

@@ -3,7 +3,7 @@ import BallastTraining
 import Foundation
 import Testing
 
-@Suite("Preference losses vs PyTorch (tools/make_loss_fixtures.py)")
+@Suite("Preference losses vs PyTorch (tools/fixtures/make_loss_fixtures.py)")
 struct PreferenceLossTests {
     let file: SafeTensorsFile
     let chosen: [Double], rejected: [Double]

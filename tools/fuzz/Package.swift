@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// libFuzzer target for the wire decoder; built and run by tools/fuzz_wire.sh (not part of the main build:
+// libFuzzer target for the wire decoder; built and run by tools/fuzz/run.sh (not part of the main build:
 // a libFuzzer executable has no main of its own).
 import PackageDescription
 

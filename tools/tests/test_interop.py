@@ -5,8 +5,8 @@ Ballast binary: $BALLAST_BIN, else .build/release/ballast, else .build/debug/bal
 2. Ballast loads a checkpoint that transformers saved and gives transformers' logits.
 3. Greedy generation agrees token for token (and log-prob for log-prob, loosely).
 The batch has a full, a right-padded and a left-padded row; logits are compared at real tokens only.
-Helpers live in tools/interop_check.py.
-  python3 -m pytest -q tools/test_interop.py
+Helpers live in tools/tests/interop_check.py.
+  python3 -m pytest -q tools/tests/test_interop.py
 """
 import os
 import sys

@@ -1,5 +1,5 @@
-"""The reduced paper suite (`tools/paper.py --ci`: tiny configs, one seed) runs end to end and writes
-every table and figure, well formed. Run: python3 -m pytest -q tools/test_paper.py"""
+"""The reduced paper suite (`tools/paper/paper.py --ci`: tiny configs, one seed) runs end to end and writes
+every table and figure, well formed. Run: python3 -m pytest -q tools/tests/test_paper.py"""
 import csv
 import json
 import subprocess
@@ -7,12 +7,12 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_reduced_suite_produces_tables_and_figures(tmp_path):
     out = tmp_path / "paper"
-    r = subprocess.run([sys.executable, "tools/paper.py", "--ci", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    r = subprocess.run([sys.executable, "tools/paper/paper.py", "--ci", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     assert set(res["table1"]) == {"RM r", "AM r", "AM a"}

@@ -3,7 +3,7 @@
 
 decode(envelope: bytes, payload: bytes) -> dict with kind, sequence, policy_version, metadata and
 tensors (NumPy arrays); raises WireError for every rejection rule of the spec.
-Usage: python3 tools/wire_reader.py FRAME_FILE   (a frame stored contiguously: envelope + payload)
+Usage: python3 tools/tests/wire_reader.py FRAME_FILE   (a frame stored contiguously: envelope + payload)
 """
 import json
 import struct

@@ -10,7 +10,7 @@
   arms as processes) and fails loudly when a child dies;
 - CURVE: keyed peers run, a peer with a key not on the allowlist is refused and logged.
 
-Run: python3 -m pytest -q tools/test_distributed.py (needs the ballast binary and pyzmq).
+Run: python3 -m pytest -q tools/tests/test_distributed.py (needs the ballast binary and pyzmq).
 """
 import json
 import os
@@ -24,20 +24,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = os.environ.get("BALLAST_BIN") or str(ROOT / ".build/release/ballast")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, ballast_bin, free_ports  # noqa: E402,F401
+
+BIN = ballast_bin()
 STEPS, BATCH, LEASE = 12, 8, 4
 LONG = 40  # steps of the runs that get a process killed part-way
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")

@@ -1,33 +1,18 @@
 """End-to-end checks of the `ballast` binary as a user runs it (pytest).
 
 BALLAST_BIN points at the binary (default .build/release/ballast, then .build/debug/ballast).
-Run: python3 -m pytest -q tools/test_cli.py
+Run: python3 -m pytest -q tools/tests/test_cli.py
 """
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def ballast_bin():
-    env = os.environ.get("BALLAST_BIN")
-    if env:
-        return env
-    for p in (ROOT / ".build/release/ballast", ROOT / ".build/debug/ballast"):
-        if p.exists():
-            return str(p)
-    raise RuntimeError("build ballast first (swift build -c release) or set BALLAST_BIN")
-
-
-def run(*args, check=True):
-    r = subprocess.run([ballast_bin(), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    if check and r.returncode != 0:
-        raise AssertionError(f"ballast {' '.join(map(str, args))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-    return r
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, ballast_bin, run  # noqa: E402,F401
 
 
 def test_sft_tiny_resume_and_generate(tmp_path):

@@ -1,5 +1,5 @@
-"""The spec-only Python reader (tools/wire_reader.py) decodes what Ballast writes, and rejects what
-Ballast rejects. Run: python3 -m pytest -q tools/test_wire.py (needs the ballast binary and numpy)."""
+"""The spec-only Python reader (tools/tests/wire_reader.py) decodes what Ballast writes, and rejects what
+Ballast rejects. Run: python3 -m pytest -q tools/tests/test_wire.py (needs the ballast binary and numpy)."""
 import os
 import subprocess
 import sys
@@ -8,17 +8,13 @@ from pathlib import Path
 import pytest
 
 np = pytest.importorskip("numpy")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import wire_reader  # noqa: E402
+from harness import ROOT, run  # noqa: E402,F401
 
 
 def ballast(*args, check=True):
-    exe = os.environ.get("BALLAST_BIN") or str(ROOT / ".build/release/ballast")
-    r = subprocess.run([exe, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    if check:
-        assert r.returncode == 0, r.stderr
-    return r
+    return run(*args, check=check, timeout=120)
 
 
 def test_python_reader_decodes_a_ballast_frame(tmp_path):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Helpers for checking Hugging Face interop of Ballast checkpoints (used by tools/test_interop.py).
+"""Helpers for checking Hugging Face interop of Ballast checkpoints (used by tools/tests/test_interop.py).
 
 A Ballast checkpoint is a folder with config.json (GPT2Config fields) and model.safetensors (HF names,
 "transformer." prefix, no lm_head.weight because embeddings are tied), so
@@ -12,9 +12,9 @@ passed to transformers explicitly, so left padding works. The Ballast binary is 
 .build/release/ballast, else .build/debug/ballast (relative to the repository root).
 
 Run directly, it checks only the Python side (no Ballast binary needed): transformers with padding
-and explicit positions equals unpadded single rows and tools/gpt_reference.py, and a save_pretrained /
+and explicit positions equals unpadded single rows and tools/fixtures/gpt_reference.py, and a save_pretrained /
 from_pretrained round trip keeps every tensor.
-  python3 tools/interop_check.py
+  python3 tools/tests/interop_check.py
 """
 import json
 import os
@@ -27,22 +27,15 @@ import torch
 import transformers
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from harness import ROOT, ballast_bin  # noqa: E402,F401
+
 BOS, EOS, PAD, VOCAB = 256, 257, 258, 259
 TINY = {"n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 64}  # `ballast init --preset tiny`
 
 
 # ---------------------------------------------------------------- Ballast binary
-
-def ballast_bin():
-    env = os.environ.get("BALLAST_BIN")
-    if env:
-        return env
-    for p in (ROOT / ".build/release/ballast", ROOT / ".build/debug/ballast"):
-        if p.exists():
-            return str(p)
-    raise RuntimeError("no Ballast binary: build it (swift build -c release --product ballast) or set BALLAST_BIN")
-
 
 def ballast(*args, timeout=300):
     """Runs the Ballast CLI from the repository root and returns its stdout; raises on failure."""
@@ -147,7 +140,6 @@ def max_diff_at_real_tokens(a, b, mask):
 
 def self_check():
     """Checks the transformers side of the comparison without the Ballast binary."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import gpt_reference as ref
 
     model = hf_model(3)

@@ -1,6 +1,6 @@
 """A real coordinator process on loopback: `ballast status` reads it, garbage frames are counted
 while it keeps serving, SIGTERM stops it cleanly, and a restart replays its journal.
-Run: python3 -m pytest -q tools/test_coordinator.py (needs the ballast binary)."""
+Run: python3 -m pytest -q tools/tests/test_coordinator.py (needs the ballast binary)."""
 import json
 import os
 import signal
@@ -12,15 +12,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-BIN = os.environ.get("BALLAST_BIN") or str(ROOT / ".build/release/ballast")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, ballast_bin, free_ports  # noqa: E402,F401
+
+BIN = ballast_bin()
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def status(addr):

@@ -3,7 +3,7 @@ few minutes. Samples every process's resident memory every 30 s and checks at th
 stayed flat after warm-up (last sample within 15% + 20 MB of the first post-warm-up sample) and that the
 prompt accounting is exact (the learner trained on exactly as many rows as the coordinator counted).
 
-  python3 tools/soak.py --pipeline runs/pipeline-tiny [--minutes 30] [--kill-every 180] [--actors 2]
+  python3 tools/tests/soak.py --pipeline runs/pipeline-tiny [--minutes 30] [--kill-every 180] [--actors 2]
 
 --pipeline is a finished pipeline run (e.g. `ballast pipeline --config configs/pipeline-tiny.yaml`)
 whose SFT, RM, AM and selection outputs the PPO run uses."""

@@ -3,7 +3,7 @@ their own, joined by veth pairs on a bridge (10.213.0.0/24, made and removed by 
 message crosses a real network interface. Mid-run one actor's link is cut; its leases are re-leased
 and the run completes with every prompt counted and trained on once.
 
-Needs root and `ip netns` (skipped otherwise). Run: python3 -m pytest -q tools/test_netns.py
+Needs root and `ip netns` (skipped otherwise). Run: python3 -m pytest -q tools/tests/test_netns.py
 """
 import json
 import os

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fuzz the wire decoder with libFuzzer for a bounded time (default 60 s), starting from a corpus of
-# valid frames written by `ballast wire sample`.  tools/fuzz_wire.sh [SECONDS]
+# valid frames written by `ballast wire sample`.  tools/fuzz/run.sh [SECONDS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SECONDS_TO_RUN=${1:-60}
 CORPUS=${FUZZ_CORPUS:-/tmp/ballast-fuzz-corpus}
 mkdir -p "$CORPUS"

@@ -2,9 +2,9 @@
 # End-to-end throughput of distributed PPO on this host: rollouts/s and the learner's busy fraction
 # for 1 and 2 actors (`ballast launch local`), against the single-process `ballast ppo` on the same
 # config. Models are randomly initialised `small` GPT-2s (throughput does not depend on training).
-#   tools/bench_distributed.sh [STEPS] [BATCH]
+#   tools/bench/distributed.sh [STEPS] [BATCH]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 STEPS=${1:-8}; BATCH=${2:-32}
 BIN=.build/release/ballast
 W=${BENCH_DIR:-/tmp/ballast-bench-distributed}

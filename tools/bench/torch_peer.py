@@ -5,9 +5,9 @@ Prints exactly one JSON line on stdout (anything else, including library output,
 `ballast bench` parses. Exits 2 with a message on stderr on bad arguments or when torch/transformers
 is missing.
 
-  python3 tools/bench_torch.py train --n-layer 4 --n-head 4 --n-embd 256 --n-positions 256 \
+  python3 tools/bench/torch_peer.py train --n-layer 4 --n-head 4 --n-embd 256 --n-positions 256 \
       --vocab-size 259 --seq 128 --batch 16 --threads 2 --steps 20 --warmup 3
-  python3 tools/bench_torch.py generate --n-layer 4 --n-head 4 --n-embd 256 --n-positions 256 \
+  python3 tools/bench/torch_peer.py generate --n-layer 4 --n-head 4 --n-embd 256 --n-positions 256 \
       --vocab-size 259 --batch 32 --prompt-len 16 --new-tokens 64 --threads 2 --repeats 5
 
 train: transformers.GPT2LMHeadModel + torch.optim.AdamW (decay on matrices only); one step is
