@@ -7,9 +7,9 @@ let fastMath: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", "native", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
+// Linux only: OpenBLAS and libzmq come from apt through pkg-config (tools/install/deps.sh).
 let package = Package(
     name: "Ballast",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "ballast", targets: ["ballast"]),
         // For tools/fuzz (the libFuzzer target for the decoder).
@@ -54,7 +54,7 @@ let package = Package(
         // Reinforcement learning: PPO maths, rollouts, the PPO trainer, selective rehearsal (clustering
         // and selection of the rehearsal set), over-optimisation fits.
         .target(name: "BallastRL", dependencies: [
-            "BallastTraining", "BallastConfig", "BallastModel", "BallastOptim", "BallastData", "BallastBenchmark", "BallastKernels", "BallastRandom",
+            "BallastTraining", "BallastConfig", "BallastModel", "BallastOptim", "BallastData", "BallastBenchmark", "BallastKernels", "BallastRandom", "BallastFormats",
         ], swiftSettings: fastMath),
         // Evaluation of policies against SFT (win/lose, gold, KL curves, forget sets) and the HTML run report.
         .target(name: "BallastEvaluation", dependencies: [

@@ -22,7 +22,7 @@ public final class FileJournal: Journal {
     public init(path: String) throws {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        guard fd >= 0 else { throw FileWriteError(path: path, problem: "cannot open journal (\(String(cString: strerror(errno))))") }
+        guard fd >= 0 else { throw FileError(path: path, problem: "cannot open journal (\(String(cString: strerror(errno))))") }
     }
 
     deinit { close(fd) }
@@ -39,7 +39,7 @@ public final class FileJournal: Journal {
             }
             return true
         }
-        guard ok, fsync(fd) == 0 else { throw FileWriteError(path: path, problem: "journal write failed (\(String(cString: strerror(errno))))") }
+        guard ok, fsync(fd) == 0 else { throw FileError(path: path, problem: "journal write failed (\(String(cString: strerror(errno))))") }
     }
 
     public func records() throws -> [[String: Any]] {

@@ -3,23 +3,13 @@ import Foundation
 import Glibc
 #endif
 
-public struct FileWriteError: Error, CustomStringConvertible {
-    public let path: String
-    public let problem: String
-    public init(path: String, problem: String) {
-        self.path = path
-        self.problem = problem
-    }
-    public var description: String { "\(path): \(problem)" }
-}
-
 /// Crash-safe file replacement: a reader sees either the old file or the complete new one.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw FileWriteError(path: tmp, problem: "cannot create (\(String(cString: strerror(errno))))") }
+        guard fd >= 0 else { throw FileError(path: tmp, problem: "cannot create (\(String(cString: strerror(errno))))") }
         var ok = true
         data.withUnsafeBytes { raw in
             var done = 0
@@ -33,13 +23,13 @@ public enum AtomicFile {
             let msg = String(cString: strerror(errno))
             close(fd)
             unlink(tmp)
-            throw FileWriteError(path: tmp, problem: "write failed (\(msg))")
+            throw FileError(path: tmp, problem: "write failed (\(msg))")
         }
         close(fd)
         guard rename(tmp, path) == 0 else {
             let msg = String(cString: strerror(errno))
             unlink(tmp)
-            throw FileWriteError(path: path, problem: "rename failed (\(msg))")
+            throw FileError(path: path, problem: "rename failed (\(msg))")
         }
         syncDirectory(dir.isEmpty ? "." : dir)
     }

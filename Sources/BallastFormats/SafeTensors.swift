@@ -15,17 +15,6 @@ public enum DType: String, Sendable, CaseIterable {
     }
 }
 
-/// A failure to read a safetensors file: names the file and what is wrong with it.
-public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
-    public let file: String
-    public let problem: String
-    public init(file: String, problem: String) {
-        self.file = file
-        self.problem = problem
-    }
-    public var description: String { "\(file): \(problem)" }
-}
-
 /// A tensor to write: raw little-endian bytes with dtype and shape.
 public struct TensorData: Sendable {
     public let dtype: DType
@@ -89,13 +78,13 @@ public struct SafeTensorsFile: Sendable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
         } catch {
-            throw SafeTensorsError(file: name, problem: "cannot read file (\(error.localizedDescription))")
+            throw FileError(path: name, problem: "cannot read file (\(error.localizedDescription))")
         }
         try self.init(data: data, name: name)
     }
 
     public init(data: Data, name: String) throws {
-        func fail(_ p: String) -> SafeTensorsError { SafeTensorsError(file: name, problem: p) }
+        func fail(_ p: String) -> FileError { FileError(path: name, problem: p) }
         guard data.count >= 8 else { throw fail("file is \(data.count) bytes, shorter than the 8-byte header length") }
         let headerLen = data.withUnsafeBytes { raw -> UInt64 in
             UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
@@ -173,7 +162,7 @@ public struct SafeTensorsFile: Sendable {
     public var names: [String] { tensors.keys.sorted() }
 
     public func info(_ name: String) throws -> Info {
-        guard let i = tensors[name] else { throw SafeTensorsError(file: path, problem: "no tensor named \"\(name)\"") }
+        guard let i = tensors[name] else { throw FileError(path: path, problem: "no tensor named \"\(name)\"") }
         return i
     }
 
@@ -198,7 +187,7 @@ public struct SafeTensorsFile: Sendable {
             default: return nil
             }
         }
-        guard let out else { throw SafeTensorsError(file: path, problem: "tensor \"\(name)\" has dtype \(i.dtype.rawValue), expected a float type") }
+        guard let out else { throw FileError(path: path, problem: "tensor \"\(name)\" has dtype \(i.dtype.rawValue), expected a float type") }
         return out
     }
 
@@ -217,7 +206,7 @@ public struct SafeTensorsFile: Sendable {
             default: return nil
             }
         }
-        guard let out else { throw SafeTensorsError(file: path, problem: "tensor \"\(name)\" has dtype \(i.dtype.rawValue), expected an integer type") }
+        guard let out else { throw FileError(path: path, problem: "tensor \"\(name)\" has dtype \(i.dtype.rawValue), expected an integer type") }
         return out
     }
 }

@@ -14,7 +14,7 @@ public final class TensorBoardWriter {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         path = directory + "/events.out.tfevents.\(Int(Date().timeIntervalSince1970)).ballast.\(getpid())"
         _ = FileManager.default.createFile(atPath: path, contents: nil)
-        guard let h = FileHandle(forWritingAtPath: path) else { throw FileWriteError(path: path, problem: "cannot open for writing") }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw FileError(path: path, problem: "cannot open for writing") }
         handle = h
         var event = Proto()
         event.double(1, Date().timeIntervalSince1970)

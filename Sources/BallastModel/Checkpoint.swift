@@ -2,17 +2,6 @@ import BallastData
 import BallastFormats
 import Foundation
 
-/// A problem with a checkpoint folder, naming the file and what is wrong.
-public struct CheckpointError: Error, CustomStringConvertible {
-    public let path: String
-    public let problem: String
-    public init(path: String, problem: String) {
-        self.path = path
-        self.problem = problem
-    }
-    public var description: String { "\(path): \(problem)" }
-}
-
 /// Hugging Face-compatible checkpoint folders: `config.json` (GPT2Config fields) and
 /// `model.safetensors` (GPT-2 tensor names, Conv1D weights [in, out], tied LM head omitted).
 /// Scalar heads are extra [1, n_embd] tensors ("score.weight" is what GPT2ForSequenceClassification reads).
@@ -61,7 +50,7 @@ public enum Checkpoint {
     public static func loadConfig(_ dir: String) throws -> GPTConfig {
         let path = dir + "/" + configFile
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw CheckpointError(path: path, problem: "missing (a checkpoint folder needs config.json and model.safetensors)")
+            throw FileError(path: path, problem: "missing (a checkpoint folder needs config.json and model.safetensors)")
         }
         return try config(json: data, path: path)
     }
@@ -69,18 +58,18 @@ public enum Checkpoint {
     /// A config.json's content as a GPTConfig; `path` names it in errors.
     public static func config(json data: Data, path: String) throws -> GPTConfig {
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw CheckpointError(path: path, problem: "not a JSON object")
+            throw FileError(path: path, problem: "not a JSON object")
         }
         func int(_ key: String, _ alt: String? = nil) throws -> Int {
             if let v = json[key] as? Int { return v }
             if let alt, let v = json[alt] as? Int { return v }
-            throw CheckpointError(path: path, problem: "missing integer field \"\(key)\"")
+            throw FileError(path: path, problem: "missing integer field \"\(key)\"")
         }
         if let mt = json["model_type"] as? String, mt != "gpt2" {
-            throw CheckpointError(path: path, problem: "model_type is \"\(mt)\", Ballast reads gpt2 only")
+            throw FileError(path: path, problem: "model_type is \"\(mt)\", Ballast reads gpt2 only")
         }
         if let act = json["activation_function"] as? String, !["gelu_new", "gelu_pytorch_tanh"].contains(act) {
-            throw CheckpointError(path: path, problem: "activation_function \"\(act)\" unsupported (GPT-2 uses gelu_new)")
+            throw FileError(path: path, problem: "activation_function \"\(act)\" unsupported (GPT-2 uses gelu_new)")
         }
         let eps = (json["layer_norm_epsilon"] as? Double).map(Float.init) ?? 1e-5
         var heads = json["ballast_scalar_heads"] as? [String] ?? []
@@ -90,7 +79,7 @@ public enum Checkpoint {
         let cfg = GPTConfig(nLayer: try int("n_layer"), nHead: try int("n_head"), nEmbd: try int("n_embd"),
                             nPositions: try int("n_positions", "n_ctx"), vocabSize: try int("vocab_size"),
                             layerNormEpsilon: eps, scalarHeads: heads)
-        do { try cfg.validate() } catch { throw CheckpointError(path: path, problem: "\(error)") }
+        do { try cfg.validate() } catch { throw FileError(path: path, problem: "\(error)") }
         return cfg
     }
 
@@ -100,7 +89,7 @@ public enum Checkpoint {
         let cfg = try loadConfig(dir)
         let path = dir + "/" + weightsFile
         guard FileManager.default.fileExists(atPath: path) else {
-            throw CheckpointError(path: path, problem: "missing (a checkpoint folder needs config.json and model.safetensors)")
+            throw FileError(path: path, problem: "missing (a checkpoint folder needs config.json and model.safetensors)")
         }
         return try model(config: cfg, weights: try SafeTensorsFile(path: path), path: path)
     }
@@ -113,11 +102,11 @@ public enum Checkpoint {
             // transformers saves GPT2LMHeadModel with "transformer." and GPT2Model without it.
             let candidates = [e.name, e.name.hasPrefix("transformer.") ? String(e.name.dropFirst("transformer.".count)) : e.name]
             guard let name = candidates.first(where: { file.tensors[$0] != nil }) else {
-                throw CheckpointError(path: path, problem: "tensor \"\(e.name)\" is missing (config.json implies it)")
+                throw FileError(path: path, problem: "tensor \"\(e.name)\" is missing (config.json implies it)")
             }
             let info = file.tensors[name]!
             guard info.shape == e.shape else {
-                throw CheckpointError(path: path, problem: "tensor \"\(name)\" has shape \(info.shape) but config.json implies \(e.shape)")
+                throw FileError(path: path, problem: "tensor \"\(name)\" has shape \(info.shape) but config.json implies \(e.shape)")
             }
             let values = try file.floats(name)
             values.withUnsafeBufferPointer { (model.params + e.offset).update(from: $0.baseAddress!, count: e.count) }
@@ -129,11 +118,11 @@ public enum Checkpoint {
                 let head = try file.floats(name)
                 let wte = UnsafeBufferPointer(start: model.params + model.layout.wte, count: cfg.vocabSize * cfg.nEmbd)
                 if head.count != wte.count || zip(head, wte).contains(where: { $0 != $1 }) {
-                    throw CheckpointError(path: path, problem: "lm_head.weight differs from wte: Ballast needs tied embeddings")
+                    throw FileError(path: path, problem: "lm_head.weight differs from wte: Ballast needs tied embeddings")
                 }
                 continue
             }
-            throw CheckpointError(path: path, problem: "unexpected tensor \"\(name)\" (not implied by config.json)")
+            throw FileError(path: path, problem: "unexpected tensor \"\(name)\" (not implied by config.json)")
         }
         return model
     }

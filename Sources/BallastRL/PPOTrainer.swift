@@ -1,6 +1,7 @@
 import BallastBenchmark
 import BallastConfig
 import BallastData
+import BallastFormats
 import BallastKernels
 import BallastModel
 import BallastOptim
@@ -130,7 +131,7 @@ public final class PPOTrainer {
         scoreRule = ScoreRule(rawValue: config.scorer)
         scorer = scoreRule == nil ? try Checkpoint.load(config.scorer) : nil
         if let scorer, !scorer.config.scalarHeads.contains("score") {
-            throw CheckpointError(path: config.scorer, problem: "the scorer needs a score head (train it with train-rm or train-am)")
+            throw FileError(path: config.scorer, problem: "the scorer needs a score head (train it with train-rm or train-am)")
         }
         guard policy.config.vocabSize == critic.config.vocabSize, policy.config.nPositions <= critic.config.nPositions else {
             throw ConfigError("policy and critic checkpoints have different vocabularies or contexts")

@@ -1,5 +1,6 @@
 import BallastBenchmark
 import BallastData
+import BallastFormats
 import BallastModel
 import BallastTraining
 import Foundation
@@ -44,7 +45,7 @@ public struct SelectionJob {
 
     public func run(sft: GPT, encoder: GPT, scorer: GPT, prompts: [PromptRecord], progress: (String) -> Void = { _ in }) throws -> Output {
         guard let rHead = scorer.config.scalarHeads.firstIndex(of: "score") else {
-            throw CheckpointError(path: "scorer", problem: "needs a score head (a reward or advantage model)")
+            throw FileError(path: "scorer", problem: "needs a score head (a reward or advantage model)")
         }
         let eHead = scorer.config.scalarHeads.firstIndex(of: "expected_reward_head")
         let tok = ByteTokenizer()

@@ -69,17 +69,17 @@ public enum TrainingCheckpoint {
         let file = try SafeTensorsFile(path: dir + "/optimizer.safetensors")
         let m = try file.floats("exp_avg"), v = try file.floats("exp_avg_sq")
         guard m.count == optimizer.count, v.count == optimizer.count else {
-            throw CheckpointError(path: file.path, problem: "optimizer state has \(m.count) entries, model has \(optimizer.count) parameters")
+            throw FileError(path: file.path, problem: "optimizer state has \(m.count) entries, model has \(optimizer.count) parameters")
         }
         m.withUnsafeBufferPointer { optimizer.m.update(from: $0.baseAddress!, count: m.count) }
         v.withUnsafeBufferPointer { optimizer.v.update(from: $0.baseAddress!, count: v.count) }
         optimizer.step = Int(file.metadata["step"] ?? "") ?? 0
         let path = dir + "/trainer_state.json"
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw CheckpointError(path: path, problem: "missing")
+            throw FileError(path: path, problem: "missing")
         }
         do { return try JSONDecoder().decode(TrainerState.self, from: data) } catch {
-            throw CheckpointError(path: path, problem: "unreadable (\(error))")
+            throw FileError(path: path, problem: "unreadable (\(error))")
         }
     }
 }

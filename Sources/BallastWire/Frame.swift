@@ -131,7 +131,7 @@ public struct Frame: Sendable {
         var frame = Frame(kind: kind, sequence: get(env, 8, 8), policyVersion: get(env, 16, 8))
         guard !payload.isEmpty else { return (frame, nil) }
         let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(data: payload, name: "frame \(frame.sequence)") } catch let e as SafeTensorsError {
+        do { file = try SafeTensorsFile(data: payload, name: "frame \(frame.sequence)") } catch let e as FileError {
             throw WireError.payload(e.problem)
         }
         frame.metadata = file.metadata

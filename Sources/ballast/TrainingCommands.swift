@@ -70,7 +70,7 @@ struct EvalRM: ParsableCommand {
         try failing {
             let m = try Checkpoint.load(model)
             guard let head = m.config.scalarHeads.firstIndex(of: "score") else {
-                throw CheckpointError(path: model, problem: "no score head (ballast_scalar_heads: \(m.config.scalarHeads))")
+                throw FileError(path: model, problem: "no score head (ballast_scalar_heads: \(m.config.scalarHeads))")
             }
             let pairs = try PreferenceData.load(data, maxLength: min(maxLength, m.config.nPositions))
             let expectedHead = m.config.scalarHeads.firstIndex(of: "expected_reward_head")

@@ -61,6 +61,6 @@ struct WeightsWireTests {
         #expect((0..<m.parameterCount).allSatisfy { back.params[$0] == m.params[$0] })
         var broken = weights
         broken.tensors.removeLast()
-        #expect(throws: CheckpointError.self) { try WeightsWire.model(from: broken) }
+        #expect(throws: FileError.self) { try WeightsWire.model(from: broken) }
     }
 }

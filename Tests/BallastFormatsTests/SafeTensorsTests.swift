@@ -16,8 +16,8 @@ func expectRejected(_ data: Data, _ fragment: String, sourceLocation: SourceLoca
     do {
         _ = try SafeTensorsFile(data: data, name: "bad.safetensors")
         Issue.record("accepted a bad file (expected: \(fragment))", sourceLocation: sourceLocation)
-    } catch let e as SafeTensorsError {
-        #expect(e.file == "bad.safetensors", sourceLocation: sourceLocation)
+    } catch let e as FileError {
+        #expect(e.path == "bad.safetensors", sourceLocation: sourceLocation)
         #expect(e.problem.contains(fragment), "\(e.problem)", sourceLocation: sourceLocation)
     } catch {
         Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
@@ -39,8 +39,8 @@ struct SafeTensorsTests {
         #expect(f.metadata == ["format": "pt"])
         let headerLen = sample.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
         #expect(headerLen % 8 == 0, "data buffer is 8-byte aligned")
-        #expect(throws: SafeTensorsError.self) { try f.floats("b") }
-        #expect(throws: SafeTensorsError.self) { try f.floats("missing") }
+        #expect(throws: FileError.self) { try f.floats("b") }
+        #expect(throws: FileError.self) { try f.floats("missing") }
     }
 
     @Test func truncated() {
@@ -65,7 +65,7 @@ struct SafeTensorsTests {
         expectRejected(huge + Data(count: 16), "exceeds")
     }
 
-    @Test("random corruption never crashes: every mutant parses or is rejected with a SafeTensorsError")
+    @Test("random corruption never crashes: every mutant parses or is rejected with a FileError")
     func corruption() {
         var rng = SeededRNG(seed: 42)
         for _ in 0..<2000 {
@@ -79,7 +79,7 @@ struct SafeTensorsTests {
             do {
                 let f = try SafeTensorsFile(data: d, name: "m")
                 for n in f.names { _ = try? f.bytes(n) }
-            } catch is SafeTensorsError {
+            } catch is FileError {
             } catch {
                 Issue.record("unexpected error type \(error)")
             }
@@ -94,7 +94,7 @@ struct SafeTensorsTests {
         try SafeTensorsWriter.write([("w", TensorData(floats: [0.5, -1], shape: [2]))], to: path)
         #expect(try SafeTensorsFile(path: path).floats("w") == [0.5, -1])
         try sample.prefix(30).write(to: URL(fileURLWithPath: path))
-        let e = try #require(throws: SafeTensorsError.self) { try SafeTensorsFile(path: path) }
+        let e = try #require(throws: FileError.self) { try SafeTensorsFile(path: path) }
         #expect(e.description.hasPrefix(path + ": "))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["t.safetensors"])
     }

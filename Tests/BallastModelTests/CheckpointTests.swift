@@ -35,27 +35,27 @@ struct CheckpointTests {
         var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
         json["n_embd"] = 32
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
-        let e = try #require(throws: CheckpointError.self) { try Checkpoint.load(dir) }
+        let e = try #require(throws: FileError.self) { try Checkpoint.load(dir) }
         #expect(e.description.contains("transformer.wte.weight"))
         #expect(e.description.contains("[259, 16]"))
 
         json["n_embd"] = 16
         json["n_layer"] = 2
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
-        let missing = try #require(throws: CheckpointError.self) { try Checkpoint.load(dir) }
+        let missing = try #require(throws: FileError.self) { try Checkpoint.load(dir) }
         #expect(missing.description.contains("transformer.h.1.ln_1.weight") && missing.description.contains("missing"))
 
         json["n_layer"] = 1
         json["n_head"] = 3
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
-        let heads = try #require(throws: CheckpointError.self) { try Checkpoint.load(dir) }
+        let heads = try #require(throws: FileError.self) { try Checkpoint.load(dir) }
         #expect(heads.description.contains("divisible"))
     }
 
     @Test("a folder without model.safetensors or config.json says what is missing")
     func missingFiles() throws {
         let dir = scratchDirectory()
-        let e = try #require(throws: CheckpointError.self) { try Checkpoint.load(dir) }
+        let e = try #require(throws: FileError.self) { try Checkpoint.load(dir) }
         #expect(e.description.contains("config.json"))
     }
 }
