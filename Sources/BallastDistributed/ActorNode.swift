@@ -29,21 +29,19 @@ public final class ActorNode {
     let coordinator: RequestChannel
     public var shouldStop: () -> Bool = { false }
     let counters = ActorCounters()
-    var policy: GPT?, reference: GPT?, scorer: GPT?
-    var version = -1
+    /// What to do next; this class only performs it over sockets.
+    var core: ActorCore
+    var models: [WeightsRequest.Model: GPT] = [:]
     var notices: ZMQSocket?
-    var noticed = -1
-    var runFinished = false
 
-    /// Drains version notices; true when the learner announced the end of the run.
+    /// Drains version notices into the core; true when the learner announced the end of the run.
     func pollNotices() -> Bool {
         while let parts = try? notices?.receiveNow() {
             guard parts.count == 2, let (f, _) = try? Frame.decode(envelope: parts[0], payload: parts[1]),
-                  let notice = try? VersionNotice(frame: f), notice.policyVersion <= UInt64(Int.max) else { continue }
-            noticed = Int(notice.policyVersion)
-            if notice.finished { runFinished = true }
+                  let notice = try? VersionNotice(frame: f) else { continue }
+            core.received(notice)
         }
-        return runFinished
+        return core.runFinished
     }
 
     /// Local checkpoint folders of the frozen models (a shared filesystem); nil = fetch from the learner.
@@ -58,14 +56,12 @@ public final class ActorNode {
         context = try ZMQContext()
         security = try curveKeys.map { try CurveSecurity(directory: $0, client: "actor") }
         self.coordinator = try RequestChannel(context: context, endpoint: coordinator, identity: id, security: security)
+        core = ActorCore(id: id, host: ProcessInfo.processInfo.hostName)
     }
-
-    /// The policy version this actor samples with (0 before the first fetch), sent in its envelopes.
-    var envelopeVersion: UInt64 { UInt64(max(version, 0)) }
 
     /// Fetches one model from the learner's weights endpoint (waiting out a learner busy updating).
     func fetch(_ channel: RequestChannel, _ model: WeightsRequest.Model) throws -> (GPT, Int)? {
-        let request = WeightsRequest(policyVersion: envelopeVersion, id: id, model: model)
+        let request = WeightsRequest(policyVersion: core.envelopeVersion, id: id, model: model)
         guard let reply = try channel.request(request.frame(), timeout: 120, shouldStop: { self.shouldStop() || self.pollNotices() }) else { return nil }
         let weights = try Weights(frame: reply)
         guard weights.policyVersion <= UInt64(Int.max) else { throw WireError.payload("weights: policy version \(weights.policyVersion) out of range") }
@@ -88,104 +84,95 @@ public final class ActorNode {
 
     /// True (and a last line) when the run finished, false when this actor was asked to stop.
     func finish() -> Bool {
-        guard runFinished || !shouldStop() else { return false }
+        guard core.runFinished || !shouldStop() else { return false }
         log("run finished; \(counters.rollouts.load(ordering: .relaxed)) rollouts sent")
         return true
     }
 
-    /// Runs until the coordinator says the run is finished (true) or a stop is requested (false).
-    public func run() throws -> Bool {
-        log("asking the coordinator at \(coordinatorEndpoint) for the learner")
-        var found: ActorWelcome.Learner?
-        var waiting = false
-        let hello = ActorHello(id: id, host: ProcessInfo.processInfo.hostName)
-        while !shouldStop() {
-            guard let reply = try coordinator.request(hello.frame(), timeout: 2, shouldStop: shouldStop) else { return false }
-            let welcome: ActorWelcome
-            do { welcome = try ActorWelcome(frame: reply) } catch {
-                log("malformed answer from the coordinator (\(error)); asking again")
-                Thread.sleep(forTimeInterval: 0.5)
-                continue
-            }
-            if welcome.state == .finished { log("the run is already finished"); return true }
-            if welcome.state == .ok { found = welcome.learner; break }
-            if !waiting { log("no learner registered yet; waiting"); waiting = true }
-            Thread.sleep(forTimeInterval: 0.5)
-        }
-        guard let learner = found else { return false }
-        let settings = learner.settings
-        let rolloutsEndpoint = learner.endpoints.rollouts, weightsEndpoint = learner.endpoints.weights
+    /// The learner's sockets, made once the coordinator has named it.
+    struct LearnerLinks {
+        let push: ZMQSocket
+        let weights: RequestChannel
+    }
+
+    func connect(to learner: ActorWelcome.Learner) throws -> LearnerLinks {
         let push = try context.socket(.push)
         try push.setHighWaterMarks(send: 1, receive: 1)
         try push.setSendTimeout(ms: 500)
         try security?.configureClient(push)
-        try push.connect(rolloutsEndpoint)
+        try push.connect(learner.endpoints.rollouts)
         let sub = try context.socket(.sub)
         try security?.configureClient(sub)
         try sub.subscribe()
         try sub.connect(learner.endpoints.notices)
         notices = sub
-        let weights = try RequestChannel(context: context, endpoint: weightsEndpoint, identity: id + "-w", security: security)
-        heartbeatLoop(interval: settings.heartbeatInterval)
-        let k = settings.responsesPerPrompt, leaseSize = settings.leaseSize, seed = settings.seed
-        var sampling = SamplingOptions(temperature: settings.temperature, maxNewTokens: settings.maxNewTokens)
-        log("learner at \(rolloutsEndpoint); " + (referencePath == nil ? "fetching reference, scorer and policy" : "fetching the policy") + " from \(weightsEndpoint)")
-        func frozen(_ path: String?, _ name: WeightsRequest.Model) throws -> GPT? {
-            if let path { return try Checkpoint.load(path) }
-            return try fetch(weights, name)?.0
-        }
-        guard let ref = try frozen(referencePath, .reference), let sc = try frozen(scorerPath, .scorer), let (pol, v) = try fetch(weights, .policy) else {
-            return finish()
-        }
-        reference = ref
-        scorer = sc
-        policy = pol
-        version = v
-        counters.version.store(v, ordering: .relaxed)
-        log("ready: policy version \(v), \(pol.parameterCount) parameters; K = \(k) samples per prompt, leases of \(leaseSize)")
-        noticed = v
+        let weights = try RequestChannel(context: context, endpoint: learner.endpoints.weights, identity: id + "-w", security: security)
+        heartbeatLoop(interval: learner.settings.heartbeatInterval)
+        let s = learner.settings
+        log("learner at \(learner.endpoints.rollouts); " + (referencePath == nil ? "fetching reference, scorer and policy" : "fetching the policy")
+            + " from \(learner.endpoints.weights); K = \(s.responsesPerPrompt) samples per prompt, leases of \(s.leaseSize)")
+        return LearnerLinks(push: push, weights: weights)
+    }
+
+    /// Runs until the coordinator says the run is finished (true) or a stop is requested (false).
+    public func run() throws -> Bool {
+        log("asking the coordinator at \(coordinatorEndpoint) for the learner")
+        var links: LearnerLinks?
+        var waiting = false
         var sequence: UInt64 = 0
+        var ready = false
+        var step = core.next()
         while !shouldStop() {
-            if pollNotices() { return finish() }
-            if noticed != version {
-                guard let (pol, v) = try fetch(weights, .policy) else { return finish() }
-                policy = pol
-                version = v
-                noticed = v
-                counters.version.store(v, ordering: .relaxed)
+            if links != nil && pollNotices() { return finish() }
+            switch step {
+            case .finished:
+                if links == nil { log("the run is already finished"); return true }
+                return finish()
+            case .wait(let seconds, let note):
+                if let note { log(note) }
+                if core.learner == nil && !waiting { log("no learner registered yet; waiting"); waiting = true }
+                Thread.sleep(forTimeInterval: seconds)
+                step = core.next()
+            case .hello(let hello):
+                guard let reply = try coordinator.request(hello.frame(), timeout: 2, shouldStop: shouldStop) else { return false }
+                do { step = core.received(try ActorWelcome(frame: reply)) } catch {
+                    step = .wait(seconds: 0.5, note: "malformed answer from the coordinator (\(error)); asking again")
+                }
+                if let learner = core.learner, links == nil { links = try connect(to: learner) }
+            case .fetch(let model):
+                let local = model == .reference ? referencePath : model == .scorer ? scorerPath : nil
+                if let local {
+                    models[model] = try Checkpoint.load(local)
+                    step = core.obtained(model, version: 0)
+                } else {
+                    guard let (m, v) = try fetch(links!.weights, model) else { return finish() }
+                    models[model] = m
+                    step = core.obtained(model, version: v)
+                    if model == .policy {
+                        counters.version.store(v, ordering: .relaxed)
+                        if !ready { log("ready: policy version \(v), \(m.parameterCount) parameters"); ready = true }
+                    }
+                }
+            case .lease(let request):
+                guard let reply = try coordinator.request(request.frame(), timeout: 5, shouldStop: shouldStop) else { return false }
+                do { step = core.received(try LeaseReply(frame: reply)) } catch {
+                    step = .wait(seconds: 0, note: "malformed lease from the coordinator (\(error)); asking again")
+                }
+            case .sample(let work):
+                guard let settings = core.learner?.settings else { return false }
+                let sampling = SamplingOptions(temperature: settings.temperature, maxNewTokens: settings.maxNewTokens, seed: work.seed)
+                let rollout = try RolloutMaker.make(policy: models[.policy]!, reference: models[.reference]!, critic: nil, scorer: models[.scorer]!,
+                                                    prompts: work.rows, sampling: sampling, policyVersion: work.policyVersion)
+                sequence += 1
+                let message = RolloutMessage(rollout, promptIDs: work.promptIDs, epoch: work.epoch, lease: work.lease, actor: id)
+                let (e, p) = message.frame(sequence: sequence).encode()
+                // Blocks while the learner's queue is full (back-pressure), checking for a stop request.
+                while !shouldStop() {
+                    if try links!.push.send([e, p]) { break }
+                }
+                counters.rollouts.add(rollout.count, ordering: .relaxed)
+                step = core.next()
             }
-            let request = LeaseRequest(policyVersion: envelopeVersion, id: id, capacity: leaseSize)
-            guard let reply = try coordinator.request(request.frame(), timeout: 5, shouldStop: shouldStop) else { return false }
-            let answer: LeaseReply
-            do { answer = try LeaseReply(frame: reply) } catch {
-                log("malformed lease from the coordinator (\(error)); asking again")
-                continue
-            }
-            guard let grant = answer.grant else {
-                if answer.finished { return finish() }
-                Thread.sleep(forTimeInterval: 0.2)
-                continue
-            }
-            let ids = grant.promptIDs
-            guard let data = grant.promptsJSON?.data(using: .utf8),
-                  let objs = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]], objs.count == ids.count else {
-                log("lease \(grant.lease) does not carry its \(ids.count) prompts; asking again")
-                continue
-            }
-            let prompts = objs.map { PromptRecord(prompt: $0["prompt"] as? String ?? "", task: $0["task"] as? String ?? "", id: $0["id"] as? String ?? "") }
-            let rows = prompts.flatMap { p in Array(repeating: p, count: k) }
-            let rowIDs = ids.flatMap { Array(repeating: $0, count: k) }
-            sampling.seed = seed ^ UInt64(truncatingIfNeeded: grant.lease) &* 0x9E37_79B9_7F4A_7C15
-            let rollout = try RolloutMaker.make(policy: policy!, reference: reference!, critic: nil, scorer: scorer!, prompts: rows,
-                                                sampling: sampling, policyVersion: version)
-            sequence += 1
-            let message = RolloutMessage(rollout, promptIDs: rowIDs, epoch: answer.epoch, lease: grant.lease, actor: id)
-            let (e, p) = message.frame(sequence: sequence).encode()
-            // Blocks while the learner's queue is full (back-pressure), checking for a stop request.
-            while !shouldStop() {
-                if try push.send([e, p]) { break }
-            }
-            counters.rollouts.add(rollout.count, ordering: .relaxed)
         }
         return false
     }

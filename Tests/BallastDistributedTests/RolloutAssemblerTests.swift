@@ -61,7 +61,9 @@ struct RolloutAssemblerTests {
         c.refuse = [2]  // counted before (a re-lease of a prompt already trained this epoch)
         a.offer(rollout([1, 2], message: 0))
         a.offer(rollout([3, 1], message: 1, lease: 7))  // prompt 1 again: re-leased while its first rollout was on the way
-        let got = try #require(try next(&a, c, want: 3))
+        // want 4: both messages are taken whole (two prompts each), so prompt 1 is in the batch twice.
+        let got = try #require(try next(&a, c, want: 4))
+        #expect(a.queuedPrompts == 0)
         #expect(c.reports.count == 1 && c.reports[0].ids == [1, 2, 3])
         #expect(got.batch.scores == [0, 100], "prompt 1 from the first message that holds it, prompt 3; not prompt 2")
         #expect(got.weights == [1, 1])
