@@ -8,11 +8,8 @@ prompt accounting is exact (the learner trained on exactly as many rows as the c
 --pipeline is a finished pipeline run (e.g. `ballast pipeline --config configs/pipeline-tiny.yaml`)
 whose SFT, RM, AM and selection outputs the PPO run uses."""
 import argparse
-import json
-import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time

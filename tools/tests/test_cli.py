@@ -4,7 +4,6 @@ BALLAST_BIN points at the binary (default .build/release/ballast, then .build/de
 Run: python3 -m pytest -q tools/tests/test_cli.py
 """
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, ballast_bin, run  # noqa: E402,F401
+from harness import ROOT, run  # noqa: E402
 
 
 def test_sft_tiny_resume_and_generate(tmp_path):

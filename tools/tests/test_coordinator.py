@@ -10,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, ballast_bin, free_ports  # noqa: E402,F401
+from harness import ballast_bin, free_ports  # noqa: E402
 
 BIN = ballast_bin()
 

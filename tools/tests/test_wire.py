@@ -1,7 +1,5 @@
 """The spec-only Python reader (tools/tests/wire_reader.py) decodes what Ballast writes, and rejects what
 Ballast rejects. Run: python3 -m pytest -q tools/tests/test_wire.py (needs the ballast binary and numpy)."""
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +8,7 @@ import pytest
 np = pytest.importorskip("numpy")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import wire_reader  # noqa: E402
-from harness import ROOT, run  # noqa: E402,F401
+from harness import run  # noqa: E402
 
 
 def ballast(*args, check=True):
