@@ -74,11 +74,11 @@ let package = Package(
         .target(name: "BallastHTTP"),
         // Test doubles: an in-memory ROUTER/DEALER hub that speaks `MessageSocket`.
         .target(name: "BallastTestSupport", dependencies: ["BallastTransport"], path: "Tests/BallastTestSupport"),
-        // The distributed roles as processes: learner and actor nodes over ZeroMQ (the coordinator's
-        // logic lives in BallastCluster), and the glue between rollouts/weights and their wire messages.
+        // The three process drivers over ZeroMQ (coordinator, learner, actor: thin loops around the
+        // socket-free cores), the actor's and learner's cores, and rollouts/weights ↔ wire messages.
         .target(name: "BallastDistributed", dependencies: [
-            "BallastRL", "BallastTraining", "BallastConfig", "BallastCluster", "BallastTransport", "BallastWire", "BallastModel", "BallastBenchmark",
-            "BallastFormats", "BallastData",
+            "BallastRL", "BallastTraining", "BallastConfig", "BallastCluster", "BallastTransport", "BallastHTTP", "BallastWire", "BallastModel",
+            "BallastBenchmark", "BallastFormats", "BallastData",
         ], swiftSettings: fastMath),
         .executableTarget(name: "ballast", dependencies: [
             "BallastPipeline", "BallastEvaluation", "BallastRL", "BallastTraining", "BallastConfig", "BallastDistributed", "BallastModel",

@@ -1,30 +1,11 @@
 import ArgumentParser
 import BallastCluster
 import BallastConfig
-import BallastData
 import BallastDistributed
 import BallastFormats
-import BallastHTTP
 import BallastTransport
 import BallastWire
-import Synchronization
 import Foundation
-
-/// A distributed run's PPO config (with its `cluster:` section) and `--set` overrides.
-/// The coordinator's status as the HTTP thread serves it, refreshed by the serving loop.
-final class StatusBoard: Sendable {
-    let pages = Mutex<(json: String, metrics: String, html: String)>(("{}", "", ""))
-
-    func response(_ path: String) -> HTTPServer.Response {
-        let p = pages.withLock { $0 }
-        switch path {
-        case "/status", "/status.json": return .init(contentType: "application/json", body: p.json)
-        case "/metrics": return .init(contentType: "text/plain; version=0.0.4", body: p.metrics)
-        case "/", "/index.html": return .init(contentType: "text/html; charset=utf-8", body: p.html)
-        default: return .init(status: 404, contentType: "text/plain", body: "not found: \(path) (try /, /status, /metrics)\n")
-        }
-    }
-}
 
 struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,7 +26,7 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         try failing {
             var cluster = ClusterConfig()
-            var promptsFile = prompts, journalFile = journal, runBudget = budget, runEpochs = epochs
+            var promptsFile = prompts, journalFile = journal, runBudget = budget
             if let config {
                 let c = try ConfigOptions.ppo(config, overrides)
                 cluster = c.cluster
@@ -58,54 +39,20 @@ struct CoordinatorCommand: ParsableCommand {
             }
             guard let promptsFile else { throw ValidationError("give --config, or --prompts and --journal") }
             guard let journalFile else { throw ValidationError("--journal is required without --config") }
-            let lines = try JSONL.readObjects(promptsFile).map { _, obj in
-                String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
-            }
-            guard !lines.isEmpty else { throw DatasetError(file: promptsFile, line: 0, problem: "no prompts") }
-            if let runBudget, runEpochs == nil { runEpochs = (runBudget + lines.count - 1) / lines.count }
-            let now = Date().timeIntervalSince1970
-            let ledger = try PromptLedger(promptCount: lines.count, shards: shards ?? cluster.shards, epochs: runEpochs ?? 1, budget: runBudget,
-                                          journal: FileJournal(path: journalFile), now: now)
-            let service = CoordinatorService(ledger: ledger, heartbeatTimeout: heartbeatTimeout ?? cluster.heartbeatTimeout,
-                                             leaseTimeout: leaseTimeout ?? cluster.leaseTimeout, prompts: lines, now: now)
-            let ctx = try ZMQContext()
-            let security = try cluster.curveKeys.map { try CurveSecurity(directory: $0, client: "coordinator") }
-            let socket = try ctx.socket(.router)
-            try socket.setReceiveTimeout(ms: 200)
-            try security?.configureServer(socket)
-            let endpoint = bind ?? cluster.coordinator
-            try socket.bind(endpoint)
-            let log = NodeLog(role: "coordinator")
-            log("\(lines.count) prompts in \(ledger.shards) shards, budget \(ledger.budget) (\(ledger.epochs) epoch(s)), listening on \(socket.lastEndpoint)"
-                + (security == nil ? "" : " with CURVE (\(security!.allowed.count) authorized clients)") + ", journal \(journalFile)"
-                + (ledger.completed > 0 ? "; replayed: \(ledger.completed) prompts already consumed" : ""))
-            let board = StatusBoard()
-            var server: HTTPServer?
-            if let address = (http == "none" ? nil : http ?? cluster.http) {
+            var status: (host: String, port: Int)?
+            if let address = http == "none" ? nil : http ?? cluster.http {
                 let parts = address.split(separator: ":")
                 guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--http must be host:port, e.g. 127.0.0.1:8080") }
-                server = try HTTPServer(host: String(parts[0]), port: port, handler: { board.response($0) })
-                log("status on http://\(parts[0]):\(server!.port)/ (JSON /status, Prometheus /metrics)")
+                status = (String(parts[0]), port)
             }
-            var refreshed = 0.0
-            let refresh = {
-                let t = Date().timeIntervalSince1970
-                guard server != nil, t - refreshed > 0.25 else { return }
-                refreshed = t
-                let st = service.status(now: t)
-                let json = (try? JSONSerialization.data(withJSONObject: st, options: [.sortedKeys, .prettyPrinted])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-                let page = (json, service.prometheus(now: t), StatusPage.html(st))
-                board.pages.withLock { $0 = page }
+            let node = try CoordinatorNode(CoordinatorNode.Settings(
+                prompts: promptsFile, journal: journalFile, bind: bind ?? cluster.coordinator, shards: shards ?? cluster.shards,
+                epochs: epochs, budget: runBudget, heartbeatTimeout: heartbeatTimeout ?? cluster.heartbeatTimeout,
+                leaseTimeout: leaseTimeout ?? cluster.leaseTimeout, http: status, curveKeys: cluster.curveKeys))
+            try runUntilStopped { stop in
+                try node.run(shouldStop: stop)
+                return true
             }
-            fflush(nil)
-            let stop = StopSignal.install()
-            var announced = false
-            try service.serve(socket, clock: { Date().timeIntervalSince1970 }, shouldStop: { stop.requested }, afterEach: {
-                refresh()
-                if ledger.finished && !announced { log("prompt budget consumed (\(ledger.completed) prompts); actors are told the run is finished"); announced = true }
-            })
-            log("stopped (epoch \(ledger.epoch), \(ledger.completed)/\(ledger.budget) prompts consumed, \(service.errors.total) malformed frames)")
-            _ = server
         }
     }
 }
@@ -120,9 +67,10 @@ struct LearnerCommand: ParsableCommand {
     func run() throws {
         try failing {
             let node = try LearnerNode(config: try options.ppo(), resume: resume)
-            let stop = StopSignal.install()
-            node.shouldStop = { stop.requested }
-            if try !node.run() { throw ExitCode(130) }
+            try runUntilStopped { stop in
+                node.shouldStop = stop
+                return try node.run()
+            }
         }
     }
 }
@@ -144,9 +92,10 @@ struct ActorCommand: ParsableCommand {
             guard (reference == nil) == (scorer == nil) else { throw ValidationError("give both --reference and --scorer, or neither") }
             let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
             let node = try ActorNode(coordinator: coordinator, id: name, curveKeys: curveKeys, referencePath: reference, scorerPath: scorer)
-            let stop = StopSignal.install()
-            node.shouldStop = { stop.requested }
-            if try !node.run() { throw ExitCode(130) }
+            try runUntilStopped { stop in
+                node.shouldStop = stop
+                return try node.run()
+            }
         }
     }
 }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Synchronization
 
@@ -23,4 +24,11 @@ final class StopSignal: Sendable {
         }
         return s
     }
+}
+
+/// Runs a long job that SIGINT/SIGTERM stop gracefully: `job` gets the stop check and returns whether
+/// it ran to the end; a stopped job exits 130, the shell's code for an interrupt.
+func runUntilStopped(_ job: (@escaping () -> Bool) throws -> Bool) throws {
+    let stop = StopSignal.install()
+    if try !job({ stop.requested }) { throw ExitCode(130) }
 }

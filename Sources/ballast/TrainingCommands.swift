@@ -20,10 +20,10 @@ struct SFT: ParsableCommand {
         try failing {
             let cfg = try SFTConfig.load(try options.document())
             let trainer = try SFTTrainer(config: cfg, resume: resume)
-            let stop = StopSignal.install()
-            trainer.shouldStop = { stop.requested }
-            let summary = try trainer.run()
-            if summary.interrupted { throw ExitCode(130) }
+            try runUntilStopped { stop in
+                trainer.shouldStop = stop
+                return try !trainer.run().interrupted
+            }
         }
     }
 }
@@ -49,9 +49,10 @@ struct TrainRM: ParsableCommand {
     static func train(kind: RewardConfig.Kind, _ options: ConfigOptions, resume: Bool) throws {
         try failing {
             let trainer = try RewardTrainer(config: try RewardConfig.load(try options.document(), kind: kind), resume: resume)
-            let stop = StopSignal.install()
-            trainer.shouldStop = { stop.requested }
-            if try trainer.run().interrupted { throw ExitCode(130) }
+            try runUntilStopped { stop in
+                trainer.shouldStop = stop
+                return try !trainer.run().interrupted
+            }
         }
     }
 }
@@ -139,9 +140,10 @@ struct PPOCommand: ParsableCommand {
     func run() throws {
         try failing {
             let trainer = try PPOTrainer(config: try options.ppo(), resume: resume)
-            let stop = StopSignal.install()
-            trainer.shouldStop = { stop.requested }
-            if try trainer.run().interrupted { throw ExitCode(130) }
+            try runUntilStopped { stop in
+                trainer.shouldStop = stop
+                return try !trainer.run().interrupted
+            }
         }
     }
 }
