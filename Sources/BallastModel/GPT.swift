@@ -107,11 +107,6 @@ public final class GPT: @unchecked Sendable {
         return UnsafeMutableBufferPointer(start: params + e.offset, count: e.count)
     }
 
-    public func copyParameters(from other: GPT) {
-        precondition(other.config == config)
-        params.update(from: other.params, count: layout.count)
-    }
-
     // MARK: Forward
 
     /// Runs the network on `batch`. Logits [B,T,V] are computed when `computeLogits` (skip them for

@@ -17,6 +17,10 @@ struct BenchModelOptions: ParsableArguments {
     @Option(help: "Threads for both Ballast and PyTorch.") var threads = 2
     @Flag(name: .customLong("no-torch"), help: "Skip the PyTorch side.") var noTorch = false
 
+    func validate() throws {
+        guard GPTConfig.preset(preset) != nil else { throw ValidationError("unknown preset \(preset) (known: \(GPTConfig.presetNames.joined(separator: ", ")))") }
+    }
+
     func config() throws -> GPTConfig {
         guard let c = GPTConfig.preset(preset) else { throw ValidationError("unknown preset \(preset)") }
         return c

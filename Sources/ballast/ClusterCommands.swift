@@ -61,12 +61,11 @@ struct LearnerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "learner",
         abstract: "PPO + rehearsal learner of a distributed run: receives rollouts, publishes policy versions, serves weights, checkpoints.")
-    @OptionGroup var options: ConfigOptions
-    @Flag(help: "Continue from RUN/checkpoint and RUN/critic.") var resume = false
+    @OptionGroup var options: TrainingOptions
 
     func run() throws {
         try failing {
-            let node = try LearnerNode(config: try options.ppo(), resume: resume)
+            let node = try LearnerNode(config: try options.ppo(), resume: options.resume)
             try runUntilStopped { stop in
                 node.shouldStop = stop
                 return try node.run()
@@ -86,10 +85,13 @@ struct ActorCommand: ParsableCommand {
     @Option(help: "Scorer (AM or RM) checkpoint on a shared filesystem (default: fetched from the learner).") var scorer: String?
     @OptionGroup var threads: ThreadOptions
 
+    func validate() throws {
+        guard (reference == nil) == (scorer == nil) else { throw ValidationError("give both --reference and --scorer, or neither") }
+    }
+
     func run() throws {
         threads.apply()
         try failing {
-            guard (reference == nil) == (scorer == nil) else { throw ValidationError("give both --reference and --scorer, or neither") }
             let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
             let node = try ActorNode(coordinator: coordinator, id: name, curveKeys: curveKeys, referencePath: reference, scorerPath: scorer)
             try runUntilStopped { stop in

@@ -79,14 +79,20 @@ struct LabelData: ParsableCommand {
     @Option var seed: UInt64 = 0
     @OptionGroup var threads: ThreadOptions
 
+    var temperatureList: [Float]? {
+        let values = temperatures.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        return values.allSatisfy { $0 != nil && $0! > 0 } && !values.isEmpty ? values.map { $0! } : nil
+    }
+
+    func validate() throws {
+        guard temperatureList != nil else { throw ValidationError("--temperatures must be positive numbers, comma-separated") }
+        guard (0...1).contains(flipRate), tieMargin >= 0 else { throw ValidationError("--flip-rate must be in [0, 1] and --tie-margin >= 0") }
+    }
+
     func run() throws {
         threads.apply()
         try failing {
-            let temps = try temperatures.split(separator: ",").map { t -> Float in
-                guard let v = Float(t.trimmingCharacters(in: .whitespaces)), v > 0 else { throw ValidationError("--temperatures must be positive numbers, comma-separated") }
-                return v
-            }
-            guard (0...1).contains(flipRate), tieMargin >= 0 else { throw ValidationError("--flip-rate must be in [0, 1] and --tie-margin >= 0") }
+            let temps = temperatureList!
             let model = try Checkpoint.load(policy)
             var panel = temps.map { PreferenceLabeler.Sampler(name: "policy@T\($0)", policy: model, temperature: $0) }
             if let early { panel.append(.init(name: "early@T\(earlyTemperature)", policy: try Checkpoint.load(early), temperature: earlyTemperature)) }

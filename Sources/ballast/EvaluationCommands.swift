@@ -105,11 +105,14 @@ struct PipelineCommand: ParsableCommand {
     @OptionGroup var options: ConfigOptions
     @Option(help: "Stop after this stage: data, sft, label, rm, am, select, rm-ppo, am-ppo, am-ppo-sr, eval.") var until: String?
 
+    func validate() throws {
+        let stages = ["data", "sft", "label", "rm", "am", "select"] + Pipeline.arms.map(\.name) + ["eval"]
+        if let until, !stages.contains(until) { throw ValidationError("--until must be one of \(stages.joined(separator: ", "))") }
+    }
+
     func run() throws {
         try failing {
             let p = try Pipeline(doc: try options.document())
-            let stages = ["data", "sft", "label", "rm", "am", "select"] + Pipeline.arms.map(\.name) + ["eval"]
-            if let until, !stages.contains(until) { throw ValidationError("--until must be one of \(stages.joined(separator: ", "))") }
             p.until = until
             let stop = StopSignal.install()
             p.shouldStop = { stop.requested }

@@ -137,9 +137,12 @@ struct LaunchLocal: ParsableCommand {
     @Option(name: .customLong("learner-threads"), help: "Compute threads of the learner (default: cores / (actors + 1), at least 1).") var learnerThreads: Int?
     @Option(name: .customLong("actor-threads"), help: "Compute threads per actor (same default).") var actorThreads: Int?
 
+    func validate() throws {
+        guard actors >= 1 else { throw ValidationError("--actors must be at least 1") }
+    }
+
     func run() throws {
         try failing {
-            guard actors >= 1 else { throw ValidationError("--actors must be at least 1") }
             let share = max(1, ProcessInfo.processInfo.activeProcessorCount / (actors + 1))
             let stop = StopSignal.install()
             let cluster = LocalCluster(actors: actors, learnerThreads: learnerThreads ?? share, actorThreads: actorThreads ?? share,

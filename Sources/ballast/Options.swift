@@ -1,14 +1,7 @@
 import ArgumentParser
-import BallastBenchmark
-import BallastCluster
 import BallastConfig
-import BallastData
-import BallastFormats
 import BallastKernels
-import BallastModel
 import BallastRL
-import BallastTransport
-import BallastWire
 import Foundation
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -51,4 +44,13 @@ struct ConfigOptions: ParsableArguments {
     }
 
     static func ppo(_ file: String, _ overrides: [String]) throws -> PPOConfig { try PPOConfig.load(try document(file, overrides)) }
+}
+
+/// `ConfigOptions` and `--resume`: the commands that train (a stopped run continues from its checkpoint).
+struct TrainingOptions: ParsableArguments {
+    @OptionGroup var config: ConfigOptions
+    @Flag(help: "Continue a stopped run from RUN/checkpoint (and RUN/critic for PPO).") var resume = false
+
+    func document() throws -> ConfigDocument { try config.document() }
+    func ppo() throws -> PPOConfig { try config.ppo() }
 }

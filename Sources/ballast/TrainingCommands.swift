@@ -13,13 +13,12 @@ import Foundation
 
 struct SFT: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Supervised fine-tuning on {prompt, completion} JSONL (loss on completions).")
-    @OptionGroup var options: ConfigOptions
-    @Flag(help: "Continue from RUN/checkpoint.") var resume = false
+    @OptionGroup var options: TrainingOptions
 
     func run() throws {
         try failing {
             let cfg = try SFTConfig.load(try options.document())
-            let trainer = try SFTTrainer(config: cfg, resume: resume)
+            let trainer = try SFTTrainer(config: cfg, resume: options.resume)
             try runUntilStopped { stop in
                 trainer.shouldStop = stop
                 return try !trainer.run().interrupted
@@ -32,23 +31,21 @@ struct TrainAM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-am",
         abstract: "Train an Advantage Model (r and e heads; ranking, expected-reward, bound, per-task mean and spread terms) from an SFT checkpoint.")
-    @OptionGroup var options: ConfigOptions
-    @Flag(help: "Continue from RUN/checkpoint.") var resume = false
+    @OptionGroup var options: TrainingOptions
 
-    func run() throws { try TrainRM.train(kind: .advantage, options, resume: resume) }
+    func run() throws { try TrainRM.train(kind: .advantage, options) }
 }
 
 struct TrainRM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-rm", abstract: "Train a Bradley–Terry reward model on {prompt, chosen, rejected} JSONL, starting from an SFT checkpoint.")
-    @OptionGroup var options: ConfigOptions
-    @Flag(help: "Continue from RUN/checkpoint.") var resume = false
+    @OptionGroup var options: TrainingOptions
 
-    func run() throws { try Self.train(kind: .reward, options, resume: resume) }
+    func run() throws { try Self.train(kind: .reward, options) }
 
-    static func train(kind: RewardConfig.Kind, _ options: ConfigOptions, resume: Bool) throws {
+    static func train(kind: RewardConfig.Kind, _ options: TrainingOptions) throws {
         try failing {
-            let trainer = try RewardTrainer(config: try RewardConfig.load(try options.document(), kind: kind), resume: resume)
+            let trainer = try RewardTrainer(config: try RewardConfig.load(try options.document(), kind: kind), resume: options.resume)
             try runUntilStopped { stop in
                 trainer.shouldStop = stop
                 return try !trainer.run().interrupted
@@ -110,10 +107,13 @@ struct Select: ParsableCommand {
     @Flag(help: "Ablation: a random rehearsal subset of the same size instead of each cluster's top-k.") var random = false
     @OptionGroup var threads: ThreadOptions
 
+    func validate() throws {
+        guard clusters >= 1, perCluster >= 1 else { throw ValidationError("--clusters and --per-cluster must be at least 1") }
+    }
+
     func run() throws {
         threads.apply()
         try failing {
-            guard clusters >= 1, perCluster >= 1 else { throw ValidationError("--clusters and --per-cluster must be at least 1") }
             let sftModel = try Checkpoint.load(sft)
             let encoderModel = try encoder.map(Checkpoint.load) ?? sftModel
             let scorer = try Checkpoint.load(am)
@@ -134,12 +134,11 @@ struct PPOCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ppo",
         abstract: "PPO (KL penalty, GAE, clipped policy and value losses) with optional selective-rehearsal NLL, scored by an RM or AM.")
-    @OptionGroup var options: ConfigOptions
-    @Flag(help: "Continue from RUN/checkpoint and RUN/critic.") var resume = false
+    @OptionGroup var options: TrainingOptions
 
     func run() throws {
         try failing {
-            let trainer = try PPOTrainer(config: try options.ppo(), resume: resume)
+            let trainer = try PPOTrainer(config: try options.ppo(), resume: options.resume)
             try runUntilStopped { stop in
                 trainer.shouldStop = stop
                 return try !trainer.run().interrupted
