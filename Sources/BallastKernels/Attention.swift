@@ -14,21 +14,23 @@ public enum Attention {
     public static func forward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Float>,
                                b: Int, t: Int, c: Int, nHead: Int) {
-        let hs = c / nHead
-        let scale = 1 / Float(hs).squareRoot()
-        let c3 = 3 * c
-        BLAS.singleThreaded {
-            Parallel.forEach(b * nHead) { bh in
-                let bi = bh / nHead, h = bh % nHead
-                let q = qkv + bi * t * c3 + h * hs
-                let p = att + bh * t * t
-                // S[T,T] = scale · Q[T,hs] · K[T,hs]ᵀ
-                BLAS.gemm(transB: true, m: t, n: t, k: hs, alpha: scale, a: q, lda: c3, b: q + c, ldb: c3, c: p, ldc: t)
-                maskedSoftmaxRows(p, t: t, keyMask: keyMask + bi * t)
-                // O[T,hs] = P[T,T] · V[T,hs]
-                BLAS.gemm(m: t, n: hs, k: t, a: p, lda: t, b: q + 2 * c, ldb: c3, c: out + bi * t * c + h * hs, ldc: c)
-            }
+        let hs = c / nHead, scale = 1 / Float(hs).squareRoot(), c3 = 3 * c
+        forEachHead(b: b, nHead: nHead) { bh, bi, h in
+            let q = qkv + bi * t * c3 + h * hs
+            let p = att + bh * t * t
+            // S[T,T] = scale · Q[T,hs] · K[T,hs]ᵀ
+            BLAS.gemm(transB: true, m: t, n: t, k: hs, alpha: scale, a: q, lda: c3, b: q + c, ldb: c3, c: p, ldc: t)
+            maskedSoftmaxRows(p, t: t, keyMask: keyMask + bi * t)
+            // O[T,hs] = P[T,T] · V[T,hs]
+            BLAS.gemm(m: t, n: hs, k: t, a: p, lda: t, b: q + 2 * c, ldb: c3, c: out + bi * t * c + h * hs, ldc: c)
         }
+    }
+
+    /// body(bh, bi, h) for every (batch row, head) pair, in parallel over pairs with OpenBLAS
+    /// single-threaded inside: the parallelism is ours, over heads.
+    @inline(__always)
+    static func forEachHead(b: Int, nHead: Int, _ body: (_ bh: Int, _ bi: Int, _ h: Int) -> Void) {
+        BLAS.singleThreaded { Parallel.forEach(b * nHead) { bh in body(bh, bh / nHead, bh % nHead) } }
     }
 
     /// Row i of scores[T,T] becomes softmax over the keys query i sees; hidden entries are exactly 0.
@@ -54,32 +56,27 @@ public enum Attention {
     public static func backward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
                                 b: Int, t: Int, c: Int, nHead: Int) {
-        let hs = c / nHead
-        let scale = 1 / Float(hs).squareRoot()
-        let c3 = 3 * c
-        BLAS.singleThreaded {
-            Parallel.forEach(b * nHead) { bh in
-                let bi = bh / nHead, h = bh % nHead
-                let q = qkv + bi * t * c3 + h * hs
-                let dq = dqkv + bi * t * c3 + h * hs
-                let dO = dout + bi * t * c + h * hs
-                let p = att + bh * t * t
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: t * t) { buf in
-                    let ds = buf.baseAddress!
-                    // dP[T,T] = dO[T,hs] · V[T,hs]ᵀ
-                    BLAS.gemm(transB: true, m: t, n: t, k: hs, a: dO, lda: c, b: q + 2 * c, ldb: c3, c: ds, ldc: t)
-                    // dV[T,hs] += Pᵀ · dO
-                    BLAS.gemm(transA: true, m: t, n: hs, k: t, a: p, lda: t, b: dO, ldb: c, beta: 1, c: dq + 2 * c, ldc: c3)
-                    for i in 0..<t {
-                        let pr = p + i * t, dr = ds + i * t
-                        let dot = Vec.dot(pr, dr, i + 1)
-                        for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                        if i + 1 < t { (dr + i + 1).update(repeating: 0, count: t - i - 1) }
-                    }
-                    // dQ[T,hs] += dS · K ;  dK[T,hs] += dSᵀ · Q
-                    BLAS.gemm(m: t, n: hs, k: t, a: ds, lda: t, b: q + c, ldb: c3, beta: 1, c: dq, ldc: c3)
-                    BLAS.gemm(transA: true, m: t, n: hs, k: t, a: ds, lda: t, b: q, ldb: c3, beta: 1, c: dq + c, ldc: c3)
+        let hs = c / nHead, scale = 1 / Float(hs).squareRoot(), c3 = 3 * c
+        forEachHead(b: b, nHead: nHead) { bh, bi, h in
+            let q = qkv + bi * t * c3 + h * hs
+            let dq = dqkv + bi * t * c3 + h * hs
+            let dO = dout + bi * t * c + h * hs
+            let p = att + bh * t * t
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: t * t) { buf in
+                let ds = buf.baseAddress!
+                // dP[T,T] = dO[T,hs] · V[T,hs]ᵀ
+                BLAS.gemm(transB: true, m: t, n: t, k: hs, a: dO, lda: c, b: q + 2 * c, ldb: c3, c: ds, ldc: t)
+                // dV[T,hs] += Pᵀ · dO
+                BLAS.gemm(transA: true, m: t, n: hs, k: t, a: p, lda: t, b: dO, ldb: c, beta: 1, c: dq + 2 * c, ldc: c3)
+                for i in 0..<t {
+                    let pr = p + i * t, dr = ds + i * t
+                    let dot = Vec.dot(pr, dr, i + 1)
+                    for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                    if i + 1 < t { (dr + i + 1).update(repeating: 0, count: t - i - 1) }
                 }
+                // dQ[T,hs] += dS · K ;  dK[T,hs] += dSᵀ · Q
+                BLAS.gemm(m: t, n: hs, k: t, a: ds, lda: t, b: q + c, ldb: c3, beta: 1, c: dq, ldc: c3)
+                BLAS.gemm(transA: true, m: t, n: hs, k: t, a: ds, lda: t, b: q, ldb: c3, beta: 1, c: dq + c, ldc: c3)
             }
         }
     }
