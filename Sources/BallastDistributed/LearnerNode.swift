@@ -37,9 +37,9 @@ public final class LearnerNode {
     var lastCheckpoint = "none"
     var sequence: UInt64 = 0
 
-    public init(config: PPOConfig, resume: Bool) throws {
+    public init(config: PPOConfig, resume: Bool, restart: Bool = false) throws {
         self.config = config
-        trainer = try PPOTrainer(config: config, resume: resume)
+        trainer = try PPOTrainer(config: config, resume: resume, restart: restart)
         guard trainer.scoreRule == nil else {
             throw ConfigError("models.scorer: \(config.scorer) (a control score rule) runs only in single-process `ballast ppo`; actors need a scorer model")
         }

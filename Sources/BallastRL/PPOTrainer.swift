@@ -115,11 +115,16 @@ public final class PPOTrainer {
     public var policyDir: String { config.run.outDir + "/checkpoint" }
     var criticDir: String { config.run.outDir + "/critic" }
 
-    public init(config: PPOConfig, resume: Bool) throws {
+    /// Holds the run folder's lock while the trainer lives.
+    let directory: RunDirectory
+
+    /// A fresh start (`resume` false) over an existing checkpoint needs `restart`, which moves it aside.
+    public init(config: PPOConfig, resume: Bool, restart: Bool = false) throws {
         self.config = config
         Parallel.threads = config.run.threads
         BLAS.setThreads(config.run.threads)
-        try FileManager.default.createDirectory(atPath: config.run.outDir, withIntermediateDirectories: true)
+        try RunDirectory.prepare(config.run.outDir, resume: resume, restart: restart, marks: ["checkpoint", "critic"])
+        directory = try RunDirectory(lock: config.run.outDir)
         let resumePolicy = resume ? TrainingCheckpoint.locate(config.run.outDir + "/checkpoint") : nil
         let resumeCritic = resume ? TrainingCheckpoint.locate(config.run.outDir + "/critic") : nil
         if resume && (resumePolicy == nil || resumeCritic == nil) {
@@ -287,6 +292,7 @@ public final class PPOTrainer {
     }
 
     public func run() throws -> (steps: Int, interrupted: Bool) {
+        defer { directory.release() }
         progress.note("ppo: \(describe()), \(prompts.count) prompts")
         try prepare()
         while state.step < config.optim.steps {

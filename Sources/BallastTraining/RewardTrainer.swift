@@ -71,10 +71,10 @@ public final class RewardTrainer {
         set { loop.shouldStop = newValue }
     }
 
-    public init(config: RewardConfig, resume: Bool) throws {
+    public init(config: RewardConfig, resume: Bool, restart: Bool = false) throws {
         self.config = config
         let heads = config.kind == .advantage ? ["score", "expected_reward_head"] : ["score"]
-        loop = try TrainingLoop(optim: config.optim, run: config.run, resume: resume) {
+        loop = try TrainingLoop(optim: config.optim, run: config.run, resume: resume, restart: restart) {
             try Checkpoint.load(config.initFrom).withScalarHeads(heads)
         }
         guard loop.model.config.scalarHeads == heads else {

@@ -30,9 +30,9 @@ public final class SFTTrainer {
         set { loop.shouldStop = newValue }
     }
 
-    public init(config: SFTConfig, resume: Bool) throws {
+    public init(config: SFTConfig, resume: Bool, restart: Bool = false) throws {
         self.config = config
-        loop = try TrainingLoop(optim: config.optim, run: config.run, resume: resume) {
+        loop = try TrainingLoop(optim: config.optim, run: config.run, resume: resume, restart: restart) {
             if let from = config.model.initFrom { return try Checkpoint.load(from) }
             let m = try GPT(config: config.model.config)
             m.initializeRandom(seed: config.optim.seed)

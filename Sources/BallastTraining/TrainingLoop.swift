@@ -101,14 +101,18 @@ public final class TrainingLoop {
     public var shouldStop: () -> Bool = { false }
     public var checkpointDir: String { run.outDir + "/checkpoint" }
 
+    /// Holds the run folder's lock while the loop lives.
+    let directory: RunDirectory
+
     /// Loads the model from RUN/checkpoint when resuming, else from `initial()`; restores optimiser
-    /// and trainer state on resume.
-    public init(optim: OptimConfig, run: RunConfig, resume: Bool, initial: () throws -> GPT) throws {
+    /// and trainer state on resume. A fresh start over an existing checkpoint needs `restart`.
+    public init(optim: OptimConfig, run: RunConfig, resume: Bool, restart: Bool = false, initial: () throws -> GPT) throws {
         self.optim = optim
         self.run = run
         Parallel.threads = run.threads
         BLAS.setThreads(run.threads)
-        try FileManager.default.createDirectory(atPath: run.outDir, withIntermediateDirectories: true)
+        try RunDirectory.prepare(run.outDir, resume: resume, restart: restart)
+        directory = try RunDirectory(lock: run.outDir)
         let resumeDir = resume ? TrainingCheckpoint.locate(run.outDir + "/checkpoint") : nil
         if resume && resumeDir == nil {
             throw ConfigError("\(run.outDir)/checkpoint: nothing to resume (no trainer_state.json)")
@@ -128,6 +132,7 @@ public final class TrainingLoop {
     /// `syncState` stores data-order position into the state before each checkpoint.
     public func train(step: () throws -> StepResult, evaluate: () throws -> [String: Double],
                       syncState: (inout TrainerState) -> Void) throws -> LoopSummary {
+        defer { directory.release() }
         let metrics = try MetricsLog(path: run.outDir + "/metrics.jsonl", keepUpTo: state.step)
         let schedule = optim.schedule
         let start = Date(), startStep = state.step

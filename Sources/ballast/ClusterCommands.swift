@@ -65,7 +65,7 @@ struct LearnerCommand: ParsableCommand {
 
     func run() throws {
         try failing {
-            let node = try LearnerNode(config: try options.ppo(), resume: options.resume)
+            let node = try LearnerNode(config: try options.ppo(), resume: options.resume, restart: options.restart)
             try runUntilStopped { stop in
                 node.shouldStop = stop
                 return try node.run()

@@ -2,6 +2,7 @@ import ArgumentParser
 import BallastFormats
 import BallastPipeline
 import BallastRL
+import BallastTraining
 import Foundation
 
 struct LaunchCommand: ParsableCommand {
@@ -128,12 +129,12 @@ struct LaunchLocal: ParsableCommand {
         discussion: """
         FILE is either a PPO config with a cluster: section (one distributed PPO run) or a pipeline config \
         (configs/quickstart.yaml): then data, SFT, labelling, RM, AM and selection run in this process and each \
-        PPO arm runs distributed. Output is prefixed by process; Ctrl-C stops everything with a final \
-        checkpoint; a process that dies unexpectedly stops the run with a non-zero exit.
+        PPO arm runs distributed (pipelines resume by themselves; --resume and --restart are for a PPO config). \
+        Output is prefixed by process; Ctrl-C stops everything with a final checkpoint; a process that dies \
+        unexpectedly stops the run with a non-zero exit.
         """)
     @Option(help: "Number of actor processes.") var actors = 2
-    @OptionGroup var options: ConfigOptions
-    @Flag(help: "Resume a stopped PPO run (pipeline configs resume by themselves).") var resume = false
+    @OptionGroup var options: TrainingOptions
     @Option(name: .customLong("learner-threads"), help: "Compute threads of the learner (default: cores / (actors + 1), at least 1).") var learnerThreads: Int?
     @Option(name: .customLong("actor-threads"), help: "Compute threads per actor (same default).") var actorThreads: Int?
 
@@ -155,10 +156,12 @@ struct LaunchLocal: ParsableCommand {
                 guard try pipeline.run() else { throw ExitCode(130) }
             } else {
                 let c = try PPOConfig.load(doc)
+                try RunDirectory.prepare(c.run.outDir, resume: options.resume, restart: options.restart,
+                                         marks: ["checkpoint", "critic", "coordinator.journal"])
                 try FileManager.default.createDirectory(atPath: c.run.outDir, withIntermediateDirectories: true)
                 let file = c.run.outDir + "/launch.yaml"
                 try AtomicFile.write(Data(try doc.yaml().utf8), to: file)
-                guard try cluster.run(configFile: file, resume: resume) else { throw ExitCode(130) }
+                guard try cluster.run(configFile: file, resume: options.resume) else { throw ExitCode(130) }
             }
         }
     }

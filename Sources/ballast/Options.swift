@@ -50,6 +50,11 @@ struct ConfigOptions: ParsableArguments {
 struct TrainingOptions: ParsableArguments {
     @OptionGroup var config: ConfigOptions
     @Flag(help: "Continue a stopped run from RUN/checkpoint (and RUN/critic for PPO).") var resume = false
+    @Flag(help: "Start over where a run already is: the old run folder is moved aside to RUN.replaced-N, not deleted.") var restart = false
+
+    func validate() throws {
+        if resume && restart { throw ValidationError("--resume and --restart exclude each other") }
+    }
 
     func document() throws -> ConfigDocument { try config.document() }
     func ppo() throws -> PPOConfig { try config.ppo() }

@@ -18,7 +18,7 @@ struct SFT: ParsableCommand {
     func run() throws {
         try failing {
             let cfg = try SFTConfig.load(try options.document())
-            let trainer = try SFTTrainer(config: cfg, resume: options.resume)
+            let trainer = try SFTTrainer(config: cfg, resume: options.resume, restart: options.restart)
             try runUntilStopped { stop in
                 trainer.shouldStop = stop
                 return try !trainer.run().interrupted
@@ -45,7 +45,7 @@ struct TrainRM: ParsableCommand {
 
     static func train(kind: RewardConfig.Kind, _ options: TrainingOptions) throws {
         try failing {
-            let trainer = try RewardTrainer(config: try RewardConfig.load(try options.document(), kind: kind), resume: options.resume)
+            let trainer = try RewardTrainer(config: try RewardConfig.load(try options.document(), kind: kind), resume: options.resume, restart: options.restart)
             try runUntilStopped { stop in
                 trainer.shouldStop = stop
                 return try !trainer.run().interrupted
@@ -138,7 +138,7 @@ struct PPOCommand: ParsableCommand {
 
     func run() throws {
         try failing {
-            let trainer = try PPOTrainer(config: try options.ppo(), resume: options.resume)
+            let trainer = try PPOTrainer(config: try options.ppo(), resume: options.resume, restart: options.restart)
             try runUntilStopped { stop in
                 trainer.shouldStop = stop
                 return try !trainer.run().interrupted
