@@ -50,11 +50,27 @@ def ballast(*args, cwd=ROOT):
     return r.stdout
 
 
+LABEL_FILES = ("prefs_train.jsonl", "prefs_test.jsonl", "labels.json")
+
+
 def link_shared(run_dir, base, stages=("data", "sft", "forget", "label")):
+    """Points run_dir at base's data and SFT model and marks `stages` done. A run that labels again (no "label"
+    in `stages`) gets its own data folder of per-file links without the label files: the label stage writes
+    RUN/data/prefs_*.jsonl, and through a linked folder it would overwrite the labels every seed shares."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("data", "sft"):
-        if not (run_dir / name).exists():
-            (run_dir / name).symlink_to((base / name).resolve())
+    if not (run_dir / "sft").exists():
+        (run_dir / "sft").symlink_to((base / "sft").resolve())
+    data = run_dir / "data"
+    if "label" in stages:
+        if not data.exists():
+            data.symlink_to((base / "data").resolve())
+    else:
+        if data.is_symlink():
+            sys.exit(f"{data} links to the shared data folder, but this run relabels: remove it and rerun")
+        data.mkdir(exist_ok=True)
+        for f in (base / "data").iterdir():
+            if f.name not in LABEL_FILES and not (data / f.name).exists():
+                (data / f.name).symlink_to(f.resolve())
     for st in stages:
         (run_dir / f".done-{st}").write_text("done\n")
 
@@ -163,7 +179,17 @@ def main():
     ap.add_argument("--publish", help="copy results.md, CSVs, results.json and figures here")
     ap.add_argument("--report-only", action="store_true", help="rebuild tables and figures from finished runs")
     args = ap.parse_args()
-    args.argv = sys.argv[1:]
+    # The command that produced the runs, for the report's header: rebuilding or publishing changes nothing in them.
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip or a == "--report-only":
+            skip = False
+            continue
+        if a == "--publish":
+            skip = True
+            continue
+        argv.append(a)
+    args.argv = argv
     if args.ci:
         args.config, args.out = "configs/paper/ci.yaml", ("runs/paper-ci" if args.out == "runs/paper" else args.out)
         args.seeds, args.clusters = args.seeds[:1] if args.seeds != [1, 2, 3] else [1], [2, 4]
