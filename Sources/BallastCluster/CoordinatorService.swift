@@ -136,9 +136,10 @@ public final class CoordinatorService: @unchecked Sendable {
             "actors_expired": expiredActors, "duplicates": ledger.duplicates, "errors": errors.counts,
         ]
         if let l = learner {
-            var info: [String: Any] = ["last_seen_s": now - l.lastSeen]
-            for (key, v) in l.hello.stats.metadata { info[key] = Double(v).map { $0 as Any } ?? v }
-            st["learner"] = info
+            let s = l.hello.stats  // typed fields: a string that merely parses as a number ("nan") stays a string
+            st["learner"] = ["last_seen_s": now - l.lastSeen, "step": s.step, "queue": s.queue, "queue_capacity": s.queueCapacity,
+                             "dropped": s.dropped, "downweighted": s.downweighted, "checkpoint": s.checkpoint, "busy": s.busy,
+                             "rollouts_per_s": s.rolloutsPerSecond, "errors": s.errors]
         }
         return st
     }
@@ -162,18 +163,23 @@ public final class CoordinatorService: @unchecked Sendable {
                                               ("shard=\"\(s.offset)\",state=\"total\"", Double(s.element.total))] })
         metric("actors_alive", "Actors heard from within the heartbeat timeout.", "gauge", [("", Double(actors.values.filter { now - $0.lastSeen <= heartbeatTimeout }.count))])
         metric("actors_expired_total", "Actors declared dead (their leases were re-leased).", "counter", [("", Double(expiredActors))])
-        metric("actor_rollouts_total", "Rollouts sent by each actor.", "counter", actors.keys.sorted().map { ("actor=\"\($0)\"", Double(actors[$0]!.rollouts)) })
-        metric("actor_rollouts_per_second", "Recent rollout rate of each actor.", "gauge", actors.keys.sorted().map { ("actor=\"\($0)\"", actors[$0]!.rate) })
+        metric("actor_rollouts_total", "Rollouts sent by each actor.", "counter", actors.keys.sorted().map { ("actor=\"\(labelValue($0))\"", Double(actors[$0]!.rollouts)) })
+        metric("actor_rollouts_per_second", "Recent rollout rate of each actor.", "gauge", actors.keys.sorted().map { ("actor=\"\(labelValue($0))\"", actors[$0]!.rate) })
         metric("duplicate_completions_total", "Completions ignored because the prompt already counted this epoch.", "counter", [("", Double(ledger.duplicates))])
         metric("malformed_frames_total", "Frames rejected by the coordinator, by reason.", "counter",
                errors.counts.keys.sorted().map { ("reason=\"\($0)\"", Double(errors.counts[$0]!)) })
-        if let l = learner?.hello.stats.metadata {
-            for (key, help) in [("step", "Learner PPO steps."), ("queue", "Rollouts waiting in the learner's queue."),
-                                ("busy", "Fraction of time the learner spends updating."), ("dropped", "Stale rollouts dropped by the learner.")] {
-                if let v = l[key].flatMap(Double.init) { metric("learner_\(key)", help, "gauge", [("", v)]) }
-            }
+        if let s = learner?.hello.stats {
+            metric("learner_step", "Learner PPO steps.", "gauge", [("", Double(s.step))])
+            metric("learner_queue", "Rollouts waiting in the learner's queue.", "gauge", [("", Double(s.queue))])
+            metric("learner_busy", "Fraction of time the learner spends updating.", "gauge", [("", s.busy)])
+            metric("learner_dropped", "Stale rollouts dropped by the learner.", "gauge", [("", Double(s.dropped))])
         }
         return out
+    }
+
+    /// A Prometheus label value: backslash, double quote and newline escaped (actor ids come from peers).
+    func labelValue(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
     /// Serves until `shouldStop()`: receive, handle, reply to the sender, expire silent actors.

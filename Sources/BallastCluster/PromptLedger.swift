@@ -1,53 +1,6 @@
 import BallastFormats
 import Foundation
 
-/// Append-only journal of ledger events; `FileJournal` fsyncs every record, `MemoryJournal` is for tests.
-public protocol Journal: AnyObject {
-    func append(_ record: [String: Any]) throws
-    /// Every complete record written so far (a torn last line from a crash is ignored).
-    func records() throws -> [[String: Any]]
-}
-
-public final class MemoryJournal: Journal {
-    public private(set) var lines: [Data] = []
-    public init() {}
-    public func append(_ record: [String: Any]) throws { lines.append(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) }
-    public func records() throws -> [[String: Any]] { lines.compactMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } }
-}
-
-public final class FileJournal: Journal {
-    public let path: String
-    let fd: Int32
-
-    public init(path: String) throws {
-        self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        guard fd >= 0 else { throw FileError(path: path, problem: "cannot open journal (\(String(cString: strerror(errno))))") }
-    }
-
-    deinit { close(fd) }
-
-    public func append(_ record: [String: Any]) throws {
-        var line = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])
-        line.append(0x0A)
-        let ok = line.withUnsafeBytes { raw -> Bool in
-            var done = 0
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n <= 0 { return false }
-                done += n
-            }
-            return true
-        }
-        guard ok, fsync(fd) == 0 else { throw FileError(path: path, problem: "journal write failed (\(String(cString: strerror(errno))))") }
-    }
-
-    public func records() throws -> [[String: Any]] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
-        return data.split(separator: 0x0A).compactMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
-    }
-}
-
 /// The coordinator's prompt accounting: prompts split into shards, leased in batches to actors,
 /// re-leased when an actor stops heartbeating or a lease grows stale, and counted once per epoch
 /// however often they were leased or completed. When the current epoch has nothing left to lease, the

@@ -55,8 +55,12 @@ public final class CoordinatorNode {
         guard !lines.isEmpty else { throw DatasetError(file: settings.prompts, line: 0, problem: "no prompts") }
         let epochs = settings.epochs ?? settings.budget.map { ($0 + lines.count - 1) / lines.count } ?? 1
         let now = Date().timeIntervalSince1970
+        let journal = try FileJournal(path: settings.journal)
+        if journal.truncatedTail > 0 {
+            log("journal \(settings.journal): cut a torn last record of \(journal.truncatedTail) bytes (a crash during its write); it never counted")
+        }
         ledger = try PromptLedger(promptCount: lines.count, shards: settings.shards, epochs: epochs, budget: settings.budget,
-                                  journal: FileJournal(path: settings.journal), now: now)
+                                  journal: journal, now: now)
         service = CoordinatorService(ledger: ledger, heartbeatTimeout: settings.heartbeatTimeout, leaseTimeout: settings.leaseTimeout,
                                      prompts: lines, now: now)
         context = try ZMQContext()

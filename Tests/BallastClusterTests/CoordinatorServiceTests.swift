@@ -66,7 +66,7 @@ struct CoordinatorServiceTests {
         #expect(text.contains("ballast_shard_prompts{shard=\"0\",state=\"leased\"} 1.0"))
         #expect(text.contains("ballast_actor_rollouts_total{actor=\"A\"} 5.0") && text.contains("ballast_learner_step 7.0"))
         let st = svc.status(now: 2)
-        #expect((st["learner"] as? [String: Any])?["step"] as? Double == 7)
+        #expect((st["learner"] as? [String: Any])?["step"] as? Int == 7)
     }
 
     @Test("garbage and truncated frames are counted and the service keeps answering")
@@ -104,6 +104,48 @@ struct CoordinatorServiceTests {
         #expect(svc.ledger.completed == 0 && svc.ledger.leasedCount == 0)
         let st = try decoded(try svc.handle(message("X", StatusRequest()), now: 1), as: StatusReply.self)
         #expect(try JSONSerialization.jsonObject(with: Data(st.json.utf8)) is [String: Any])
+    }
+
+    /// CRC-valid frames whose fields sit at their extremes: before the fix a policy version ≥ 2^63 trapped
+    /// in status(), a learner checkpoint named "nan" made the status JSON unwritable (the coordinator
+    /// exited), and an actor id with a quote broke the /metrics text.
+    @Test("well-formed frames with extreme field values are rejected or absorbed; status and /metrics still work")
+    func hostileFieldValues() throws {
+        let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 4, journal: MemoryJournal()))
+        var hostileLearner = learnerHello
+        hostileLearner.stats.checkpoint = "nan"
+        hostileLearner.stats.step = Int.max
+        let huge = UInt64(1) << 63
+        var rejected: [[Data]] = [message("L", LearnerHello(policyVersion: huge, endpoints: learnerHello.endpoints, settings: learnerHello.settings,
+                                                           stats: learnerHello.stats)),
+                                  [Data("A".utf8)] + {
+                                      let (e, p) = Frame(kind: .heartbeat, sequence: 1, policyVersion: UInt64.max,
+                                                         metadata: Heartbeat(id: "A", rollouts: 1, version: 0, rate: 1).payload.metadata).encode()
+                                      return [e, p]
+                                  }()]
+        rejected.append(message("A", LeaseRequest(policyVersion: huge, id: "A", capacity: 1)))
+        for m in rejected { #expect(try svc.handle(m, now: 0) == nil) }
+        #expect(svc.errors.counts == ["bad_payload": rejected.count] && svc.policyVersion == 0)
+
+        _ = try svc.handle(message("L", hostileLearner), now: 0)
+        let odd = "a\"b\\c\nd"
+        _ = try svc.handle(message(odd, Heartbeat(id: odd, rollouts: Int.max, version: Int.min, rate: 1e308)), now: 0)
+        _ = try svc.handle(message("B", Heartbeat(id: "B", rollouts: Int.max, version: Int.max, rate: -1e308)), now: 0)
+        let lease = try decoded(try svc.handle(message("B", ready("B", Int.max)), now: 0), as: LeaseReply.self)
+        #expect(lease.grant?.promptIDs == [0, 1, 2, 3])
+        for epoch in [Int.min, -1, Int.max] {
+            let r = try decoded(try svc.handle(message("L", consumed("L", [Int.min, -1, 4, Int.max, 0], epoch: epoch)), now: 1), as: ConsumptionReply.self)
+            #expect(r.accepted == [])
+        }
+        let r = try decoded(try svc.handle(message("L", consumed("L", [Int.min, -1, 4, Int.max, 0], epoch: 0)), now: 1), as: ConsumptionReply.self)
+        #expect(r.accepted == [0] && svc.ledger.completed == 1)
+
+        let st = try decoded(try svc.handle(message("X", StatusRequest()), now: 2), as: StatusReply.self)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(st.json.utf8)) as? [String: Any])
+        #expect((json["learner"] as? [String: Any])?["checkpoint"] as? String == "nan")
+        let text = svc.prometheus(now: 2)
+        #expect(text.contains(#"ballast_actor_rollouts_total{actor="a\"b\\c\nd"}"#))
+        #expect(!text.split(separator: "\n").contains { $0.hasPrefix("d\"") })  // the newline in the id did not end the line
     }
 
     @Test("serves real DEALER peers over a loopback ROUTER socket")

@@ -1,4 +1,5 @@
 import BallastCluster
+import BallastFormats
 import BallastKernels
 import BallastRandom
 import Foundation
@@ -156,5 +157,37 @@ struct PromptLedgerTests {
         #expect(ledger.epoch == 0 && !ledger.finished)
         #expect(try ledger.complete(actor: "L", epoch: 0, promptIDs: [2, 1, 0], now: 1).accepted == [2, 1, 0])
         #expect(ledger.finished && ledger.completed == 6)
+    }
+
+    @Test("a torn journal tail is cut before the next append, and a second restart replays every record")
+    func tornJournalTail() throws {
+        let path = NSTemporaryDirectory() + "ledger-torn-\(UUID().uuidString).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            let ledger = try PromptLedger(promptCount: 6, journal: FileJournal(path: path))
+            _ = try #require(try ledger.lease(actor: "a", max: 6, now: 0))
+            #expect(try ledger.complete(actor: "L", epoch: 0, promptIDs: [0, 1], now: 1).accepted == [0, 1])
+        }
+        // A crash in the middle of writing the next record: half a line, no newline.
+        let torn = Data(#"{"epoch":0,"ids":[2,3],"t":"do"#.utf8)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try h.seekToEnd(); try h.write(contentsOf: torn); try h.close()
+
+        let journal = try FileJournal(path: path)
+        #expect(journal.truncatedTail == torn.count)
+        let again = try PromptLedger(promptCount: 6, journal: journal, now: 2)
+        #expect(again.completed == 2)
+        #expect(try again.complete(actor: "L", epoch: 0, promptIDs: [2, 3], now: 3).accepted == [2, 3])
+        let third = try PromptLedger(promptCount: 6, journal: FileJournal(path: path), now: 4)
+        #expect(third.completed == 4)
+        #expect(try third.complete(actor: "L", epoch: 0, promptIDs: [2, 3], now: 5).accepted == [])
+    }
+
+    @Test("a corrupt record inside the journal fails the replay instead of being skipped")
+    func corruptJournalLine() throws {
+        let path = NSTemporaryDirectory() + "ledger-corrupt-\(UUID().uuidString).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data("{\"t\":\"lease\"\ngarbage\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: FileError.self) { _ = try PromptLedger(promptCount: 6, journal: FileJournal(path: path)) }
     }
 }

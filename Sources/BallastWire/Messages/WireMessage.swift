@@ -36,6 +36,10 @@ extension WireMessage {
     /// Decodes a received frame, checking its kind.
     public init(frame: Frame) throws {
         guard frame.kind == Self.kind else { throw WireError.payload("expected a \(Self.kind) message, got \(frame.kind)") }
+        // Versions count policy updates; every process keeps them as Int, so a larger one is hostile, not a version.
+        guard frame.policyVersion <= UInt64(Int.max) else {
+            throw WireError.payload("\(Self.kind): policy version \(frame.policyVersion) is beyond 2^63 - 1")
+        }
         try self.init(policyVersion: frame.policyVersion, payload: WirePayload(tensors: frame.tensors, metadata: frame.metadata))
     }
 }

@@ -1,0 +1,80 @@
+import BallastFormats
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Append-only journal of ledger events; `FileJournal` fsyncs every record, `MemoryJournal` is for tests.
+public protocol Journal: AnyObject {
+    func append(_ record: [String: Any]) throws
+    /// Every complete record written so far, in order.
+    func records() throws -> [[String: Any]]
+}
+
+public final class MemoryJournal: Journal {
+    public private(set) var lines: [Data] = []
+    public init() {}
+    public func append(_ record: [String: Any]) throws { lines.append(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) }
+    public func records() throws -> [[String: Any]] { lines.compactMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } }
+}
+
+/// One JSON object per line. A crash or a full disk can leave the last line torn (no newline): opening
+/// the journal cuts that tail off before anything is appended, otherwise the next record would be glued
+/// onto the fragment and lost at the following replay. Any other line that does not parse is corruption
+/// and fails the replay rather than being skipped.
+public final class FileJournal: Journal {
+    public let path: String
+    /// Bytes of a torn last line removed when the journal was opened (0 when it ended cleanly).
+    public private(set) var truncatedTail = 0
+    let fd: Int32
+
+    public init(path: String) throws {
+        self.path = path
+        fd = open(path, O_RDWR | O_CREAT | O_APPEND, 0o644)
+        guard fd >= 0 else { throw FileError(path: path, problem: "cannot open journal (\(String(cString: strerror(errno))))") }
+        let data = FileManager.default.contents(atPath: path) ?? Data()
+        if let last = data.last, last != 0x0A {
+            let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+            truncatedTail = data.count - keep
+            guard ftruncate(fd, off_t(keep)) == 0, fsync(fd) == 0 else {
+                let msg = String(cString: strerror(errno))
+                close(fd)
+                throw FileError(path: path, problem: "cannot cut the torn last record (\(msg))")
+            }
+        }
+    }
+
+    deinit { close(fd) }
+
+    public func append(_ record: [String: Any]) throws {
+        var line = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])
+        line.append(0x0A)
+        let start = lseek(fd, 0, SEEK_END)
+        let ok = line.withUnsafeBytes { raw -> Bool in
+            var done = 0
+            while done < raw.count {
+                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+        guard ok, fsync(fd) == 0 else {
+            let msg = String(cString: strerror(errno))
+            if start >= 0 { _ = ftruncate(fd, start) }  // take back a partial record so a later append stays whole
+            throw FileError(path: path, problem: "journal write failed (\(msg))")
+        }
+    }
+
+    public func records() throws -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        var out: [[String: Any]] = []
+        for (i, line) in data.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+            guard let r = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                throw FileError(path: path, problem: "line \(i + 1) is not a journal record (corrupt journal; nothing was replayed)")
+            }
+            out.append(r)
+        }
+        return out
+    }
+}
