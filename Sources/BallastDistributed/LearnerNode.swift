@@ -49,7 +49,8 @@ public final class LearnerNode {
         // The queue is bounded in prompts (the learner stops reading past it); the message bound below is
         // never the binding one, since every message holds at least one prompt.
         assembler = RolloutAssembler(promptCapacity: c.queueCapacity * c.leaseSize, policy: StalenessPolicy(
-            maxPolicyLag: c.maxPolicyLag, mode: c.staleness == "downweight" ? .downweight : .drop, decay: c.decay))
+            maxPolicyLag: c.maxPolicyLag, mode: c.staleness == "downweight" ? .downweight : .drop, decay: c.decay),
+            vocabulary: trainer.policy.config.vocabSize, positions: trainer.policy.config.nPositions)
         pull = try context.socket(.pull)
         router = try context.socket(.router)
         publisher = try context.socket(.pub)
@@ -126,9 +127,9 @@ public final class LearnerNode {
         do {
             guard parts.count == 2 else { throw WireError.tooShort(parts.count) }
             let message = try RolloutMessage(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0)
+            try assembler.offer(message)
             firstRollout = firstRollout ?? Date()
             rolloutsReceived += message.rows
-            assembler.offer(message)
         } catch let e as WireError {
             errors.record(e)
             log("rejected a rollout message: \(e)")

@@ -45,15 +45,32 @@ struct RolloutAssembler {
     /// exactly train.batch_size prompts, as in the single-process run).
     private(set) var carry: (item: Incoming, weight: Double)?
 
-    init(promptCapacity: Int, policy: StalenessPolicy) {
+    /// The trained model's vocabulary and context: a row outside them would trip the model's preconditions.
+    let vocabulary: Int, positions: Int
+
+    init(promptCapacity: Int, policy: StalenessPolicy, vocabulary: Int = Int(Int32.max), positions: Int = .max) {
         self.promptCapacity = promptCapacity
+        self.vocabulary = vocabulary
+        self.positions = positions
         queue = BoundedRolloutQueue(capacity: promptCapacity, policy: policy)
     }
 
     var queuedPrompts: Int { queue.items.reduce(carry?.item.prompts ?? 0) { $0 + $1.item.prompts } }
     var isFull: Bool { queuedPrompts >= promptCapacity }
 
-    mutating func offer(_ m: RolloutMessage) { queue.offer(Incoming(m), version: Int(m.policyVersion)) }
+    /// Queues a decoded message; one whose rows the model cannot take (token ids outside the vocabulary,
+    /// sequences longer than the context) is rejected whole.
+    mutating func offer(_ m: RolloutMessage) throws {
+        for (i, seq) in m.sequences.enumerated() {
+            guard seq.count <= positions else {
+                throw WireError.payload("rollout: row \(i) has \(seq.count) tokens, beyond the model's \(positions) positions")
+            }
+            if let t = seq.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
+                throw WireError.payload("rollout: row \(i) holds token id \(t), outside the vocabulary of \(vocabulary)")
+            }
+        }
+        queue.offer(Incoming(m), version: Int(m.policyVersion))
+    }
 
     /// Removes rollouts too stale to train at `learnerVersion`; returns their prompts per epoch, to be
     /// handed back to the coordinator.

@@ -41,8 +41,8 @@ struct RolloutAssemblerTests {
     func splitAndCarry() throws {
         var a = assembler()
         let c = Coordinator()
-        a.offer(rollout([1, 1, 2, 2, 3, 3], message: 0))  // K = 2
-        a.offer(rollout([4, 4, 5, 5], message: 1))
+        try a.offer(rollout([1, 1, 2, 2, 3, 3], message: 0))  // K = 2
+        try a.offer(rollout([4, 4, 5, 5], message: 1))
         #expect(a.queuedPrompts == 5)
         let first = try #require(try next(&a, c, want: 4))
         #expect(first.prompts == 4 && first.batch.count == 8)
@@ -59,8 +59,8 @@ struct RolloutAssemblerTests {
         var a = assembler()
         let c = Coordinator()
         c.refuse = [2]  // counted before (a re-lease of a prompt already trained this epoch)
-        a.offer(rollout([1, 2], message: 0))
-        a.offer(rollout([3, 1], message: 1, lease: 7))  // prompt 1 again: re-leased while its first rollout was on the way
+        try a.offer(rollout([1, 2], message: 0))
+        try a.offer(rollout([3, 1], message: 1, lease: 7))  // prompt 1 again: re-leased while its first rollout was on the way
         // want 4: both messages are taken whole (two prompts each), so prompt 1 is in the batch twice.
         let got = try #require(try next(&a, c, want: 4))
         #expect(a.queuedPrompts == 0)
@@ -74,7 +74,7 @@ struct RolloutAssemblerTests {
         var a = assembler()
         let c = Coordinator()
         c.refuse = [1, 2]
-        a.offer(rollout([1, 2], message: 0))
+        try a.offer(rollout([1, 2], message: 0))
         let got = try #require(try next(&a, c, want: 2))
         #expect(got.batch.count == 0 && got.prompts == 2)
     }
@@ -83,9 +83,9 @@ struct RolloutAssemblerTests {
     func staleReleased() throws {
         var a = assembler(lag: 1)
         let c = Coordinator()
-        a.offer(rollout([1, 2], message: 0, version: 3, epoch: 0))
-        a.offer(rollout([9, 8], message: 1, version: 5, epoch: 1))
-        a.offer(rollout([3], message: 2, version: 4, epoch: 1))
+        try a.offer(rollout([1, 2], message: 0, version: 3, epoch: 0))
+        try a.offer(rollout([9, 8], message: 1, version: 5, epoch: 1))
+        try a.offer(rollout([3], message: 2, version: 4, epoch: 1))
         let pruned = a.prune(learnerVersion: 5)
         #expect(pruned.map(\.epoch) == [0] && pruned.map(\.ids) == [[1, 2]] && a.queuedPrompts == 3)
         // At version 6 message 2 (version 4) is stale too: taken batches skip it and release it.
@@ -94,12 +94,27 @@ struct RolloutAssemblerTests {
         #expect(got.lags == [1])
     }
 
+    @Test("rows the model cannot take (token ids outside the vocabulary, sequences beyond the context) are rejected, not queued")
+    func rejectsRowsTheModelCannotTake() throws {
+        var a = RolloutAssembler(promptCapacity: 64, policy: StalenessPolicy(maxPolicyLag: 2), vocabulary: 259, positions: 3)
+        var bad = rollout([1], message: 0)
+        bad.sequences = [[256, 259, 257]]
+        #expect(throws: WireError.self) { try a.offer(bad) }
+        bad.sequences = [[256, -1, 257]]
+        #expect(throws: WireError.self) { try a.offer(bad) }
+        bad.sequences = [[256, 1, 2, 257]]
+        #expect(throws: WireError.self) { try a.offer(bad) }
+        #expect(a.queuedPrompts == 0)
+        try a.offer(rollout([1], message: 1))
+        #expect(a.queuedPrompts == 1)
+    }
+
     @Test("a batch spanning two epochs is counted once per epoch")
     func perEpoch() throws {
         var a = assembler()
         let c = Coordinator()
-        a.offer(rollout([5, 6], message: 0, epoch: 0))
-        a.offer(rollout([5, 1], message: 1, epoch: 1))
+        try a.offer(rollout([5, 6], message: 0, epoch: 0))
+        try a.offer(rollout([5, 1], message: 1, epoch: 1))
         let got = try #require(try next(&a, c, want: 4))
         #expect(c.reports.map(\.epoch) == [0, 1] && c.reports.map(\.ids) == [[5, 6], [1, 5]])
         #expect(got.batch.count == 4, "prompt 5 of epoch 0 and of epoch 1 are different units")
@@ -109,10 +124,10 @@ struct RolloutAssemblerTests {
     func downweight() throws {
         var a = RolloutAssembler(promptCapacity: 64, policy: StalenessPolicy(maxPolicyLag: 2, mode: .downweight, decay: 0.5))
         let c = Coordinator()
-        a.offer(rollout([1], message: 0, version: 4))
-        a.offer(rollout([2], message: 1, version: 3))
-        a.offer(rollout([3], message: 2, version: 2))
-        a.offer(rollout([4], message: 3, version: 1))  // lag 3 > 2: dropped
+        try a.offer(rollout([1], message: 0, version: 4))
+        try a.offer(rollout([2], message: 1, version: 3))
+        try a.offer(rollout([3], message: 2, version: 2))
+        try a.offer(rollout([4], message: 3, version: 1))  // lag 3 > 2: dropped
         let got = try #require(try next(&a, c, want: 4, version: 4))
         #expect(got.weights == [1, 0.5, 0.25] && got.batch.scores == [0, 100, 200] && c.released.map(\.ids) == [[4]])
     }
@@ -131,8 +146,8 @@ struct RolloutAssemblerTests {
         }
         var a = assembler()
         let first = try lease(2)
-        a.offer(rollout(first.promptIDs, message: 0, lease: first.lease))
-        a.offer(rollout(first.promptIDs, message: 1, lease: first.lease))  // the same lease's rollouts delivered twice
+        try a.offer(rollout(first.promptIDs, message: 0, lease: first.lease))
+        try a.offer(rollout(first.promptIDs, message: 1, lease: first.lease))  // the same lease's rollouts delivered twice
         let got = try #require(try a.next(want: 2, learnerVersion: 0, release: { _, _ in }, count: count))
         #expect(got.batch.scores == [0, 1], "each prompt once, from the first message")
         let again = try #require(try a.next(want: 2, learnerVersion: 1, release: { _, _ in }, count: count))

@@ -42,6 +42,36 @@ struct RolloutWireTests {
         #expect(rejected { $0.metadata["epoch"] = nil })
         #expect(rejected { $0.policyVersion = UInt64(Int.max) + 1 })
         #expect(rejected { $0.kind = .heartbeat })
+        // Values that would trip the trainer or poison the weights (before the fix these decoded).
+        func f64(_ name: String, _ xs: [Double]) -> (inout Frame) -> Void {
+            { f in f.tensors = f.tensors.map { $0.0 == name ? ($0.0, TensorData(dtype: .f64, shape: [xs.count], bytes: xs.withUnsafeBufferPointer { Data(buffer: $0) })) : $0 } }
+        }
+        #expect(rejected(f64("logp", [-0.1, .nan, -0.3, -1.5])))
+        #expect(rejected(f64("values", [0.1, 0.2, .infinity, 0.7])))
+        #expect(rejected(f64("scores", [-.infinity, 1])))
+        #expect(rejected(f64("gold", [1, .infinity])))
+        #expect(!rejected(f64("gold", [.nan, .nan])))  // NaN gold: no gold score for the row
+        // A zero-length prompt (the response's first token would be read at position -1) or response.
+        #expect(rejected { f in
+            f.tensors = f.tensors.map { t -> (String, TensorData) in
+                switch t.0 {
+                case "prompt_tokens": return (t.0, TensorData(int32s: [0, 2], shape: [2]))
+                case "tokens": return (t.0, TensorData(int32s: [9, 8, 7, 256, 5, 7], shape: [6]))
+                case "token_offsets": return (t.0, TensorData(int64s: [0, 3, 6]))
+                default: return t
+                }
+            }
+        })
+        #expect(rejected { f in
+            f.tensors = f.tensors.map { t -> (String, TensorData) in
+                switch t.0 {
+                case "prompt_tokens": return (t.0, TensorData(int32s: [6, 2], shape: [2]))
+                case "logp", "ref_logp", "values": return (t.0, TensorData(dtype: .f64, shape: [1], bytes: Data(count: 8)))
+                case "response_offsets": return (t.0, TensorData(int64s: [0, 0, 1]))
+                default: return t
+                }
+            }
+        })
         #expect(!rejected { _ in })
     }
 }

@@ -84,10 +84,19 @@ public struct RolloutMessage: WireMessage, Equatable {
         }
         guard let data = r.optional("tasks")?.data(using: .utf8), let tasks = try? JSONSerialization.jsonObject(with: data) as? [String],
               tasks.count == n else { throw r.fail("tasks", "must be a JSON array of \(n) strings") }
+        // NaN or infinite log-probs, values or scores would poison the update and then the saved weights;
+        // a gold of NaN means "no gold score" and passes.
+        for (name, xs) in [("logp", logp), ("ref_logp", ref), ("values", values), ("scores", scores), ("gold", gold.filter { !$0.isNaN })] {
+            if let x = xs.first(where: { !$0.isFinite }) { throw r.fail(name, "holds a non-finite number: \(x)") }
+        }
         func rows<T>(_ xs: [T], _ off: [Int]) -> [[T]] { (0..<n).map { Array(xs[off[$0]..<off[$0 + 1]]) } }
         let seqs = rows(tokens, tokOff)
-        for i in 0..<n where prompt[i] < 0 || Int(prompt[i]) + (respOff[i + 1] - respOff[i]) != seqs[i].count {
-            throw WireError.payload("rollout: row \(i): prompt + response lengths do not add up to the sequence")
+        for i in 0..<n {
+            let response = respOff[i + 1] - respOff[i]
+            guard prompt[i] >= 1, response >= 1, Int(prompt[i]) + response == seqs[i].count else {
+                throw WireError.payload("rollout: row \(i): a prompt of \(prompt[i]) and a response of \(response) tokens "
+                                        + "(each at least 1) do not make its \(seqs[i].count)-token sequence")
+            }
         }
         guard policyVersion <= UInt64(Int.max) else { throw r.fail("policy_version", "is out of range: \(policyVersion)") }
         self.init(policyVersion: policyVersion, sequences: seqs, promptTokens: prompt.map(Int.init), logp: rows(logp, respOff),
