@@ -140,6 +140,8 @@ public struct PPOUpdater {
     public struct Stats: Sendable {
         public var policyLoss = 0.0, valueLoss = 0.0, clipFraction = 0.0, entropy = 0.0, kl = 0.0, rehearsalNLL = 0.0
         public var score = 0.0, gold = 0.0, responseLength = 0.0, updates = 0
+        /// Minibatch updates (policy or critic) skipped because their gradients were not finite.
+        public var skippedUpdates = 0
     }
 
     /// Runs the update; `nextRehearsal()` returns a rehearsal minibatch (or nil when rehearsal is off).
@@ -215,8 +217,12 @@ public struct PPOUpdater {
                     policy.backward(headsGradient: false)
                     stats.rehearsalNLL += Double(l) / hyper.rehearsalCoef
                 }
-                GradientClipping.clip(policy.grads, count: policy.parameterCount, maxNorm: maxGradNorm)
-                policyOpt.update(params: policy.params, grads: policy.grads, lr: lr)
+                // Non-finite gradients (a NaN in the rollout's numbers or an overflow) would poison every weight.
+                if GradientClipping.clip(policy.grads, count: policy.parameterCount, maxNorm: maxGradNorm).isFinite {
+                    policyOpt.update(params: policy.params, grads: policy.grads, lr: lr)
+                } else {
+                    stats.skippedUpdates += 1
+                }
                 stats.policyLoss += p.loss
                 stats.clipFraction += p.clipFraction
                 stats.entropy += entropy / max(tokens, 1)
@@ -235,8 +241,11 @@ public struct PPOUpdater {
                     }
                 }
                 critic.backward(logitsGradient: false)
-                GradientClipping.clip(critic.grads, count: critic.parameterCount, maxNorm: maxGradNorm)
-                criticOpt.update(params: critic.params, grads: critic.grads, lr: criticLR)
+                if GradientClipping.clip(critic.grads, count: critic.parameterCount, maxNorm: maxGradNorm).isFinite {
+                    criticOpt.update(params: critic.params, grads: critic.grads, lr: criticLR)
+                } else {
+                    stats.skippedUpdates += 1
+                }
                 stats.valueLoss += vl.loss
                 stats.updates += 1
             }

@@ -266,6 +266,10 @@ public final class PPOTrainer {
                                      "entropy": s.entropy, "response_length": s.responseLength, "lr": Double(lr),
                                      "elapsed_s": Date().timeIntervalSince(startTime), "rollouts": rollout.count]
         if !rehearsal.isEmpty { record["rehearsal_nll"] = s.rehearsalNLL }
+        if s.skippedUpdates > 0 {
+            record["skipped_updates"] = s.skippedUpdates
+            progress.note("step \(state.step): \(s.skippedUpdates) minibatch update(s) skipped: gradients not finite")
+        }
         var perTask: [String: [Double]] = [:]
         for (t, g) in zip(rollout.tasks, rollout.gold) where !g.isNaN { perTask[t, default: []].append(g) }
         for (t, gs) in perTask { record["gold_" + t] = gs.reduce(0, +) / Double(gs.count) }

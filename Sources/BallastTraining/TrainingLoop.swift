@@ -103,6 +103,8 @@ public final class TrainingLoop {
 
     /// Holds the run folder's lock while the loop lives.
     let directory: RunDirectory
+    /// Updates skipped in a row (non-finite loss or gradients) before the run stops.
+    static let maxConsecutiveSkips = 5
 
     /// Loads the model from RUN/checkpoint when resuming, else from `initial()`; restores optimiser
     /// and trainer state on resume. A fresh start over an existing checkpoint needs `restart`.
@@ -139,6 +141,7 @@ public final class TrainingLoop {
         var lastLoss = Double.nan
         var lastEval: [String: Double] = [:]
         var windowTokens = 0, windowStart = Date()
+        var skipped = 0, consecutiveSkips = 0
         func checkpoint() throws {
             syncState(&state)
             try TrainingCheckpoint.save(model: model, optimizer: optimizer, state: state, to: checkpointDir)
@@ -153,24 +156,36 @@ public final class TrainingLoop {
             model.zeroGrad()
             let r = try step()
             let norm = GradientClipping.clip(model.grads, count: model.parameterCount, maxNorm: optim.maxGradNorm)
-            optimizer.update(params: model.params, grads: model.grads, lr: lr)
             state.step += 1
             state.tokensSeen += r.tokens
             windowTokens += r.tokens
-            lastLoss = r.loss
-            guard r.loss.isFinite else {
-                throw ConfigError("loss became \(r.loss) at step \(state.step); lower train.lr or check the data (last checkpoint is intact)")
+            // A non-finite loss or gradient would make every weight NaN: skip that update (the batch is
+            // consumed), count it, and stop when it keeps happening.
+            if r.loss.isFinite && norm.isFinite {
+                consecutiveSkips = 0
+                optimizer.update(params: model.params, grads: model.grads, lr: lr)
+                lastLoss = r.loss
+                let tps = Double(windowTokens) / max(Date().timeIntervalSince(windowStart), 1e-9)
+                var record: [String: Any] = ["step": state.step, "loss": r.loss, "lr": Double(lr), "grad_norm": Double(norm),
+                                             "tokens_per_s": tps, "elapsed_s": Date().timeIntervalSince(start)]
+                if skipped > 0 { record["skipped_updates"] = skipped }
+                for (k, v) in r.metrics { record[k] = v }
+                metrics.write(record)
+                let eta = Date().timeIntervalSince(start) / Double(state.step - startStep) * Double(optim.steps - state.step)
+                var line = String(format: "step %d/%d  loss %.4f  lr %.2e  |g| %.2f  %.0f tok/s  ETA %@",
+                                  state.step, optim.steps, r.loss, lr, norm, tps, Progress.duration(eta))
+                for (k, v) in r.metrics.sorted(by: { $0.key < $1.key }) { line += String(format: "  %@ %.3f", k, v) }
+                progress.update(line, force: state.step % run.logEvery == 0 || state.step == optim.steps)
+            } else {
+                skipped += 1
+                consecutiveSkips += 1
+                metrics.write(["step": state.step, "skipped_update": 1, "skipped_updates": skipped])
+                progress.note("step \(state.step): loss \(r.loss), gradient norm \(norm): update skipped (\(skipped) so far)")
+                if consecutiveSkips >= Self.maxConsecutiveSkips {
+                    throw ConfigError("loss or gradients non-finite for \(consecutiveSkips) steps in a row (step \(state.step)); "
+                                      + "lower train.lr or check the data (the last checkpoint is intact)")
+                }
             }
-            let tps = Double(windowTokens) / max(Date().timeIntervalSince(windowStart), 1e-9)
-            var record: [String: Any] = ["step": state.step, "loss": r.loss, "lr": Double(lr), "grad_norm": Double(norm),
-                                         "tokens_per_s": tps, "elapsed_s": Date().timeIntervalSince(start)]
-            for (k, v) in r.metrics { record[k] = v }
-            metrics.write(record)
-            let eta = Date().timeIntervalSince(start) / Double(state.step - startStep) * Double(optim.steps - state.step)
-            var line = String(format: "step %d/%d  loss %.4f  lr %.2e  |g| %.2f  %.0f tok/s  ETA %@",
-                              state.step, optim.steps, r.loss, lr, norm, tps, Progress.duration(eta))
-            for (k, v) in r.metrics.sorted(by: { $0.key < $1.key }) { line += String(format: "  %@ %.3f", k, v) }
-            progress.update(line, force: state.step % run.logEvery == 0 || state.step == optim.steps)
             if state.step % run.logEvery == 0 {
                 windowTokens = 0
                 windowStart = Date()

@@ -93,4 +93,27 @@ struct EvaluationProtocolTests {
         #expect(Array(UnsafeBufferPointer(start: policy.params, count: policy.parameterCount)) == before)
         #expect(Array(UnsafeBufferPointer(start: critic.params, count: critic.parameterCount)) != criticBefore)
     }
+
+    /// Before the fix a NaN in the rollout (a log-prob here) went through clipping into AdamW and made
+    /// every policy and critic weight NaN.
+    @Test("a minibatch whose gradients are not finite is skipped and counted; the weights stay as they were")
+    func nonFiniteGradientsSkipTheUpdate() throws {
+        let policy = try tiny(1), reference = try tiny(1), critic = try tiny(3, heads: ["value_head"]), scorer = try tiny(4, heads: ["score"])
+        var sampling = SamplingOptions(temperature: 1, maxNewTokens: 6)
+        sampling.seed = 5
+        var rollout = try RolloutMaker.make(policy: policy, reference: reference, critic: critic, scorer: scorer, prompts: prompts,
+                                            sampling: sampling, policyVersion: 0)
+        for k in rollout.logp.indices { rollout.logp[k][0] = .nan; rollout.values[k][0] = .nan }
+        let before = Array(UnsafeBufferPointer(start: policy.params, count: policy.parameterCount))
+        let criticBefore = Array(UnsafeBufferPointer(start: critic.params, count: critic.parameterCount))
+        let opt = { (m: GPT) in AdamW(count: m.parameterCount, decayRanges: []) }
+        var rng = SeededRNG(seed: 1)
+        var hyper = PPOHyper()
+        hyper.minibatch = 5
+        let stats = PPOUpdater(hyper: hyper).update(rollout: rollout, policy: policy, critic: critic, policyOpt: opt(policy), criticOpt: opt(critic),
+                                                    lr: 1e-2, criticLR: 1e-2, beta: 0.05, maxGradNorm: 1, nextRehearsal: { nil }, rng: &rng)
+        #expect(stats.skippedUpdates == 2 * stats.updates && stats.updates > 0)
+        #expect(Array(UnsafeBufferPointer(start: policy.params, count: policy.parameterCount)) == before)
+        #expect(Array(UnsafeBufferPointer(start: critic.params, count: critic.parameterCount)) == criticBefore)
+    }
 }
