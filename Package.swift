@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "BallastFormats", dependencies: ["CCRC32C"], swiftSettings: fastMath),
         // Dataset records (SFT examples, prompts, preference pairs) and their JSONL readers; the byte
         // tokenizer and its special tokens; the built-in SFT data.
-        .target(name: "BallastData", dependencies: ["BallastRandom"], swiftSettings: fastMath),
+        .target(name: "BallastData", dependencies: ["BallastFormats", "BallastRandom"], swiftSettings: fastMath),
         // GPT-2 model: config and presets, planned parameter/activation/gradient buffers, forward/backward,
         // scalar heads, sequence scoring, KV-cache sampling, checkpoint folders.
         .target(name: "BallastModel", dependencies: ["BallastKernels", "BallastFormats", "BallastData", "BallastRandom"], swiftSettings: fastMath),

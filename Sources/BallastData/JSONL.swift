@@ -1,3 +1,4 @@
+import BallastFormats
 import Foundation
 
 /// A malformed dataset line: names the file, the 1-based line and the problem.
@@ -45,6 +46,7 @@ public enum JSONL {
         }
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        try out.write(to: URL(fileURLWithPath: path), options: .atomic)
+        // fsync'd before the rename: a stage's done-marker, written after this, must never outlive its data.
+        try AtomicFile.write(out, to: path)
     }
 }

@@ -5,10 +5,12 @@ import Glibc
 
 /// Crash-safe file replacement: a reader sees either the old file or the complete new one.
 public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
+    /// `mode` is the file's permissions from its creation on (0o600 for a secret: never readable by others, not even briefly).
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = path + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        unlink(tmp)  // a leftover from a crashed writer would keep its own permissions
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_EXCL, mode)
         guard fd >= 0 else { throw FileError(path: tmp, problem: "cannot create (\(String(cString: strerror(errno))))") }
         var ok = true
         data.withUnsafeBytes { raw in
@@ -34,8 +36,8 @@ public enum AtomicFile {
         syncDirectory(dir.isEmpty ? "." : dir)
     }
 
-    public static func write(_ string: String, to path: String) throws {
-        try write(Data(string.utf8), to: path)
+    public static func write(_ string: String, to path: String, mode: mode_t = 0o644) throws {
+        try write(Data(string.utf8), to: path, mode: mode)
     }
 
     public static func syncDirectory(_ dir: String) {

@@ -114,8 +114,7 @@ struct KeysCommand: ParsableCommand {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             func save(_ name: String, _ pair: (public: String, secret: String)) throws {
                 try AtomicFile.write(pair.public + "\n", to: "\(out)/\(name).public")
-                try AtomicFile.write(pair.secret + "\n", to: "\(out)/\(name).secret")
-                chmod("\(out)/\(name).secret", 0o600)
+                try AtomicFile.write(pair.secret + "\n", to: "\(out)/\(name).secret", mode: 0o600)
             }
             try save("server", try CurveSecurity.keyPair())
             var allowed = "# public keys of the clients the listeners accept, one per line\n"

@@ -322,6 +322,7 @@ def test_curve_keys_admit_keyed_peers_and_refuse_others(tmp_path, artifacts):
     keys, stranger = tmp_path / "keys", tmp_path / "other-keys"
     for d in (keys, stranger):
         subprocess.run([BIN, "keys", "--out", str(d)], check=True, capture_output=True)
+    assert {f.name: f.stat().st_mode & 0o777 for f in keys.glob("*.secret")} == {f"{n}.secret": 0o600 for n in ("server", "coordinator", "learner", "actor")}
     # The stranger trusts the right server key but holds a client key nobody authorised.
     for f in ("server.public",):
         (stranger / f).write_text((keys / f).read_text())
