@@ -125,10 +125,11 @@ public final class PPOTrainer {
         BLAS.setThreads(config.run.threads)
         try RunDirectory.prepare(config.run.outDir, resume: resume, restart: restart, marks: ["checkpoint", "critic"])
         directory = try RunDirectory(lock: config.run.outDir)
-        let resumePolicy = resume ? TrainingCheckpoint.locate(config.run.outDir + "/checkpoint") : nil
-        let resumeCritic = resume ? TrainingCheckpoint.locate(config.run.outDir + "/critic") : nil
-        if resume && (resumePolicy == nil || resumeCritic == nil) {
-            throw ConfigError("\(config.run.outDir): nothing to resume (checkpoint/ and critic/ with trainer_state.json)")
+        // Policy and critic are one checkpoint: resume from the newest pair whose steps agree.
+        let pair = resume ? TrainingCheckpoint.locate([config.run.outDir + "/checkpoint", config.run.outDir + "/critic"]) : nil
+        let resumePolicy = pair?[0], resumeCritic = pair?[1]
+        if resume && pair == nil {
+            throw ConfigError("\(config.run.outDir): nothing to resume (checkpoint/ and critic/ with trainer_state.json at the same step)")
         }
         reference = try Checkpoint.load(config.policyInit)
         policy = try resumePolicy.map(Checkpoint.load) ?? Checkpoint.load(config.policyInit)
@@ -166,8 +167,8 @@ public final class PPOTrainer {
         state.rehearsalEpoch = rehearsalSampler.epoch
         state.rehearsalCursor = rehearsalSampler.cursor
         state.klCoef = kl.beta
-        try TrainingCheckpoint.save(model: policy, optimizer: policyOpt, state: state, to: policyDir)
-        try TrainingCheckpoint.save(model: critic, optimizer: criticOpt, state: state, to: criticDir)
+        try TrainingCheckpoint.save([TrainingCheckpoint.Part(model: policy, optimizer: policyOpt, dir: policyDir),
+                                     TrainingCheckpoint.Part(model: critic, optimizer: criticOpt, dir: criticDir)], state: state)
     }
 
     let metrics: MetricsLog

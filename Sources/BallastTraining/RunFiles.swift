@@ -35,34 +35,85 @@ public struct TrainerState: Codable, Sendable, Equatable {
 }
 
 /// A checkpoint folder = Hugging Face model files + optimizer.safetensors + trainer_state.json.
-/// Folders are replaced atomically: written under NAME.tmp, then NAME.old ← NAME, NAME ← NAME.tmp.
+///
+/// Folders are replaced so that a crash at any point leaves a valid one: every folder of a unit (PPO
+/// saves the policy and the critic together) is first written complete under NAME.tmp; then for each,
+/// NAME.old ← NAME and NAME ← NAME.tmp; only when all are swapped are the NAME.old folders removed.
+/// `locate` picks, per folder, NAME or NAME.old so that the unit's steps agree.
 public enum TrainingCheckpoint {
+    public struct Part {
+        public let model: GPT
+        public let optimizer: AdamW
+        public let dir: String
+        public init(model: GPT, optimizer: AdamW, dir: String) {
+            self.model = model
+            self.optimizer = optimizer
+            self.dir = dir
+        }
+    }
+
+    /// Test hook: runs before each rename or removal of a swap (the crash-injection tests throw from it).
+    nonisolated(unsafe) static var beforeSwapOperation: ((String) throws -> Void)?
+
     public static func save(model: GPT, optimizer: AdamW, state: TrainerState, to dir: String) throws {
+        try save([Part(model: model, optimizer: optimizer, dir: dir)], state: state)
+    }
+
+    /// Saves several folders as one unit with the same trainer state.
+    public static func save(_ parts: [Part], state: TrainerState) throws {
         let fm = FileManager.default
-        let tmp = dir + ".tmp", old = dir + ".old"
-        try? fm.removeItem(atPath: tmp)
-        try Checkpoint.save(model, to: tmp)
-        let n = optimizer.count
-        try SafeTensorsWriter.write([
-            ("exp_avg", TensorData(floats: UnsafeBufferPointer(start: optimizer.m, count: n), shape: [n])),
-            ("exp_avg_sq", TensorData(floats: UnsafeBufferPointer(start: optimizer.v, count: n), shape: [n])),
-        ], metadata: ["step": String(optimizer.step)], to: tmp + "/optimizer.safetensors")
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try enc.encode(state), to: tmp + "/trainer_state.json")
-        try? fm.removeItem(atPath: old)
-        if fm.fileExists(atPath: dir) { try fm.moveItem(atPath: dir, toPath: old) }
-        try fm.moveItem(atPath: tmp, toPath: dir)
-        AtomicFile.syncDirectory((dir as NSString).deletingLastPathComponent)
-        try? fm.removeItem(atPath: old)
+        for part in parts {
+            let tmp = part.dir + ".tmp"
+            try? fm.removeItem(atPath: tmp)
+            try Checkpoint.save(part.model, to: tmp)
+            let n = part.optimizer.count
+            try SafeTensorsWriter.write([
+                ("exp_avg", TensorData(floats: UnsafeBufferPointer(start: part.optimizer.m, count: n), shape: [n])),
+                ("exp_avg_sq", TensorData(floats: UnsafeBufferPointer(start: part.optimizer.v, count: n), shape: [n])),
+            ], metadata: ["step": String(part.optimizer.step)], to: tmp + "/optimizer.safetensors")
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(try enc.encode(state), to: tmp + "/trainer_state.json")
+        }
+        func step(_ what: String, _ op: () throws -> Void) throws {
+            try beforeSwapOperation?(what)
+            try op()
+        }
+        // The folders a resume would use now; they stay until the new unit is complete. After a crash
+        // in an earlier swap that may be NAME.old (NAME missing, or newer than the rest of the unit).
+        let valid = locate(parts.map(\.dir))
+        for (i, part) in parts.enumerated() {
+            let dir = part.dir, old = dir + ".old"
+            if valid?[i] == old {
+                if fm.fileExists(atPath: dir) { try step("remove \(dir)") { try fm.removeItem(atPath: dir) } }
+            } else if fm.fileExists(atPath: dir) {
+                if fm.fileExists(atPath: old) { try step("remove \(old)") { try fm.removeItem(atPath: old) } }
+                try step("rename \(dir) → .old") { try fm.moveItem(atPath: dir, toPath: old) }
+            }
+            try step("rename \(dir).tmp → \(dir)") { try fm.moveItem(atPath: dir + ".tmp", toPath: dir) }
+            AtomicFile.syncDirectory((dir as NSString).deletingLastPathComponent)
+        }
+        for part in parts where fm.fileExists(atPath: part.dir + ".old") {
+            try step("remove \(part.dir).old") { try fm.removeItem(atPath: part.dir + ".old") }
+        }
     }
 
     /// The folder to resume from: NAME, or NAME.old when a crash hit between the two renames.
-    public static func locate(_ dir: String) -> String? {
-        let fm = FileManager.default
-        if fm.fileExists(atPath: dir + "/trainer_state.json") { return dir }
-        if fm.fileExists(atPath: dir + ".old/trainer_state.json") { return dir + ".old" }
-        return nil
+    public static func locate(_ dir: String) -> String? { locate([dir])?.first }
+
+    /// For a unit saved together: per folder NAME or NAME.old, the newest choice whose trainer steps all
+    /// agree; nil when there is none.
+    public static func locate(_ dirs: [String]) -> [String]? {
+        func step(_ d: String) -> Int? {
+            guard let data = FileManager.default.contents(atPath: d + "/trainer_state.json"),
+                  let st = try? JSONDecoder().decode(TrainerState.self, from: data) else { return nil }
+            return st.step
+        }
+        let candidates = dirs.map { d in [d, d + ".old"].compactMap { c in step(c).map { (c, $0) } } }
+        var common = Set(candidates.first?.map(\.1) ?? [])
+        for c in candidates.dropFirst() { common.formIntersection(c.map(\.1)) }
+        guard let best = common.max() else { return nil }
+        return candidates.map { c in c.first { $0.1 == best }!.0 }
     }
 
     public static func load(from dir: String, optimizer: AdamW) throws -> TrainerState {
