@@ -68,6 +68,9 @@ public final class CoordinatorService: @unchecked Sendable {
         case .hello:
             switch try Hello(frame: frame) {
             case .learner(let hello):
+                if let inc = hello.incarnation {
+                    try ledger.learnerRegistered(incarnation: inc.id, checkpointStep: inc.checkpointStep)
+                }
                 learner = (now, hello)
                 policyVersion = hello.policyVersion  // the learner is the authority (it may have restarted from a checkpoint)
                 return reply(LearnerWelcome(policyVersion: policyVersion, progress: progress))
@@ -102,7 +105,12 @@ public final class CoordinatorService: @unchecked Sendable {
                 try ledger.release(epoch: c.epoch, promptIDs: c.promptIDs)
                 return reply(ConsumptionReply(policyVersion: policyVersion, accepted: [], progress: progress))
             }
-            let r = try ledger.complete(actor: c.id, epoch: c.epoch, promptIDs: c.promptIDs, now: now, request: c.request)
+            if let current = ledger.learnerIncarnation, c.id != current {
+                // A learner process that has since been replaced (its steps after its checkpoint were undone).
+                errors.record(.payload("consumption from a previous learner process \(c.id)"))
+                return reply(ConsumptionReply(policyVersion: policyVersion, accepted: [], progress: progress))
+            }
+            let r = try ledger.complete(actor: c.id, epoch: c.epoch, promptIDs: c.promptIDs, now: now, request: c.request, step: c.step)
             return reply(ConsumptionReply(policyVersion: policyVersion, accepted: r.accepted, progress: progress))
         case .status:
             _ = try StatusRequest(frame: frame)
@@ -133,7 +141,7 @@ public final class CoordinatorService: @unchecked Sendable {
                 return ["id": k, "host": a.host, "last_seen_s": now - a.lastSeen, "alive": now - a.lastSeen <= heartbeatTimeout, "leases": a.leases,
                         "prompts": a.prompts, "rollouts": a.rollouts, "policy_version": a.version, "rollouts_per_s": a.rate]
             },
-            "actors_expired": expiredActors, "duplicates": ledger.duplicates, "errors": errors.counts,
+            "actors_expired": expiredActors, "duplicates": ledger.duplicates, "errors": errors.counts, "prompts_rewound": ledger.rewound,
         ]
         if let l = learner {
             let s = l.hello.stats  // typed fields: a string that merely parses as a number ("nan") stays a string

@@ -18,7 +18,9 @@ public struct StalenessPolicy: Sendable, Equatable {
     /// The loss weight for a rollout, or nil to drop it.
     public func weight(rolloutVersion: Int, learnerVersion: Int) -> Double? {
         let lag = learnerVersion - rolloutVersion
-        guard lag >= 0 else { return 1 }  // from the future: an actor saw a notice the learner re-published; keep
+        // From the future: sampled by a learner process that died before saving that version; the
+        // restarted learner retrains from its checkpoint, so these rows match no policy it has.
+        guard lag >= 0 else { return nil }
         if lag > maxPolicyLag { return nil }
         switch mode {
         case .drop: return 1

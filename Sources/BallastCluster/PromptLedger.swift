@@ -46,6 +46,14 @@ public final class PromptLedger: @unchecked Sendable {
     /// coordinator restarted in between) gets the same answer instead of being counted as duplicates.
     var answered: [String: [Int]] = [:]
     var answeredOrder: [String] = []
+    /// Exactly-once training across learner crashes: the learner process counting now, the step of its
+    /// last durable checkpoint, and the step that trains each prompt counted since (older ones are safe
+    /// in a checkpoint and forgotten, so this stays one checkpoint interval large).
+    public private(set) var learnerIncarnation: String?
+    public private(set) var durableStep = 0
+    var countedAt: [Slot: Int] = [:]
+    /// Prompts un-counted over the run because the learner that trained them died before saving.
+    public private(set) var rewound = 0
 
     public init(promptCount: Int, shards: Int = 4, epochs: Int = 1, budget: Int? = nil, journal: Journal, now: Double = 0) throws {
         precondition(promptCount > 0 && shards > 0 && epochs > 0)
@@ -76,12 +84,16 @@ public final class PromptLedger: @unchecked Sendable {
             lastSeen[actor] = now
         case "done":
             guard let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int] else { return }
-            let accepted = applyDone(epoch: e, ids: ids).accepted
+            let accepted = applyDone(epoch: e, ids: ids, step: r["step"] as? Int).accepted
             if let req = r["req"] as? String { remember(req, accepted) }
         case "expire":
             if let actor = r["actor"] as? String { applyExpire(actor) }
         case "expire_lease":
             if let lease = r["lease"] as? Int { applyExpireLease(lease) }
+        case "learner":
+            if let inc = r["inc"] as? String, let step = r["ckpt"] as? Int { applyLearnerRestart(incarnation: inc, checkpointStep: step) }
+        case "durable":
+            if let step = r["step"] as? Int { applyDurable(step) }
         case "release":
             if let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int] { applyRelease(ids.map { Slot(epoch: e, id: $0) }) }
         default: break
@@ -103,13 +115,14 @@ public final class PromptLedger: @unchecked Sendable {
         nextLease = max(nextLease, lease + 1)
     }
 
-    func applyDone(epoch e: Int, ids: [Int]) -> (accepted: [Int], duplicates: Int) {
+    func applyDone(epoch e: Int, ids: [Int], step: Int? = nil) -> (accepted: [Int], duplicates: Int) {
         guard e >= epoch, e < epochs, !finished else { return ([], ids.count) }  // a late completion of a closed epoch
         var accepted: [Int] = [], dup = 0
         for id in ids where id >= 0 && id < promptCount {
             if completed + accepted.count < budget, done[e, default: []].insert(id).inserted {
                 accepted.append(id)
                 let slot = Slot(epoch: e, id: id)
+                if let step, step > durableStep { countedAt[slot] = step }
                 leasedBy[slot] = nil
                 if let i = pending.firstIndex(of: slot) { pending.remove(at: i) }
             } else {
@@ -127,6 +140,32 @@ public final class PromptLedger: @unchecked Sendable {
         }
         if finished { pending = [] }
         return (accepted, dup)
+    }
+
+    /// A learner process (re)registered: prompts counted for steps after its checkpoint were trained by
+    /// a process that died before saving them, so they are counted again from scratch — un-counted,
+    /// reopening their epoch if it had closed, and queued first. Returns how many came back.
+    @discardableResult
+    func applyLearnerRestart(incarnation: String, checkpointStep: Int) -> Int {
+        let lost = countedAt.filter { $0.value > checkpointStep }.map(\.key)
+        learnerIncarnation = incarnation
+        durableStep = checkpointStep
+        countedAt = [:]
+        answered = [:]  // the new process's requests are new questions, even where it reuses a key
+        answeredOrder = []
+        guard let oldest = lost.map(\.epoch).min() else { return 0 }
+        for e in stride(from: oldest, to: epoch, by: 1) where done[e] == nil { done[e] = Set(0..<promptCount) }  // closed epochs were complete
+        for s in lost { done[s.epoch]?.remove(s.id) }
+        epoch = min(epoch, oldest)
+        completed -= lost.count
+        rewound += lost.count
+        requeue(lost)
+        return lost.count
+    }
+
+    func applyDurable(_ step: Int) {
+        durableStep = step
+        countedAt = countedAt.filter { $0.value > step }
     }
 
     func remember(_ request: String, _ accepted: [Int]) {
@@ -172,16 +211,35 @@ public final class PromptLedger: @unchecked Sendable {
 
     /// Records consumed prompts; returns the ids that counted (first completion this epoch) and how
     /// many were duplicates. A `request` id makes the call idempotent: a repeat returns the first answer.
+    /// `step` is the learner step that trains them (see `learnerRegistered`).
     @discardableResult
-    public func complete(actor: String, epoch e: Int, promptIDs: [Int], now: Double, request: String? = nil) throws -> (accepted: [Int], duplicates: Int) {
+    public func complete(actor: String, epoch e: Int, promptIDs: [Int], now: Double, request: String? = nil,
+                         step: Int? = nil) throws -> (accepted: [Int], duplicates: Int) {
         if let request, let previous = answered[request] { return (previous, 0) }
         var record: [String: Any] = ["t": "done", "epoch": e, "ids": promptIDs]
         if let request { record["req"] = request }
+        if let step { record["step"] = step }
         try journal.append(record)
-        let r = applyDone(epoch: e, ids: promptIDs)
+        let r = applyDone(epoch: e, ids: promptIDs, step: step)
         if let request { remember(request, r.accepted) }
         duplicates += r.duplicates
         return r
+    }
+
+    /// The learner's hello: a new incarnation (a learner process started or restarted from checkpoint
+    /// step `checkpointStep`) gets the prompts counted for later steps back; the same incarnation with a
+    /// newer checkpoint makes the prompts of the steps it saved final. Returns the prompts given back.
+    @discardableResult
+    public func learnerRegistered(incarnation: String, checkpointStep: Int) throws -> Int {
+        if incarnation != learnerIncarnation {
+            try journal.append(["t": "learner", "inc": incarnation, "ckpt": checkpointStep])
+            return applyLearnerRestart(incarnation: incarnation, checkpointStep: checkpointStep)
+        }
+        if checkpointStep > durableStep {
+            try journal.append(["t": "durable", "step": checkpointStep])
+            applyDurable(checkpointStep)
+        }
+        return 0
     }
 
     /// Returns prompts that were leased but will not be consumed (the learner dropped their stale

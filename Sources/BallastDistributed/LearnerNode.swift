@@ -35,6 +35,10 @@ public final class LearnerNode {
     var firstRollout: Date?
     var rolloutsReceived = 0
     var lastCheckpoint = "none"
+    /// This process, and the step of its last saved checkpoint: the coordinator un-counts what a
+    /// previous process counted for later steps (trained, then lost with it).
+    let incarnation = UUID().uuidString
+    var checkpointStep = 0
     var sequence: UInt64 = 0
 
     public init(config: PPOConfig, resume: Bool, restart: Bool = false) throws {
@@ -63,7 +67,10 @@ public final class LearnerNode {
                                      weights: Self.advertised(router.lastEndpoint, host: c.advertiseHost),
                                      notices: Self.advertised(publisher.lastEndpoint, host: c.advertiseHost))
         coordinator = try RequestChannel(context: context, endpoint: c.coordinator, identity: "learner", security: security)
-        if resume { lastCheckpoint = "step \(trainer.step)" }
+        if resume {
+            lastCheckpoint = "step \(trainer.step)"
+            checkpointStep = trainer.step
+        }
     }
 
     /// tcp://0.0.0.0:5556 → tcp://HOST:5556 for the actors.
@@ -83,7 +90,8 @@ public final class LearnerNode {
     func hello(attempts: Int) throws {
         let settings = RunSettings(temperature: config.temperature, maxNewTokens: config.maxNewTokens, responsesPerPrompt: cluster.responsesPerPrompt,
                                    leaseSize: cluster.leaseSize, seed: trainer.seed, heartbeatInterval: cluster.heartbeatInterval)
-        let hello = LearnerHello(policyVersion: UInt64(trainer.step), endpoints: endpoints, settings: settings, stats: stats())
+        let hello = LearnerHello(policyVersion: UInt64(trainer.step), endpoints: endpoints, settings: settings, stats: stats(),
+                                 incarnation: .init(id: incarnation, checkpointStep: checkpointStep))
         guard let reply = try coordinator.request(hello.frame(), timeout: 1, attempts: attempts, shouldStop: shouldStop) else { return }
         do { absorb(try LearnerWelcome(frame: reply).progress) } catch let e as WireError { errors.record(e); log("malformed answer to hello: \(e)") }
     }
@@ -153,8 +161,12 @@ public final class LearnerNode {
         RolloutMaker.fillValues(&batch, critic: trainer.criticModel)
         downweighted += next.weights.filter { $0 < 1 }.count
         try trainer.train(on: batch, rowWeights: next.weights.contains { $0 != 1 } ? next.weights : nil,
-                          extra: ["policy_lag_max": next.lags.max() ?? 0, "queue": assembler.queuedPrompts, "dropped": assembler.queue.dropped])
-        if trainer.step % config.run.checkpointEvery == 0 || trainer.isDone { lastCheckpoint = "step \(trainer.step)" }
+                          extra: ["policy_lag_max": next.lags.max() ?? 0, "queue": assembler.queuedPrompts, "dropped": assembler.queue.dropped,
+                                  "trained_prompts": next.trained])
+        if trainer.step % config.run.checkpointEvery == 0 || trainer.isDone {
+            lastCheckpoint = "step \(trainer.step)"
+            checkpointStep = trainer.step
+        }
         busySeconds += Date().timeIntervalSince(began)
         try publishVersion()
     }
@@ -162,7 +174,8 @@ public final class LearnerNode {
     /// Reports consumed (or, with release, dropped) prompts; returns the ids that counted.
     @discardableResult
     func tellCoordinator(ids: [Int], epoch: Int, release: Bool, request: String?) throws -> [Int] {
-        let message = Consumption(policyVersion: UInt64(trainer.step), id: "learner", epoch: epoch, promptIDs: ids, release: release, request: request)
+        let message = Consumption(policyVersion: UInt64(trainer.step), id: incarnation, epoch: epoch, promptIDs: ids, release: release,
+                                  request: request, step: release ? nil : trainer.step + 1)
         var warned = false
         while !shouldStop() {
             if let reply = try coordinator.request(message.frame(), timeout: 2, attempts: 1, shouldStop: shouldStop) {
@@ -212,10 +225,15 @@ public final class LearnerNode {
         }
         try trainer.checkpoint()
         lastCheckpoint = "step \(trainer.step)"
+        checkpointStep = trainer.step
         try hello(attempts: 2)
         try publishVersion()
         if coordinatorFinished {
             Thread.sleep(forTimeInterval: 0.3)  // let the finished notice leave before the socket closes
+            guard trainer.step >= config.optim.steps else {
+                throw ConfigError("the coordinator counted the whole prompt budget but this learner trained \(trainer.step) of \(config.optim.steps) steps "
+                                  + "(prompts counted and never trained: a learner restarted against a coordinator journal newer than its checkpoint?)")
+            }
             let st = stats()
             log("run complete: \(trainer.step) PPO steps; " + String(format: "%.2f rollouts/s received, learner busy %.3f of the time; ", st.rolloutsPerSecond, st.busy)
                 + "\(assembler.queue.dropped) stale rollout messages dropped, \(errors.total) malformed; checkpoint \(trainer.policyDir)")

@@ -35,6 +35,8 @@ struct RolloutAssembler {
         var weights: [Double]
         var prompts: Int
         var lags: [Int]
+        /// [epoch, prompt id] of each prompt trained on, once each (the learner logs them per step).
+        var trained: [[Int]]
     }
 
     var queue: BoundedRolloutQueue<Incoming>
@@ -146,6 +148,7 @@ struct RolloutAssembler {
             }
         }
         return Assembled(batch: Self.merge(rows.map { ($0.0, $0.1) }), weights: rows.map(\.2), prompts: prompts,
-                         lags: taken.map { learnerVersion - $0.item.batch.policyVersion })
+                         lags: taken.map { learnerVersion - $0.item.batch.policyVersion },
+                         trained: owner.filter { accepted.contains($0.key) }.keys.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
     }
 }

@@ -66,7 +66,7 @@ struct RolloutAssemblerTests {
         #expect(a.queuedPrompts == 0)
         #expect(c.reports.count == 1 && c.reports[0].ids == [1, 2, 3])
         #expect(got.batch.scores == [0, 100], "prompt 1 from the first message that holds it, prompt 3; not prompt 2")
-        #expect(got.weights == [1, 1])
+        #expect(got.weights == [1, 1] && got.trained == [[0, 1], [0, 3]])
     }
 
     @Test("every prompt already counted: an empty batch, not a training step")

@@ -205,20 +205,29 @@ def test_actor_killed_mid_run_its_prompts_are_re_leased(long_run):
 
 
 def test_learner_killed_and_resumed_continues_from_its_checkpoint(long_run):
+    """The learner SIGKILLed three times, at odd steps (after counting and training, before the next
+    checkpoint at an even step): each resume must get the prompts of its lost steps back, so the run
+    ends at train.steps with every prompt trained exactly once (before the fix the coordinator kept them
+    counted, the run ended short and still said complete)."""
+    out = Path(long_run.cfg["run"]["out_dir"])
     long_run.coordinator(); long_run.learner(); long_run.actor("actor-0")
-    long_run.wait_until(lambda s: s.get("learner", {}).get("step", 0) >= 5, what="learner step 5")
-    long_run.procs["learner"].send_signal(signal.SIGKILL)
-    long_run.procs["learner"].wait()
-    state = json.loads((Path(long_run.cfg["run"]["out_dir"]) / "checkpoint" / "trainer_state.json").read_text())
-    assert state["step"] >= 4 and state["step"] % 2 == 0
-    long_run.learner(resume=True)
+    for at in (5, 15, 25):
+        long_run.wait_until(lambda s: s.get("learner", {}).get("step", 0) >= at, what=f"learner step {at}")
+        long_run.procs["learner"].send_signal(signal.SIGKILL)
+        long_run.procs["learner"].wait()
+        state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
+        assert state["step"] >= at - 1 and state["step"] % 2 == 0
+        long_run.learner(resume=True)
+        long_run.wait_until(lambda s: f"at step {state['step']}" in long_run.log("learner"), what=f"resume at step {state['step']}")
     long_run.wait_learner()
-    assert f"resumed from" in long_run.log("learner") and f"at step {state['step']}" in long_run.log("learner")
-    m = metrics(long_run.cfg["run"]["out_dir"])
+    m = [x for x in metrics(out) if "trained_prompts" in x]
     steps = [x["step"] for x in m]
-    assert steps == sorted(set(steps)) and steps[0] == 1, "no step logged twice after the resume"
+    assert steps == list(range(1, LONG + 1)), "every step once, up to train.steps"
+    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == LONG
+    trained = [tuple(p) for x in m for p in x["trained_prompts"]]
+    assert len(trained) == LONG * BATCH and len(set(trained)) == len(trained), "every counted prompt trained exactly once"
     st = long_run.status()
-    assert st["finished"] and st["completed"] == LONG * BATCH
+    assert st["finished"] and st["completed"] == LONG * BATCH and st["prompts_rewound"] > 0
 
 
 def test_coordinator_killed_and_restarted_loses_and_repeats_nothing(long_run):

@@ -13,20 +13,25 @@ public struct Consumption: WireMessage, Equatable {
     public var promptIDs: [Int]
     public var release: Bool
     public var request: String?
+    /// The learner step that trains these prompts (metadata `step`): a learner restarted from an
+    /// earlier checkpoint gets the prompts of later steps back.
+    public var step: Int?
 
-    public init(policyVersion: UInt64, id: String, epoch: Int, promptIDs: [Int], release: Bool = false, request: String? = nil) {
+    public init(policyVersion: UInt64, id: String, epoch: Int, promptIDs: [Int], release: Bool = false, request: String? = nil, step: Int? = nil) {
         self.policyVersion = policyVersion
         self.id = id
         self.epoch = epoch
         self.promptIDs = promptIDs
         self.release = release
         self.request = request
+        self.step = step
     }
 
     public var payload: WirePayload {
         var m = ["id": id, "epoch": "\(epoch)"]
         if release { m["release"] = "1" }
         if let request { m["req"] = request }
+        if let step { m["step"] = "\(step)" }
         return WirePayload(tensors: [("prompt_ids", TensorData(int64s: promptIDs))], metadata: m)
     }
 
@@ -34,8 +39,10 @@ public struct Consumption: WireMessage, Equatable {
         let r = payload.reader("consumption")
         let release = r.optional("release")
         guard release == nil || release == "1" else { throw r.fail("release", "must be 1 when present") }
+        let step = try r.optional("step").map { _ in try r.int("step") }
+        if let step, step < 1 { throw r.fail("step", "must be >= 1, got \(step)") }
         self.init(policyVersion: policyVersion, id: try r.string("id"), epoch: try r.int("epoch"), promptIDs: try r.int64s("prompt_ids"),
-                  release: release == "1", request: r.optional("req"))
+                  release: release == "1", request: r.optional("req"), step: step)
     }
 }
 

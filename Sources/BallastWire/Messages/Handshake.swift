@@ -105,25 +105,50 @@ public struct LearnerHello: WireMessage, Equatable {
     public var endpoints: LearnerEndpoints
     public var settings: RunSettings
     public var stats: LearnerStats
+    /// Which learner process this is and the step of its last durable checkpoint (metadata
+    /// `incarnation`, `checkpoint_step`): a new incarnation makes the coordinator un-count the prompts
+    /// of steps after its checkpoint, which the crashed process trained but never saved.
+    public var incarnation: Incarnation?
 
-    public init(policyVersion: UInt64, endpoints: LearnerEndpoints, settings: RunSettings, stats: LearnerStats) {
+    public struct Incarnation: Sendable, Equatable {
+        public var id: String
+        public var checkpointStep: Int
+        public init(id: String, checkpointStep: Int) {
+            self.id = id
+            self.checkpointStep = checkpointStep
+        }
+    }
+
+    public init(policyVersion: UInt64, endpoints: LearnerEndpoints, settings: RunSettings, stats: LearnerStats, incarnation: Incarnation? = nil) {
         self.policyVersion = policyVersion
         self.endpoints = endpoints
         self.settings = settings
         self.stats = stats
+        self.incarnation = incarnation
     }
 
     public var payload: WirePayload {
         var m = stats.metadata.merging(endpoints.metadata) { a, _ in a }.merging(settings.metadata) { a, _ in a }
         m["role"] = "learner"
         m["id"] = "learner"
+        if let incarnation {
+            m["incarnation"] = incarnation.id
+            m["checkpoint_step"] = "\(incarnation.checkpointStep)"
+        }
         return WirePayload(metadata: m)
     }
 
     public init(policyVersion: UInt64, payload: WirePayload) throws {
         let r = payload.reader("learner hello")
         guard try r.string("role") == "learner" else { throw r.fail("role", "must be learner") }
-        self.init(policyVersion: policyVersion, endpoints: try LearnerEndpoints(r), settings: try RunSettings(r), stats: try LearnerStats(r))
+        var incarnation: Incarnation?
+        if let id = r.optional("incarnation") {
+            let step = try r.int("checkpoint_step")
+            guard step >= 0, !id.isEmpty else { throw r.fail("checkpoint_step", "must be >= 0 with a non-empty incarnation") }
+            incarnation = Incarnation(id: id, checkpointStep: step)
+        }
+        self.init(policyVersion: policyVersion, endpoints: try LearnerEndpoints(r), settings: try RunSettings(r), stats: try LearnerStats(r),
+                  incarnation: incarnation)
     }
 }
 
