@@ -1,5 +1,6 @@
 import BallastTransport
 import BallastWire
+import BallastFormats
 import Foundation
 
 /// Progress lines of a node: "[role] message", flushed at once so that `launch local` can interleave them.
@@ -7,7 +8,7 @@ public struct NodeLog: Sendable {
     public let role: String
     public init(role: String) { self.role = role }
     public func callAsFunction(_ message: String) {
-        FileHandle.standardError.write(Data("[\(role)] \(message)\n".utf8))
+        Streams.err("[\(role)] \(message)\n")
     }
 }
 

@@ -47,7 +47,7 @@ public final class TensorBoardWriter {
         out += le32(CRC32C.masked(lenBytes))
         out += record
         out += le32(CRC32C.masked(record))
-        handle.write(Data(out))
+        Streams.write(Data(out), to: handle.fileDescriptor)  // a lost event is not worth a crash
     }
 
     func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * UInt32($0))) } }

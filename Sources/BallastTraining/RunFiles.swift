@@ -166,10 +166,18 @@ public final class MetricsLog {
         tensorboard = try? TensorBoardWriter(directory: (path as NSString).deletingLastPathComponent + "/tensorboard")
     }
 
+    /// Records that could not be written.
+    public private(set) var writeFailures = 0
+
     public func write(_ record: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
-        handle.write(data)
-        handle.write(Data([0x0A]))
+        guard var data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
+        data.append(0x0A)
+        if !Streams.write(data, to: handle.fileDescriptor) {
+            // A full disk or a lost mount: training goes on (its checkpoint write reports the cause if the
+            // disk stays full); the first failure is said once, the count is kept.
+            if writeFailures == 0 { Streams.err("warning: cannot write \(path) (\(String(cString: strerror(errno)))); metrics are being lost\n") }
+            writeFailures += 1
+        }
         if let tb = tensorboard, let step = record["step"] as? Int {
             var scalars: [String: Double] = [:]
             for (k, v) in record where k != "step" {
@@ -189,7 +197,7 @@ public struct Progress: Sendable {
 
     public func update(_ text: String, force: Bool) {
         if interactive {
-            FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + text).utf8))
+            Streams.out("\r\u{1B}[2K" + text)
         } else if force {
             print(text)
             fflush(nil)
@@ -198,7 +206,7 @@ public struct Progress: Sendable {
 
     /// A line that stays (evaluation results, checkpoints).
     public func note(_ text: String) {
-        if interactive { FileHandle.standardOutput.write(Data("\r\u{1B}[2K".utf8)) }
+        if interactive { Streams.out("\r\u{1B}[2K") }
         print(text)
         fflush(nil)
     }

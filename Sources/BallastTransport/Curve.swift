@@ -88,7 +88,8 @@ public final class CurveSecurity: @unchecked Sendable {
                 if !ok {
                     refusedCount.add(1, ordering: .relaxed)
                     let address = String(decoding: req[3], as: UTF8.self)
-                    FileHandle.standardError.write(Data("[curve] refused a peer at \(address) (client key \(key) is not in authorized_clients)\n".utf8))
+                    let line = Array("[curve] refused a peer at \(address) (client key \(key) is not in authorized_clients)\n".utf8)
+                    _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }  // never traps, unlike FileHandle.write
                 }
                 _ = try? rep.send([req[0], req[1], Data(ok ? "200".utf8 : "400".utf8), Data(ok ? "OK".utf8 : "key not authorized".utf8),
                                    Data(ok ? key.utf8 : "".utf8), Data()])

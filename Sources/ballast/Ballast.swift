@@ -13,6 +13,7 @@ import Foundation
 enum Entry {
     static func main() {
         OpenBLASEnvironment.ensureShortSpin()
+        Streams.ignoreBrokenPipes()  // a closed log pipe (an SSH drop) must not kill a node before its checkpoint
         Ballast.main()
     }
 }

@@ -53,7 +53,7 @@ final class Child: @unchecked Sendable {
         if line.isEmpty { return }
         if line.hasPrefix("[\(name)] ") { line.removeFirst(name.count + 3) }
         let padded = name.padding(toLength: 11, withPad: " ", startingAt: 0)
-        FileHandle.standardOutput.write(Data("\(padded) | \(line)\n".utf8))
+        Streams.out("\(padded) | \(line)\n")
     }
 
     var running: Bool { process.isRunning }
@@ -61,7 +61,7 @@ final class Child: @unchecked Sendable {
     func kill9() { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
 
-func say(_ line: String) { FileHandle.standardOutput.write(Data("launch      | \(line)\n".utf8)) }
+func say(_ line: String) { Streams.out("launch      | \(line)\n") }
 
 /// Coordinator + learner + N actors on this host for one PPO config.
 struct LocalCluster {

@@ -2,6 +2,7 @@ import ArgumentParser
 import BallastConfig
 import BallastKernels
 import BallastRL
+import BallastFormats
 import Foundation
 
 /// Thread count shared by commands: --threads, else BALLAST_THREADS, else the core count.
@@ -20,7 +21,7 @@ struct ThreadOptions: ParsableArguments {
 /// Errors that reach the user as one clear line and exit status 1.
 func failing<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        Streams.err("error: \(error)\n")
         throw ExitCode.failure
     }
 }

@@ -58,3 +58,19 @@ struct TrainingLoopTests {
         #expect(!FileManager.default.fileExists(atPath: l.checkpointDir))
     }
 }
+
+@Suite("Metrics log")
+struct MetricsLogTests {
+    /// Before the fix FileHandle.write trapped on a full disk and ended the process without a checkpoint.
+    @Test("a metrics write on a full disk is counted, not a crash")
+    func fullDisk() throws {
+        let log = try MetricsLog(path: scratchDirectory("metrics-full") + "/metrics.jsonl")
+        let full = open("/dev/full", O_WRONLY)
+        try #require(full >= 0)
+        defer { close(full) }
+        #expect(dup2(full, log.handle.fileDescriptor) >= 0)
+        log.write(["step": 1, "loss": 0.5])
+        log.write(["step": 2, "loss": 0.4])
+        #expect(log.writeFailures == 2)
+    }
+}
