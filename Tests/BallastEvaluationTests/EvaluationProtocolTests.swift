@@ -74,46 +74,41 @@ struct EvaluationProtocolTests {
         #expect(itself.win == 0 && itself.lose == 0)
     }
 
-    @Test("critic warm-up updates: the critic moves, the policy does not")
-    func criticOnlyUpdate() throws {
-        let policy = try tiny(1), reference = try tiny(1), critic = try tiny(3, heads: ["value_head"]), scorer = try tiny(4, heads: ["score"])
-        var sampling = SamplingOptions(temperature: 1, maxNewTokens: 6)
-        sampling.seed = 5
-        let rollout = try RolloutMaker.make(policy: policy, reference: reference, critic: critic, scorer: scorer, prompts: prompts,
-                                            sampling: sampling, policyVersion: 0)
-        let before = Array(UnsafeBufferPointer(start: policy.params, count: policy.parameterCount))
-        let criticBefore = Array(UnsafeBufferPointer(start: critic.params, count: critic.parameterCount))
-        let opt = { (m: GPT) in AdamW(count: m.parameterCount, decayRanges: []) }
-        var rng = SeededRNG(seed: 1)
-        var hyper = PPOHyper()
-        hyper.minibatch = 5
-        _ = PPOUpdater(hyper: hyper).update(rollout: rollout, policy: policy, critic: critic, policyOpt: opt(policy), criticOpt: opt(critic),
-                                            lr: 1e-2, criticLR: 1e-2, beta: 0.05, maxGradNorm: 1, nextRehearsal: { nil },
-                                            updatePolicy: false, rng: &rng)
-        #expect(Array(UnsafeBufferPointer(start: policy.params, count: policy.parameterCount)) == before)
-        #expect(Array(UnsafeBufferPointer(start: critic.params, count: critic.parameterCount)) != criticBefore)
-    }
-
-    /// Before the fix a NaN in the rollout (a log-prob here) went through clipping into AdamW and made
-    /// every policy and critic weight NaN.
-    @Test("a minibatch whose gradients are not finite is skipped and counted; the weights stay as they were")
-    func nonFiniteGradientsSkipTheUpdate() throws {
+    /// One PPO update of a tiny policy and critic on a sampled rollout (`edit` may change it first);
+    /// returns the stats and whether the policy and the critic changed.
+    func ppoUpdate(updatePolicy: Bool = true, edit: (inout RolloutBatch) -> Void = { _ in }) throws -> (stats: PPOUpdater.Stats, policyMoved: Bool, criticMoved: Bool) {
         let policy = try tiny(1), reference = try tiny(1), critic = try tiny(3, heads: ["value_head"]), scorer = try tiny(4, heads: ["score"])
         var sampling = SamplingOptions(temperature: 1, maxNewTokens: 6)
         sampling.seed = 5
         var rollout = try RolloutMaker.make(policy: policy, reference: reference, critic: critic, scorer: scorer, prompts: prompts,
                                             sampling: sampling, policyVersion: 0)
-        for k in rollout.logp.indices { rollout.logp[k][0] = .nan; rollout.values[k][0] = .nan }
-        let before = Array(UnsafeBufferPointer(start: policy.params, count: policy.parameterCount))
-        let criticBefore = Array(UnsafeBufferPointer(start: critic.params, count: critic.parameterCount))
+        edit(&rollout)
+        func params(_ m: GPT) -> [Float] { Array(UnsafeBufferPointer(start: m.params, count: m.parameterCount)) }
+        let policyBefore = params(policy), criticBefore = params(critic)
         let opt = { (m: GPT) in AdamW(count: m.parameterCount, decayRanges: []) }
         var rng = SeededRNG(seed: 1)
         var hyper = PPOHyper()
         hyper.minibatch = 5
         let stats = PPOUpdater(hyper: hyper).update(rollout: rollout, policy: policy, critic: critic, policyOpt: opt(policy), criticOpt: opt(critic),
-                                                    lr: 1e-2, criticLR: 1e-2, beta: 0.05, maxGradNorm: 1, nextRehearsal: { nil }, rng: &rng)
-        #expect(stats.skippedUpdates == 2 * stats.updates && stats.updates > 0)
-        #expect(Array(UnsafeBufferPointer(start: policy.params, count: policy.parameterCount)) == before)
-        #expect(Array(UnsafeBufferPointer(start: critic.params, count: critic.parameterCount)) == criticBefore)
+                                                    lr: 1e-2, criticLR: 1e-2, beta: 0.05, maxGradNorm: 1, nextRehearsal: { nil },
+                                                    updatePolicy: updatePolicy, rng: &rng)
+        return (stats, params(policy) != policyBefore, params(critic) != criticBefore)
+    }
+
+    @Test("critic warm-up updates: the critic moves, the policy does not")
+    func criticOnlyUpdate() throws {
+        let r = try ppoUpdate(updatePolicy: false)
+        #expect(!r.policyMoved && r.criticMoved)
+    }
+
+    /// Before the fix a NaN in the rollout (a log-prob and a value here) went through clipping into AdamW
+    /// and made every policy and critic weight NaN.
+    @Test("a minibatch whose gradients are not finite is skipped and counted; the weights stay as they were")
+    func nonFiniteGradientsSkipTheUpdate() throws {
+        let r = try ppoUpdate { rollout in
+            for k in rollout.logp.indices { rollout.logp[k][0] = .nan; rollout.values[k][0] = .nan }
+        }
+        #expect(r.stats.skippedUpdates == 2 * r.stats.updates && r.stats.updates > 0)
+        #expect(!r.policyMoved && !r.criticMoved)
     }
 }
