@@ -52,15 +52,13 @@ public enum TrainingCheckpoint {
         }
     }
 
-    /// Test hook: runs before each rename or removal of a swap (the crash-injection tests throw from it).
-    nonisolated(unsafe) static var beforeSwapOperation: ((String) throws -> Void)?
-
     public static func save(model: GPT, optimizer: AdamW, state: TrainerState, to dir: String) throws {
         try save([Part(model: model, optimizer: optimizer, dir: dir)], state: state)
     }
 
-    /// Saves several folders as one unit with the same trainer state.
-    public static func save(_ parts: [Part], state: TrainerState) throws {
+    /// Saves several folders as one unit with the same trainer state. `beforeSwapOperation` runs before
+    /// each rename or removal of the swap (the crash-injection test throws from it).
+    public static func save(_ parts: [Part], state: TrainerState, beforeSwapOperation: ((String) throws -> Void)? = nil) throws {
         let fm = FileManager.default
         for part in parts {
             let tmp = part.dir + ".tmp"

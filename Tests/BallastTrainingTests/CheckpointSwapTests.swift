@@ -4,13 +4,13 @@ import BallastRandom
 import BallastTestSupport
 import Foundation
 import Testing
-@testable import BallastTraining
+import BallastTraining
 
 struct InjectedCrash: Error {}
 
 /// Crash injection in the checkpoint swap: the test hook throws before the k-th rename or removal, the
 /// folders stay as a crash would leave them, and the next save starts from there.
-@Suite("Checkpoint swap", .serialized)
+@Suite("Checkpoint swap")
 struct CheckpointSwapTests {
     @Test("a crash before any rename or removal of a policy + critic save always leaves a consistent pair, never an older one than the last completed save")
     func crashAtEveryOperation() throws {
@@ -22,13 +22,11 @@ struct CheckpointSwapTests {
             policy.params[0] = Float(step)  // tags the folders' contents with the step they were saved at
             critic.params[0] = Float(-step)
             var ops = 0
-            TrainingCheckpoint.beforeSwapOperation = { _ in
+            try TrainingCheckpoint.save([.init(model: policy, optimizer: policyOpt, dir: dirs[0]), .init(model: critic, optimizer: criticOpt, dir: dirs[1])],
+                                        state: TrainerState(step: step, epoch: 0, cursor: 0, seed: 1, tokensSeen: 0, lastEvalLoss: nil)) { _ in
                 defer { ops += 1 }
                 if ops == crashAt { throw InjectedCrash() }
             }
-            defer { TrainingCheckpoint.beforeSwapOperation = nil }
-            try TrainingCheckpoint.save([.init(model: policy, optimizer: policyOpt, dir: dirs[0]), .init(model: critic, optimizer: criticOpt, dir: dirs[1])],
-                                        state: TrainerState(step: step, epoch: 0, cursor: 0, seed: 1, tokensSeen: 0, lastEvalLoss: nil))
         }
         try save(step: 0, crashAt: nil)
         var committed = 0
