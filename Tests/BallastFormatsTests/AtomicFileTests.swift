@@ -15,7 +15,7 @@ struct AtomicFileTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/server.secret"
         // A crashed writer's temporary file, world-readable.
-        FileManager.default.createFile(atPath: path + ".tmp-\(getpid())", contents: Data("old".utf8), attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(atPath: path + ".tmp-\(getpid())", contents: Data("old".utf8), attributes: [.posixPermissions: 0o644])
         try AtomicFile.write("s3cret\n", to: path, mode: 0o600)
         #expect(try mode(path) == 0o600)
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "s3cret\n")
