@@ -35,7 +35,11 @@ remote() {  # remote HOST NAME COMMAND...
 }
 cleanup() {
   echo "stopping remote processes"
-  for h in "${hosts[@]}"; do ssh -o BatchMode=yes "$h" "pkill -TERM -f '$BIN (coordinator|learner|actor)'" || true; done
+  # Only this run's processes: its coordinator and learner by their --config, its actors by the coordinator
+  # they report to (another run on the same hosts has another config and another coordinator endpoint).
+  for h in "${hosts[@]}"; do
+    ssh -o BatchMode=yes "$h" "pkill -TERM -f '$BIN (coordinator|learner) --config $CONFIG'; pkill -TERM -f '$BIN actor --coordinator $coordinator '" || true
+  done
   wait || true
 }
 trap cleanup INT TERM
