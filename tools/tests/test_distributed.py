@@ -227,9 +227,9 @@ def test_learner_killed_and_resumed_continues_from_its_checkpoint(long_run):
     trained = [tuple(p) for x in m for p in x["trained_prompts"]]
     assert len(trained) == LONG * BATCH and len(set(trained)) == len(trained), "every counted prompt trained exactly once"
     st = long_run.status()
-    # Whether a kill landed between a count and the next checkpoint depends on timing, so the number of
-    # prompts given back is not asserted; the steps and the trained multiset above are exact either way.
-    assert st["finished"] and st["completed"] == LONG * BATCH and st["prompts_rewound"] >= 0
+    # Whether a kill landed between a count and the next checkpoint depends on timing, so how many
+    # prompts were given back is only reported; the steps and the trained multiset above are exact.
+    assert st["finished"] and st["completed"] == LONG * BATCH and isinstance(st["prompts_rewound"], int)
 
 
 def test_coordinator_killed_and_restarted_loses_and_repeats_nothing(long_run):
