@@ -29,6 +29,11 @@ public final class CoordinatorService: @unchecked Sendable {
     var expiredActors = 0
     var learner: (lastSeen: Double, hello: LearnerHello)?
     public private(set) var policyVersion: UInt64 = 0
+    /// The newest step the current learner process has counted a batch for: that batch is being
+    /// trained, so the next one counted trains from this version on.
+    var countedStep = 0
+    /// Lease requests answered "wait" because the learner could not train more work before it went stale.
+    public private(set) var flowWaits = 0
     public let started: Double
 
     public init(ledger: PromptLedger, heartbeatTimeout: Double = 10, leaseTimeout: Double = 600, prompts: [String]? = nil, now: Double = 0) {
@@ -69,6 +74,7 @@ public final class CoordinatorService: @unchecked Sendable {
             switch try Hello(frame: frame) {
             case .learner(let hello):
                 if let inc = hello.incarnation {
+                    if inc.id != ledger.learnerIncarnation { countedStep = 0 }
                     try ledger.learnerRegistered(incarnation: inc.id, checkpointStep: inc.checkpointStep)
                 }
                 learner = (now, hello)
@@ -84,7 +90,9 @@ public final class CoordinatorService: @unchecked Sendable {
         case .ready:
             let request = try LeaseRequest(frame: frame)
             actors[request.id, default: ActorInfo(lastSeen: now)].lastSeen = now
-            guard let lease = try ledger.lease(actor: request.id, max: request.capacity, now: now) else {
+            let limit = outstandingLimit(actorVersion: request.policyVersion)
+            guard let lease = try ledger.lease(actor: request.id, max: request.capacity, now: now, outstanding: limit) else {
+                if let limit, ledger.leasedCount >= limit, !ledger.finished { flowWaits += 1 }
                 return reply(LeaseReply(policyVersion: policyVersion, epoch: ledger.epoch, finished: ledger.finished))
             }
             actors[request.id]!.leases += 1
@@ -111,6 +119,7 @@ public final class CoordinatorService: @unchecked Sendable {
                 return reply(ConsumptionReply(policyVersion: policyVersion, accepted: [], progress: progress))
             }
             let r = try ledger.complete(actor: c.id, epoch: c.epoch, promptIDs: c.promptIDs, now: now, request: c.request, step: c.step)
+            if let step = c.step, UInt64(step) == c.policyVersion &+ 1, !r.accepted.isEmpty { countedStep = max(countedStep, step) }
             return reply(ConsumptionReply(policyVersion: policyVersion, accepted: r.accepted, progress: progress))
         case .status:
             _ = try StatusRequest(frame: frame)
@@ -119,6 +128,22 @@ public final class CoordinatorService: @unchecked Sendable {
         default:
             throw WireError.payload("unexpected \(frame.kind) at the coordinator")
         }
+    }
+
+    /// Flow control (the part Reverb's rate limiter plays): how many prompts may be
+    /// out on lease after a grant to an actor sampling with policy version `actorVersion`, so that the
+    /// learner trains them before they lag it by more than `max_policy_lag`; nil (no bound) until the
+    /// learner has said its batch size and lag. Leased prompts are trained in about the order they
+    /// were leased, B per step, and the next batch counted trains from version C, so the prompt at
+    /// position p of the outstanding ones is trained at version C + p / B with lag C + p / B − v:
+    /// at most (lag + 1 − (C − v)) × B prompts can be out. An actor ahead of the learner (it restarted
+    /// from an older checkpoint) gets nothing until it follows the learner back.
+    func outstandingLimit(actorVersion: UInt64) -> Int? {
+        guard let flow = learner?.hello.flow else { return nil }
+        let next = max(Int(policyVersion), countedStep)
+        guard actorVersion <= UInt64(next) else { return 0 }
+        let behind = next - Int(actorVersion)
+        return max(0, flow.maxPolicyLag + 1 - behind) * flow.batchPrompts
     }
 
     /// Expires silent actors (their prompts go back to the pending queue) and stale leases.
@@ -142,6 +167,7 @@ public final class CoordinatorService: @unchecked Sendable {
                         "prompts": a.prompts, "rollouts": a.rollouts, "policy_version": a.version, "rollouts_per_s": a.rate]
             },
             "actors_expired": expiredActors, "duplicates": ledger.duplicates, "errors": errors.counts, "prompts_rewound": ledger.rewound,
+            "leased": ledger.leasedCount, "flow_waits": flowWaits,
         ]
         if let l = learner {
             let s = l.hello.stats  // typed fields: a string that merely parses as a number ("nan") stays a string
@@ -173,6 +199,8 @@ public final class CoordinatorService: @unchecked Sendable {
         metric("actors_expired_total", "Actors declared dead (their leases were re-leased).", "counter", [("", Double(expiredActors))])
         metric("actor_rollouts_total", "Rollouts sent by each actor.", "counter", actors.keys.sorted().map { ("actor=\"\(labelValue($0))\"", Double(actors[$0]!.rollouts)) })
         metric("actor_rollouts_per_second", "Recent rollout rate of each actor.", "gauge", actors.keys.sorted().map { ("actor=\"\(labelValue($0))\"", actors[$0]!.rate) })
+        metric("flow_waits_total", "Lease requests deferred because the learner could not train more work before it went stale.", "counter",
+               [("", Double(flowWaits))])
         metric("duplicate_completions_total", "Completions ignored because the prompt already counted this epoch.", "counter", [("", Double(ledger.duplicates))])
         metric("malformed_frames_total", "Frames rejected by the coordinator, by reason.", "counter",
                errors.counts.keys.sorted().map { ("reason=\"\($0)\"", Double(errors.counts[$0]!)) })

@@ -193,11 +193,13 @@ public final class PromptLedger: @unchecked Sendable {
 
     func applyRelease(_ slots: [Slot]) { requeue(slots.filter { leasedBy[$0] != nil }) }
 
-    /// Leases up to `max` pending prompts (all of one epoch) to `actor`; nil when none can be leased.
-    public func lease(actor: String, max: Int, now: Double) throws -> Lease? {
+    /// Leases up to `max` pending prompts (all of one epoch) to `actor`, leaving at most `outstanding`
+    /// prompts out on lease when given (flow control); nil when none can be leased.
+    public func lease(actor: String, max: Int, now: Double, outstanding: Int? = nil) throws -> Lease? {
         lastSeen[actor] = now
         // Never lease beyond the budget: what is out on lease could complete it.
-        let room = budget - completed - leasedBy.count
+        var room = budget - completed - leasedBy.count
+        if let outstanding { room = Swift.min(room, outstanding - leasedBy.count) }
         guard !finished, max > 0, room > 0 else { return nil }
         refill()  // only here (and replayed with each lease record), so a replay refills at the same points
         guard let first = pending.first else { return nil }

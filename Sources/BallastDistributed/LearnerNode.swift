@@ -91,7 +91,8 @@ public final class LearnerNode {
         let settings = RunSettings(temperature: config.temperature, maxNewTokens: config.maxNewTokens, responsesPerPrompt: cluster.responsesPerPrompt,
                                    leaseSize: cluster.leaseSize, seed: trainer.seed, heartbeatInterval: cluster.heartbeatInterval)
         let hello = LearnerHello(policyVersion: UInt64(trainer.step), endpoints: endpoints, settings: settings, stats: stats(),
-                                 incarnation: .init(id: incarnation, checkpointStep: checkpointStep))
+                                 incarnation: .init(id: incarnation, checkpointStep: checkpointStep),
+                                 flow: .init(batchPrompts: config.optim.batchSize, maxPolicyLag: cluster.maxPolicyLag))
         guard let reply = try coordinator.request(hello.frame(), timeout: 1, attempts: attempts, shouldStop: shouldStop) else { return }
         do { absorb(try LearnerWelcome(frame: reply).progress) } catch let e as WireError { errors.record(e); log("malformed answer to hello: \(e)") }
     }

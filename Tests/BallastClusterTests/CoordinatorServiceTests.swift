@@ -169,6 +169,102 @@ struct CoordinatorServiceTests {
         let lease = try decoded(try dealer.receive(), as: LeaseReply.self)
         #expect(lease.grant?.promptIDs == [0, 1, 2, 3, 4, 5])
     }
+
+    /// A learner training 8 prompts per step, one time unit per step, fed by eight actors that each
+    /// sample a 4-prompt lease in one time unit: four times the work the learner can train. Actors take
+    /// the newest policy before each lease; the learner drops rollouts lagging it by more than one
+    /// version (handing their prompts back) and trains the rest in arrival order.
+    static func simulateFlow(_ flow: LearnerHello.Flow?) throws -> (trained: Int, dropped: Int, steps: Int, elapsed: Double, waits: Int) {
+        let batch = 8, lag = 1
+        let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 192, journal: MemoryJournal()), heartbeatTimeout: 1e9)
+        var version = 0
+        func hello() throws {
+            var h = learnerHello
+            h.policyVersion = UInt64(version)
+            h.incarnation = .init(id: "L1", checkpointStep: 0)
+            h.flow = flow
+            _ = try svc.handle(message("L", h), now: 0)
+        }
+        try hello()
+        var queue = BoundedRolloutQueue<(epoch: Int, ids: [Int])>(capacity: 10_000, policy: StalenessPolicy(maxPolicyLag: lag))
+        var actorFree = [Double](repeating: 0, count: 8)
+        var sampling: [(epoch: Int, ids: [Int], version: Int)?] = Array(repeating: nil, count: 8)
+        var learnerFree = 0.0, training = false, trained = 0, dropped = 0
+        var tick = 0
+        while !svc.ledger.finished && tick < 10_000 {
+            let t = Double(tick) / 10
+            for i in 0..<8 where actorFree[i] <= t {
+                if let w = sampling[i] { queue.offer((w.epoch, w.ids), version: w.version) }
+                sampling[i] = nil
+                let reply = try decoded(try svc.handle(message("A\(i)", LeaseRequest(policyVersion: UInt64(version), id: "A\(i)", capacity: 4)), now: t),
+                                        as: LeaseReply.self)
+                if let g = reply.grant { sampling[i] = (reply.epoch, g.promptIDs, version) }
+                actorFree[i] = t + (reply.grant == nil ? 0.2 : 1)
+            }
+            if learnerFree <= t {
+                if training {
+                    version += 1
+                    training = false
+                    try hello()
+                }
+                for stale in queue.prune(learnerVersion: version) {
+                    dropped += stale.ids.count
+                    _ = try svc.handle(message("L", Consumption(policyVersion: UInt64(version), id: "L1", epoch: stale.epoch, promptIDs: stale.ids, release: true)), now: t)
+                }
+                if queue.count * 4 >= batch {
+                    for (item, _) in queue.take(max: batch / 4, learnerVersion: version).kept {
+                        let c = Consumption(policyVersion: UInt64(version), id: "L1", epoch: item.epoch, promptIDs: item.ids, step: version + 1)
+                        trained += try decoded(try svc.handle(message("L", c), now: t), as: ConsumptionReply.self).accepted.count
+                    }
+                    training = true
+                    learnerFree = t + 1
+                }
+            }
+            tick += 1
+        }
+        return (trained, dropped, version + (training ? 1 : 0), Double(tick) / 10, svc.flowWaits)
+    }
+
+    @Test("flow control: actors four times faster than the learner lease only what it trains before it goes stale")
+    func flowControl() throws {
+        let unbounded = try Self.simulateFlow(nil)
+        // The defect: everything is leased at once, and most of it is stale by the time the learner gets to it.
+        #expect(unbounded.trained == 192 && unbounded.dropped > 192, "\(unbounded)")
+        let bounded = try Self.simulateFlow(LearnerHello.Flow(batchPrompts: 8, maxPolicyLag: 1))
+        #expect(bounded.trained == 192 && bounded.steps == 24, "\(bounded)")
+        #expect(bounded.dropped == 0 && bounded.waits > 0)
+        // ... and the learner is not starved: 24 steps of one time unit, after the first lease's unit.
+        #expect(bounded.elapsed <= 26, "\(bounded)")
+    }
+
+    @Test("flow control: the outstanding bound follows the learner's version and the actor's")
+    func flowLimit() throws {
+        let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 100, journal: MemoryJournal()))
+        var h = learnerHello  // policy version 7
+        h.incarnation = .init(id: "L1", checkpointStep: 0)
+        h.flow = .init(batchPrompts: 4, maxPolicyLag: 1)
+        _ = try svc.handle(message("L", h), now: 0)
+        func lease(_ actorVersion: UInt64, _ capacity: Int = 4) throws -> [Int] {
+            try decoded(try svc.handle(message("A", LeaseRequest(policyVersion: actorVersion, id: "A", capacity: capacity)), now: 0), as: LeaseReply.self)
+                .grant?.promptIDs ?? []
+        }
+        #expect(try lease(7, 6) == [0, 1, 2, 3, 4, 5])  // (1 + 1) × 4 = 8 may be out
+        #expect(try lease(7) == [6, 7])
+        #expect(try lease(7).isEmpty)
+        #expect(try lease(8).isEmpty)  // ahead of the learner: its rollouts would be from the future
+        // The learner counts a batch for step 8 and trains it: the next batch trains from version 8, so a
+        // rollout sampled at 7 may only be in that one (lag 1), and 4 are still out.
+        _ = try svc.handle(message("L", Consumption(policyVersion: 7, id: "L1", epoch: 0, promptIDs: [0, 1, 2, 3], step: 8)), now: 1)
+        #expect(try lease(7).isEmpty)
+        #expect(try lease(6).isEmpty)
+        #expect(try lease(8) == [8, 9, 10, 11])
+        #expect(svc.flowWaits == 4)
+        #expect(svc.status(now: 1)["flow_waits"] as? Int == 4)
+        // Without the learner's flow settings nothing is bounded (a learner of an older build).
+        h.flow = nil
+        _ = try svc.handle(message("L", h), now: 2)
+        #expect(try lease(0, 50).count == 50)
+    }
 }
 
 final class StopFlag: @unchecked Sendable {

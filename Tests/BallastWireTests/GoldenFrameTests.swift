@@ -74,6 +74,10 @@ struct GoldenFrameTests {
         let release = Consumption(policyVersion: 2, id: "learner", epoch: 0, promptIDs: [7], release: true)
         #expect(try Consumption(frame: release.frame()) == release)
         #expect(try Hello(frame: GoldenMessages.all[0].2.frame()) == .learner(GoldenMessages.all[0].2 as! LearnerHello))
+        var hello = GoldenMessages.all[0].2 as! LearnerHello
+        hello.incarnation = .init(id: "0f3c", checkpointStep: 40)
+        hello.flow = .init(batchPrompts: 32, maxPolicyLag: 2)
+        #expect(try LearnerHello(frame: hello.frame()) == hello)
     }
 
     @Test("a message of another kind, or missing a field, is a bad payload naming the key")
@@ -97,6 +101,16 @@ struct GoldenFrameTests {
         var welcome = ActorWelcome(policyVersion: 0, state: .wait, learner: nil).frame()
         welcome.metadata["state"] = "ok"
         #expect(problem { _ = try ActorWelcome(frame: welcome) }?.contains("rollouts is missing") == true)
+        var hello = (GoldenMessages.all[0].2 as! LearnerHello)
+        hello.flow = .init(batchPrompts: 32, maxPolicyLag: 2)
+        var flow = hello.frame()
+        flow.metadata["flow.batch_prompts"] = "0"
+        #expect(problem { _ = try LearnerHello(frame: flow) }?.contains("flow.batch_prompts must be in 1...") == true)
+        flow.metadata["flow.batch_prompts"] = "32"
+        flow.metadata["flow.max_policy_lag"] = "\(Int.max)"  // (lag + 1) × batch would overflow at the coordinator
+        #expect(problem { _ = try LearnerHello(frame: flow) }?.contains("flow.max_policy_lag must be in 0...") == true)
+        flow.metadata["flow.max_policy_lag"] = nil
+        #expect(problem { _ = try LearnerHello(frame: flow) }?.contains("flow.max_policy_lag is missing") == true)
         var lease = LeaseReply(policyVersion: 0, epoch: 0, grant: .init(lease: 1, promptIDs: [1], promptsJSON: nil)).frame()
         lease.tensors = []
         #expect(problem { _ = try LeaseReply(frame: lease) }?.contains("prompt_ids (tensor) is missing") == true)

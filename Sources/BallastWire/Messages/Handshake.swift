@@ -101,6 +101,7 @@ public struct LearnerStats: Sendable, Equatable {
 /// version (the coordinator takes it as the run's: the learner may have restarted from a checkpoint).
 public struct LearnerHello: WireMessage, Equatable {
     public static let kind = MessageKind.hello
+    static let flowBound = 1 << 24
     public var policyVersion: UInt64
     public var endpoints: LearnerEndpoints
     public var settings: RunSettings
@@ -109,6 +110,18 @@ public struct LearnerHello: WireMessage, Equatable {
     /// `incarnation`, `checkpoint_step`): a new incarnation makes the coordinator un-count the prompts
     /// of steps after its checkpoint, which the crashed process trained but never saved.
     public var incarnation: Incarnation?
+    /// How much leased work the learner can train before it goes stale (metadata `flow.batch_prompts`,
+    /// `flow.max_policy_lag`): the coordinator leases no more than that (flow control).
+    public var flow: Flow?
+
+    public struct Flow: Sendable, Equatable {
+        /// Prompts per training step, and the most versions a rollout may lag the learner by.
+        public var batchPrompts: Int, maxPolicyLag: Int
+        public init(batchPrompts: Int, maxPolicyLag: Int) {
+            self.batchPrompts = batchPrompts
+            self.maxPolicyLag = maxPolicyLag
+        }
+    }
 
     public struct Incarnation: Sendable, Equatable {
         public var id: String
@@ -119,12 +132,14 @@ public struct LearnerHello: WireMessage, Equatable {
         }
     }
 
-    public init(policyVersion: UInt64, endpoints: LearnerEndpoints, settings: RunSettings, stats: LearnerStats, incarnation: Incarnation? = nil) {
+    public init(policyVersion: UInt64, endpoints: LearnerEndpoints, settings: RunSettings, stats: LearnerStats, incarnation: Incarnation? = nil,
+                flow: Flow? = nil) {
         self.policyVersion = policyVersion
         self.endpoints = endpoints
         self.settings = settings
         self.stats = stats
         self.incarnation = incarnation
+        self.flow = flow
     }
 
     public var payload: WirePayload {
@@ -134,6 +149,10 @@ public struct LearnerHello: WireMessage, Equatable {
         if let incarnation {
             m["incarnation"] = incarnation.id
             m["checkpoint_step"] = "\(incarnation.checkpointStep)"
+        }
+        if let flow {
+            m["flow.batch_prompts"] = "\(flow.batchPrompts)"
+            m["flow.max_policy_lag"] = "\(flow.maxPolicyLag)"
         }
         return WirePayload(metadata: m)
     }
@@ -147,8 +166,16 @@ public struct LearnerHello: WireMessage, Equatable {
             guard step >= 0, !id.isEmpty else { throw r.fail("checkpoint_step", "must be >= 0 with a non-empty incarnation") }
             incarnation = Incarnation(id: id, checkpointStep: step)
         }
+        var flow: Flow?
+        if r.optional("flow.batch_prompts") != nil {
+            // Bounded so that (lag + 1) × batch cannot overflow at the coordinator.
+            let batch = try r.int("flow.batch_prompts"), lag = try r.int("flow.max_policy_lag")
+            guard (1...Self.flowBound).contains(batch) else { throw r.fail("flow.batch_prompts", "must be in 1...\(Self.flowBound), got \(batch)") }
+            guard (0...Self.flowBound).contains(lag) else { throw r.fail("flow.max_policy_lag", "must be in 0...\(Self.flowBound), got \(lag)") }
+            flow = Flow(batchPrompts: batch, maxPolicyLag: lag)
+        }
         self.init(policyVersion: policyVersion, endpoints: try LearnerEndpoints(r), settings: try RunSettings(r), stats: try LearnerStats(r),
-                  incarnation: incarnation)
+                  incarnation: incarnation, flow: flow)
     }
 }
 
