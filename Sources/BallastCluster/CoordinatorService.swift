@@ -91,7 +91,7 @@ public final class CoordinatorService: @unchecked Sendable {
             let request = try LeaseRequest(frame: frame)
             actors[request.id, default: ActorInfo(lastSeen: now)].lastSeen = now
             let limit = outstandingLimit(actorVersion: request.policyVersion)
-            guard let lease = try ledger.lease(actor: request.id, max: request.capacity, now: now, outstanding: limit) else {
+            guard let lease = try ledger.lease(actor: request.id, max: request.capacity, now: now, outstanding: limit, request: request.request) else {
                 if let limit, ledger.leasedCount >= limit, !ledger.finished { flowWaits += 1 }
                 return reply(LeaseReply(policyVersion: policyVersion, epoch: ledger.epoch, finished: ledger.finished))
             }

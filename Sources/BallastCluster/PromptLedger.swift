@@ -46,6 +46,9 @@ public final class PromptLedger: @unchecked Sendable {
     /// coordinator restarted in between) gets the same answer instead of being counted as duplicates.
     var answered: [String: [Int]] = [:]
     var answeredOrder: [String] = []
+    /// Each actor's last keyed lease request and the lease it got: a retry of it (the reply was lost)
+    /// gets that lease's unfinished prompts again.
+    var lastLeaseRequest: [String: (request: String, lease: Int)] = [:]
     /// Exactly-once training across learner crashes: the learner process counting now, the step of its
     /// last durable checkpoint, and the step that trains each prompt counted since (older ones are safe
     /// in a checkpoint and forgotten, so this stays one checkpoint interval large).
@@ -82,6 +85,7 @@ public final class PromptLedger: @unchecked Sendable {
             refill()
             applyLease(actor: actor, lease: lease, slots: ids.map { Slot(epoch: e, id: $0) }, now: now)
             lastSeen[actor] = now
+            if let req = r["req"] as? String { lastLeaseRequest[actor] = (req, lease) }
         case "done":
             guard let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int] else { return }
             let accepted = applyDone(epoch: e, ids: ids, step: r["step"] as? Int).accepted
@@ -184,6 +188,7 @@ public final class PromptLedger: @unchecked Sendable {
     func applyExpire(_ actor: String) {
         requeue(leasedBy.filter { $0.value.actor == actor }.map(\.key))
         lastSeen[actor] = nil
+        lastLeaseRequest[actor] = nil
     }
 
     func applyExpireLease(_ lease: Int) {
@@ -194,9 +199,14 @@ public final class PromptLedger: @unchecked Sendable {
     func applyRelease(_ slots: [Slot]) { requeue(slots.filter { leasedBy[$0] != nil }) }
 
     /// Leases up to `max` pending prompts (all of one epoch) to `actor`, leaving at most `outstanding`
-    /// prompts out on lease when given (flow control); nil when none can be leased.
-    public func lease(actor: String, max: Int, now: Double, outstanding: Int? = nil) throws -> Lease? {
+    /// prompts out on lease when given (flow control); nil when none can be leased. A repeated
+    /// `request` key of the same actor returns its lease's prompts still out instead of a new lease.
+    public func lease(actor: String, max: Int, now: Double, outstanding: Int? = nil, request: String? = nil) throws -> Lease? {
         lastSeen[actor] = now
+        if let request, let last = lastLeaseRequest[actor], last.request == request {
+            let held = leasedBy.filter { $0.value.actor == actor && $0.value.lease == last.lease }.map(\.key).sorted { $0.id < $1.id }
+            if let epoch = held.first?.epoch { return Lease(id: last.lease, epoch: epoch, promptIDs: held.map(\.id)) }
+        }
         // Never lease beyond the budget: what is out on lease could complete it.
         var room = budget - completed - leasedBy.count
         if let outstanding { room = Swift.min(room, outstanding - leasedBy.count) }
@@ -206,8 +216,11 @@ public final class PromptLedger: @unchecked Sendable {
         let slots = Array(pending.prefix { $0.epoch == first.epoch }.prefix(Swift.min(max, room)))
         let lease = nextLease
         let ids = slots.map(\.id)
-        try journal.append(["t": "lease", "lease": lease, "actor": actor, "epoch": first.epoch, "ids": ids])
+        var record: [String: Any] = ["t": "lease", "lease": lease, "actor": actor, "epoch": first.epoch, "ids": ids]
+        if let request { record["req"] = request }
+        try journal.append(record)
         applyLease(actor: actor, lease: lease, slots: slots, now: now)
+        if let request { lastLeaseRequest[actor] = (request, lease) }
         return Lease(id: lease, epoch: first.epoch, promptIDs: ids)
     }
 

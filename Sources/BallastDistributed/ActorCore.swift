@@ -42,10 +42,15 @@ public struct ActorCore {
     public private(set) var runFinished = false
     /// Frozen models still to obtain before work starts.
     public private(set) var missing: [WeightsRequest.Model] = [.reference, .scorer]
+    /// Keys lease requests (this process, then a count of the answers received), so that the
+    /// coordinator answers a retried request with the lease it already granted.
+    let process: String
+    public private(set) var leaseReplies = 0
 
-    public init(id: String, host: String) {
+    public init(id: String, host: String, process: String = String(UUID().uuidString.prefix(8))) {
         self.id = id
         self.host = host
+        self.process = process
     }
 
     /// The policy version stamped on this actor's envelopes (0 before the first fetch).
@@ -57,7 +62,7 @@ public struct ActorCore {
         guard let learner else { return .hello(ActorHello(id: id, host: host)) }
         if let model = missing.first { return .fetch(model) }
         if version < 0 || noticed != version { return .fetch(.policy) }
-        return .lease(LeaseRequest(policyVersion: envelopeVersion, id: id, capacity: learner.settings.leaseSize))
+        return .lease(LeaseRequest(policyVersion: envelopeVersion, id: id, capacity: learner.settings.leaseSize, request: "\(process)-\(leaseReplies)"))
     }
 
     public mutating func received(_ welcome: ActorWelcome) -> Step {
@@ -89,6 +94,7 @@ public struct ActorCore {
     }
 
     public mutating func received(_ reply: LeaseReply) -> Step {
+        leaseReplies += 1
         guard let grant = reply.grant else {
             if reply.finished { runFinished = true; return .finished }
             return .wait(seconds: 0.2, note: nil)

@@ -237,6 +237,27 @@ struct CoordinatorServiceTests {
         #expect(bounded.elapsed <= 26, "\(bounded)")
     }
 
+    @Test("a retried ready (its reply was lost) gets the lease it was granted, also after a coordinator restart")
+    func idempotentReady() throws {
+        let journal = MemoryJournal()
+        var svc = CoordinatorService(ledger: try PromptLedger(promptCount: 20, journal: journal))
+        func lease(_ request: String?) throws -> LeaseReply {
+            try decoded(try svc.handle(message("A", LeaseRequest(id: "A", capacity: 4, request: request)), now: 0), as: LeaseReply.self)
+        }
+        let first = try lease("p-0")
+        #expect(first.grant?.promptIDs == [0, 1, 2, 3])
+        #expect(try lease("p-0").grant == first.grant, "the retry strands nothing")
+        #expect(svc.ledger.leasedCount == 4)
+        svc = CoordinatorService(ledger: try PromptLedger(promptCount: 20, journal: journal))  // restarted: replays the journal
+        #expect(try lease("p-0").grant?.lease == first.grant?.lease)
+        // Part of the lease consumed: the retry carries what is still out.
+        _ = try svc.handle(message("L", consumed("L", [0, 1])), now: 1)
+        #expect(try lease("p-0").grant?.promptIDs == [2, 3])
+        #expect(try lease("p-1").grant?.promptIDs == [4, 5, 6, 7], "a new request is a new lease")
+        #expect(try lease(nil).grant?.promptIDs == [8, 9, 10, 11], "unkeyed requests are never merged")
+        #expect(svc.ledger.leasedCount == 10)
+    }
+
     @Test("flow control: the outstanding bound follows the learner's version and the actor's")
     func flowLimit() throws {
         let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 100, journal: MemoryJournal()))

@@ -19,7 +19,7 @@ struct ActorCoreTests {
 
     /// An actor that has found the learner and holds every model, policy at `version`.
     func working(version: Int = 3) -> ActorCore {
-        var core = ActorCore(id: "a", host: "h")
+        var core = ActorCore(id: "a", host: "h", process: "p")
         _ = core.received(ActorWelcome(policyVersion: 0, state: .ok, learner: learner))
         _ = core.obtained(.reference, version: 0)
         _ = core.obtained(.scorer, version: 0)
@@ -29,7 +29,7 @@ struct ActorCoreTests {
 
     @Test("start-up: hello until a learner is registered, then reference, scorer and policy, then leases of the run's size")
     func startUp() {
-        var core = ActorCore(id: "a", host: "h")
+        var core = ActorCore(id: "a", host: "h", process: "p")
         #expect(core.next() == .hello(ActorHello(id: "a", host: "h")))
         #expect(core.received(ActorWelcome(policyVersion: 0, state: .wait, learner: nil)) == .wait(seconds: 0.5, note: nil))
         #expect(core.next() == .hello(ActorHello(id: "a", host: "h")))
@@ -37,12 +37,12 @@ struct ActorCoreTests {
         #expect(core.obtained(.reference, version: 0) == .fetch(.scorer))
         #expect(core.obtained(.scorer, version: 0) == .fetch(.policy))
         #expect(core.envelopeVersion == 0)
-        #expect(core.obtained(.policy, version: 5) == .lease(LeaseRequest(policyVersion: 5, id: "a", capacity: 4)))
+        #expect(core.obtained(.policy, version: 5) == .lease(LeaseRequest(policyVersion: 5, id: "a", capacity: 4, request: "p-0")))
     }
 
     @Test("a welcome that says finished ends the actor before any work")
     func finishedAtHello() {
-        var core = ActorCore(id: "a", host: "h")
+        var core = ActorCore(id: "a", host: "h", process: "p")
         #expect(core.received(ActorWelcome(policyVersion: 0, state: .finished, learner: nil)) == .finished)
         #expect(core.next() == .finished)
     }
@@ -51,17 +51,17 @@ struct ActorCoreTests {
     func notices() {
         var core = working(version: 3)
         core.received(VersionNotice(policyVersion: 3, finished: false))
-        #expect(core.next() == .lease(LeaseRequest(policyVersion: 3, id: "a", capacity: 4)), "the version it has: no fetch")
+        #expect(core.next() == .lease(LeaseRequest(policyVersion: 3, id: "a", capacity: 4, request: "p-0")), "the version it has: no fetch")
         core.received(VersionNotice(policyVersion: 4, finished: false))
         core.received(VersionNotice(policyVersion: 6, finished: false))
         #expect(core.next() == .fetch(.policy))
-        #expect(core.obtained(.policy, version: 6) == .lease(LeaseRequest(policyVersion: 6, id: "a", capacity: 4)))
+        #expect(core.obtained(.policy, version: 6) == .lease(LeaseRequest(policyVersion: 6, id: "a", capacity: 4, request: "p-0")))
         // A learner resumed from an older checkpoint announces a lower version: the actor follows it.
         core.received(VersionNotice(policyVersion: 2, finished: false))
         #expect(core.next() == .fetch(.policy))
         _ = core.obtained(.policy, version: 2)
         core.received(VersionNotice(policyVersion: UInt64.max, finished: false))
-        #expect(core.next() == .lease(LeaseRequest(policyVersion: 2, id: "a", capacity: 4)), "an out-of-range version is ignored")
+        #expect(core.next() == .lease(LeaseRequest(policyVersion: 2, id: "a", capacity: 4, request: "p-0")), "an out-of-range version is ignored")
         core.received(VersionNotice(policyVersion: 2, finished: true))
         #expect(core.next() == .finished)
     }
@@ -77,6 +77,9 @@ struct ActorCoreTests {
         #expect(other.seed != work.seed, "a re-leased prompt is sampled with another seed")
         guard case .sample(let again) = core.received(grant(17, ids: [40, 41])) else { Issue.record("no work"); return }
         #expect(again.seed == work.seed, "the seed depends on the run's seed and the lease only")
+        // Every answered request gets a new key: only a retry of an unanswered one repeats it.
+        #expect(core.next() == .lease(LeaseRequest(policyVersion: 3, id: "a", capacity: 4, request: "p-3")))
+        #expect(core.next() == .lease(LeaseRequest(policyVersion: 3, id: "a", capacity: 4, request: "p-3")))
     }
 
     @Test("no grant: wait, or finish when the coordinator says the budget is spent; a grant without its prompts is asked again")

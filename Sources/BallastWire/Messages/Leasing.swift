@@ -2,26 +2,33 @@ import BallastFormats
 import Foundation
 
 /// Kind `ready`, actor → coordinator: give me up to `capacity` prompts. The envelope carries the
-/// actor's policy version.
+/// actor's policy version. An optional request key (`req`) makes it idempotent: a retry whose answer
+/// was lost gets the same lease again instead of a second one that strands the first.
 public struct LeaseRequest: WireMessage, Equatable {
     public static let kind = MessageKind.ready
     public var policyVersion: UInt64
     public var id: String
     public var capacity: Int
+    public var request: String?
 
-    public init(policyVersion: UInt64 = 0, id: String, capacity: Int) {
+    public init(policyVersion: UInt64 = 0, id: String, capacity: Int, request: String? = nil) {
         self.policyVersion = policyVersion
         self.id = id
         self.capacity = capacity
+        self.request = request
     }
 
-    public var payload: WirePayload { WirePayload(metadata: ["id": id, "capacity": "\(capacity)"]) }
+    public var payload: WirePayload {
+        var m = ["id": id, "capacity": "\(capacity)"]
+        if let request { m["req"] = request }
+        return WirePayload(metadata: m)
+    }
 
     public init(policyVersion: UInt64, payload: WirePayload) throws {
         let r = payload.reader("ready")
         let capacity = try r.int("capacity")
         guard capacity > 0 else { throw r.fail("capacity", "must be > 0, got \(capacity)") }
-        self.init(policyVersion: policyVersion, id: try r.string("id"), capacity: capacity)
+        self.init(policyVersion: policyVersion, id: try r.string("id"), capacity: capacity, request: r.optional("req"))
     }
 }
 
