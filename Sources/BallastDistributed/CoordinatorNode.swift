@@ -54,7 +54,7 @@ public final class CoordinatorNode {
         }
         guard !lines.isEmpty else { throw DatasetError(file: settings.prompts, line: 0, problem: "no prompts") }
         let epochs = settings.epochs ?? settings.budget.map { ($0 + lines.count - 1) / lines.count } ?? 1
-        let now = Date().timeIntervalSince1970
+        let now = Self.monotonicSeconds()
         let journal = try FileJournal(path: settings.journal)
         if journal.truncatedTail > 0 {
             log("journal \(settings.journal): cut a torn last record of \(journal.truncatedTail) bytes (a crash during its write); it never counted")
@@ -80,13 +80,22 @@ public final class CoordinatorNode {
         }
     }
 
+    /// Liveness and lease ages are measured on this clock: a wall clock stepped by NTP or an operator
+    /// would expire every actor at once (forward) or keep dead ones alive (backward). Nothing persists
+    /// it: a replayed journal starts every lease's age at the restart.
+    static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     /// Serves until `shouldStop` (the run's end does not stop the coordinator: late actors are told it is finished).
     public func run(shouldStop: @escaping () -> Bool) throws {
         var refreshed = 0.0
         var announced = false
         fflush(nil)
-        try service.serve(socket, clock: { Date().timeIntervalSince1970 }, shouldStop: shouldStop, afterEach: { [self] in
-            let t = Date().timeIntervalSince1970
+        try service.serve(socket, clock: Self.monotonicSeconds, shouldStop: shouldStop, afterEach: { [self] in
+            let t = Self.monotonicSeconds()
             if server != nil, t - refreshed > 0.25 {
                 refreshed = t
                 let st = service.status(now: t)
