@@ -34,7 +34,7 @@ public final class PromptLedger: @unchecked Sendable {
     /// Completions accepted over all epochs.
     public private(set) var completed = 0
     let journal: Journal
-    var pending: [Slot] = []
+    var pending = PendingQueue()
     /// The newest epoch whose prompts were queued for leasing.
     var queuedEpoch = 0
     var leasedBy: [Slot: (actor: String, lease: Int)] = [:]
@@ -66,7 +66,7 @@ public final class PromptLedger: @unchecked Sendable {
         self.budget = min(budget ?? promptCount * epochs, promptCount * epochs)
         precondition(self.budget > 0)
         self.journal = journal
-        pending = Self.order(promptCount).map { Slot(epoch: 0, id: $0) }
+        pending.replace(with: Self.order(promptCount).map { Slot(epoch: 0, id: $0) })
         for r in try journal.records() { replay(r, now: now) }
     }
 
@@ -108,12 +108,11 @@ public final class PromptLedger: @unchecked Sendable {
     func refill() {
         guard pending.isEmpty, queuedEpoch + 1 < epochs, !finished else { return }
         queuedEpoch += 1
-        pending = Self.order(promptCount).map { Slot(epoch: queuedEpoch, id: $0) }
+        pending.replace(with: Self.order(promptCount).map { Slot(epoch: queuedEpoch, id: $0) })
     }
 
     func applyLease(actor: String, lease: Int, slots: [Slot], now: Double) {
-        let set = Set(slots)
-        pending.removeAll { set.contains($0) }
+        for s in slots { pending.remove(s) }
         for s in slots { leasedBy[s] = (actor, lease) }
         leaseTimes[lease] = now
         nextLease = max(nextLease, lease + 1)
@@ -128,7 +127,7 @@ public final class PromptLedger: @unchecked Sendable {
                 let slot = Slot(epoch: e, id: id)
                 if let step, step > durableStep { countedAt[slot] = step }
                 leasedBy[slot] = nil
-                if let i = pending.firstIndex(of: slot) { pending.remove(at: i) }
+                pending.remove(slot)
             } else {
                 dup += 1
             }
@@ -140,9 +139,9 @@ public final class PromptLedger: @unchecked Sendable {
         }
         if epoch > queuedEpoch, epoch < epochs {  // everything queued is done: queue the new current epoch
             queuedEpoch = epoch
-            pending = Self.order(promptCount).map { Slot(epoch: epoch, id: $0) }
+            pending.replace(with: Self.order(promptCount).map { Slot(epoch: epoch, id: $0) })
         }
-        if finished { pending = [] }
+        if finished { pending.replace(with: []) }
         return (accepted, dup)
     }
 
@@ -182,7 +181,7 @@ public final class PromptLedger: @unchecked Sendable {
         let back = slots.filter { !($0.epoch < epoch || (done[$0.epoch]?.contains($0.id) ?? false)) }
             .sorted { ($0.epoch, $0.id) < ($1.epoch, $1.id) }
         for s in back { leasedBy[s] = nil }
-        pending.insert(contentsOf: back, at: 0)
+        pending.prepend(back)
     }
 
     func applyExpire(_ actor: String) {
@@ -212,8 +211,8 @@ public final class PromptLedger: @unchecked Sendable {
         if let outstanding { room = Swift.min(room, outstanding - leasedBy.count) }
         guard !finished, max > 0, room > 0 else { return nil }
         refill()  // only here (and replayed with each lease record), so a replay refills at the same points
-        guard let first = pending.first else { return nil }
-        let slots = Array(pending.prefix { $0.epoch == first.epoch }.prefix(Swift.min(max, room)))
+        guard let first = pending.first() else { return nil }
+        let slots = pending.prefix(Swift.min(max, room), epoch: first.epoch)
         let lease = nextLease
         let ids = slots.map(\.id)
         var record: [String: Any] = ["t": "lease", "lease": lease, "actor": actor, "epoch": first.epoch, "ids": ids]
@@ -304,4 +303,66 @@ public final class PromptLedger: @unchecked Sendable {
     /// Prompts out on lease, over all open epochs.
     public var leasedCount: Int { leasedBy.count }
     public var pendingCount: Int { pending.count }
+}
+
+/// The prompts waiting to be leased, in leasing order, with O(1) removal from anywhere: a slot that
+/// leaves the queue (leased, or completed while waiting) only loses its membership, and its place in
+/// the order is skipped when the front reaches it. The previous array scanned the whole queue on every
+/// lease and completion, which at 10^6 prompts is the coordinator's whole budget.
+struct PendingQueue {
+    typealias Slot = PromptLedger.Slot
+    /// The order: `front` holds prompts put back (its last element leases first), then `order` from `head`.
+    private var front: [Slot] = []
+    private var order: [Slot] = []
+    private var head = 0
+    private var members = Set<Slot>()
+
+    var count: Int { members.count }
+    var isEmpty: Bool { members.isEmpty }
+
+    mutating func replace(with slots: [Slot]) {
+        front = []
+        order = slots
+        head = 0
+        members = Set(slots)
+    }
+
+    mutating func remove(_ slot: Slot) { members.remove(slot) }
+
+    /// Puts `slots` at the front, `slots[0]` first.
+    mutating func prepend(_ slots: [Slot]) {
+        for s in slots.reversed() where members.insert(s).inserted { front.append(s) }
+    }
+
+    /// Drops departed slots from the front, so that the next lookups start at a waiting one.
+    private mutating func skipDeparted() {
+        while let s = front.last, !members.contains(s) { front.removeLast() }
+        while head < order.count, !members.contains(order[head]) { head += 1 }
+        if head > 4096 && head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
+    }
+
+    mutating func first() -> Slot? {
+        skipDeparted()
+        return front.last ?? (head < order.count ? order[head] : nil)
+    }
+
+    /// Up to `n` waiting slots of `epoch` from the front, in order, without removing them.
+    mutating func prefix(_ n: Int, epoch: Int) -> [Slot] {
+        skipDeparted()
+        var out: [Slot] = [], seen = Set<Slot>()
+        func take(_ s: Slot) -> Bool {
+            guard out.count < n else { return false }
+            guard members.contains(s), seen.insert(s).inserted else { return true }
+            guard s.epoch == epoch else { return false }
+            out.append(s)
+            return true
+        }
+        for s in front.reversed() where !take(s) { return out }
+        var i = head
+        while i < order.count, take(order[i]) { i += 1 }
+        return out
+    }
 }

@@ -90,13 +90,15 @@ struct BenchCoordinator: ParsableCommand {
     @Option(help: "Simulated actors (one DEALER socket each).") var actors = 64
     @Option(help: "Seconds to run.") var seconds = 5.0
     @Option(help: "Prompts per lease.") var lease = 8
+    @Option(help: "Prompts in the run's prompt set.") var prompts = 4096
     @Option(help: "Journal file (fsync'd on every record).") var journal = NSTemporaryDirectory() + "ballast-bench-coordinator.journal"
 
     func run() throws {
         try failing {
             try? FileManager.default.removeItem(atPath: journal)
             defer { try? FileManager.default.removeItem(atPath: journal) }
-            let ledger = try PromptLedger(promptCount: 4096, shards: 8, epochs: 1_000_000, journal: FileJournal(path: journal))
+            guard prompts > 0, actors > 0, lease > 0 else { throw ValidationError("--prompts, --actors and --lease must be > 0") }
+            let ledger = try PromptLedger(promptCount: prompts, shards: 8, epochs: max(2, 100_000_000 / prompts), journal: FileJournal(path: journal))
             let service = CoordinatorService(ledger: ledger, heartbeatTimeout: 1e9, leaseTimeout: 1e9)
             let ctx = try ZMQContext()
             let router = try ctx.socket(.router)
@@ -147,6 +149,15 @@ struct BenchCoordinator: ParsableCommand {
             print("\(actors) simulated actors, leases of \(lease) prompts, fsync'd journal: \(leases) leases in \(fmt(elapsed, 1)) s = \(fmt(Double(leases) / elapsed, 0)) leases/s "
                   + "(\(fmt(Double(leases * lease) / elapsed, 0)) prompts/s); ready→lease latency p50 \(fmt(pct(0.5), 2)) ms, p99 \(fmt(pct(0.99), 2)) ms")
             Thread.sleep(forTimeInterval: 0.2)
+            // What a restarted coordinator pays before it answers anyone: replaying the journal just written.
+            let records = try FileJournal(path: journal).records().count
+            let replayStart = Date()
+            let replayed = try PromptLedger(promptCount: prompts, shards: 8, epochs: max(2, 100_000_000 / prompts), journal: FileJournal(path: journal))
+            let replaySeconds = Date().timeIntervalSince(replayStart)
+            let statusStart = Date()
+            _ = CoordinatorService(ledger: replayed).status(now: 0)
+            print("\(prompts) prompts: replay of \(records) journal records \(fmt(replaySeconds, 2)) s (completed \(replayed.completed)); "
+                  + "one status \(fmt(Date().timeIntervalSince(statusStart) * 1000, 1)) ms; peak RSS \(fmt(Bench.peakRSSMiB(), 0)) MiB")
         }
     }
 }
