@@ -13,6 +13,23 @@ final class ActorCounters: Sendable {
     let rollouts = Atomic<Int>(0)
     let version = Atomic<Int>(0)
     let started = Date()
+    /// When the work loop last moved (milliseconds of the monotonic clock): the heartbeat thread only
+    /// vouches for an actor whose work loop is alive.
+    let progress = Atomic<Int>(ActorCounters.monotonicMS())
+
+    static func monotonicMS() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+    }
+
+    func moved() { progress.store(Self.monotonicMS(), ordering: .relaxed) }
+
+    /// Seconds since the work loop last moved.
+    var silence: Double { Double(Self.monotonicMS() - progress.load(ordering: .relaxed)) / 1000 }
+
+    /// Whether a heartbeat may say this actor is alive.
+    func vouches(watchdog: Double) -> Bool { silence <= watchdog }
 }
 
 /// The actor process: asks the coordinator where the learner is, fetches the reference policy, the
@@ -29,6 +46,9 @@ public final class ActorNode {
     let coordinator: RequestChannel
     public var shouldStop: () -> Bool = { false }
     let counters = ActorCounters()
+    /// Seconds the work loop may stand still (one lease's sampling, a weights fetch) before heartbeats
+    /// stop, so that the coordinator declares a hung actor dead and re-leases its prompts.
+    let watchdog: Double
     /// What to do next; this class only performs it over sockets.
     var core: ActorCore
     var models: [WeightsRequest.Model: GPT] = [:]
@@ -47,7 +67,10 @@ public final class ActorNode {
     /// Local checkpoint folders of the frozen models (a shared filesystem); nil = fetch from the learner.
     let referencePath: String?, scorerPath: String?
 
-    public init(coordinator: String, id: String, curveKeys: String? = nil, referencePath: String? = nil, scorerPath: String? = nil) throws {
+    public init(coordinator: String, id: String, curveKeys: String? = nil, referencePath: String? = nil, scorerPath: String? = nil,
+                watchdog: Double = 600) throws {
+        precondition(watchdog > 0)
+        self.watchdog = watchdog
         self.id = id
         self.referencePath = referencePath
         self.scorerPath = scorerPath
@@ -70,9 +93,18 @@ public final class ActorNode {
 
     func heartbeatLoop(interval: Double) {
         let counters = self.counters, id = self.id, endpoint = coordinatorEndpoint, context = self.context, security = self.security
+        let watchdog = self.watchdog, log = self.log
         let thread = Thread {
             guard let hb = try? RequestChannel(context: context, endpoint: endpoint, identity: id + "-hb", security: security) else { return }
+            var paused = false
             while true {
+                if !counters.vouches(watchdog: watchdog) {
+                    if !paused { log(String(format: "work loop still for %.0f s (watchdog %.0f s): heartbeats paused", counters.silence, watchdog)) }
+                    paused = true
+                    Thread.sleep(forTimeInterval: interval)
+                    continue
+                }
+                paused = false
                 let n = counters.rollouts.load(ordering: .relaxed)
                 let rate = Double(n) / max(Date().timeIntervalSince(counters.started), 1e-3)
                 try? hb.post(Heartbeat(id: id, rollouts: n, version: counters.version.load(ordering: .relaxed), rate: rate).frame())
@@ -123,6 +155,7 @@ public final class ActorNode {
         var ready = false
         var step = core.next()
         while !shouldStop() {
+            counters.moved()
             if links != nil && pollNotices() { return finish() }
             switch step {
             case .finished:
@@ -168,6 +201,7 @@ public final class ActorNode {
                 let (e, p) = message.frame(sequence: sequence).encode()
                 // Blocks while the learner's queue is full (back-pressure), checking for a stop request.
                 while !shouldStop() {
+                    counters.moved()  // waiting on the learner's back-pressure is not a hang
                     if try links!.push.send([e, p]) { break }
                 }
                 counters.rollouts.add(rollout.count, ordering: .relaxed)

@@ -83,17 +83,19 @@ struct ActorCommand: ParsableCommand {
     @Option(name: .customLong("curve-keys"), help: "Directory of CURVE keys (ballast keys) when the run requires them.") var curveKeys: String?
     @Option(help: "Reference (SFT) checkpoint on a shared filesystem (default: fetched from the learner).") var reference: String?
     @Option(help: "Scorer (AM or RM) checkpoint on a shared filesystem (default: fetched from the learner).") var scorer: String?
+    @Option(help: "Seconds the work loop may stand still before heartbeats stop and the coordinator re-leases this actor's prompts.") var watchdog = 600.0
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
         guard (reference == nil) == (scorer == nil) else { throw ValidationError("give both --reference and --scorer, or neither") }
+        guard watchdog > 0 && watchdog.isFinite else { throw ValidationError("--watchdog must be a number of seconds > 0, got \(watchdog)") }
     }
 
     func run() throws {
         threads.apply()
         try failing {
             let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
-            let node = try ActorNode(coordinator: coordinator, id: name, curveKeys: curveKeys, referencePath: reference, scorerPath: scorer)
+            let node = try ActorNode(coordinator: coordinator, id: name, curveKeys: curveKeys, referencePath: reference, scorerPath: scorer, watchdog: watchdog)
             try runUntilStopped { stop in
                 node.shouldStop = stop
                 return try node.run()

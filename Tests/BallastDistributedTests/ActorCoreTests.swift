@@ -92,4 +92,14 @@ struct ActorCoreTests {
         #expect(core.received(LeaseReply(policyVersion: 0, epoch: 2, finished: true)) == .finished)
         #expect(core.runFinished)
     }
+
+    @Test("heartbeats vouch for an actor only while its work loop moves")
+    func watchdog() {
+        let counters = ActorCounters()
+        #expect(counters.vouches(watchdog: 1))
+        counters.progress.store(ActorCounters.monotonicMS() - 5_000, ordering: .relaxed)  // a work loop stuck for 5 s
+        #expect(!counters.vouches(watchdog: 1) && counters.vouches(watchdog: 10))
+        counters.moved()
+        #expect(counters.vouches(watchdog: 1))
+    }
 }
