@@ -94,6 +94,7 @@ let package = Package(
         .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastData", "BallastRandom"]),
         .testTarget(name: "BallastClusterTests", dependencies: ["BallastCluster", "BallastKernels", "BallastWire", "BallastTransport", "BallastFormats", "BallastRandom"]),
         .testTarget(name: "BallastTransportTests", dependencies: ["BallastTransport", "BallastTestSupport"]),
+        .testTarget(name: "BallastHTTPTests", dependencies: ["BallastHTTP"]),
         .testTarget(name: "BallastDistributedTests", dependencies: [
             "BallastDistributed", "BallastTransport", "BallastWire", "BallastRL", "BallastTraining", "BallastCluster", "BallastModel", "BallastFormats",
         ]),
