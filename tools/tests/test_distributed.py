@@ -299,6 +299,16 @@ def test_http_status_json_metrics_html_and_status_table(endless_run):
         urllib.request.urlopen(base + "/nope", timeout=5)
     table = subprocess.run([BIN, "status", endless_run.c["coordinator"]], capture_output=True, text=True, timeout=30).stdout
     assert "learner:" in table and "actor-0" in table and "shards (current epoch):" in table
+    # An actor id with every character the exposition format must escape: /metrics stays valid
+    # Prometheus text for promtool (Debian's prometheus package, tools/install/test-tools.sh).
+    hostile = 'ev"il\\actor\nid'
+    endless_run.actor(hostile)
+    endless_run.wait_until(lambda s: any(a["id"] == hostile for a in s["actors"]), what="the hostile actor id in status")
+    time.sleep(0.5)
+    text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+    assert 'actor="ev\\"il\\\\actor\\nid"' in text
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_launch_local_completes_and_fails_loudly_when_a_child_dies(tmp_path, artifacts):
