@@ -54,25 +54,31 @@ public final class CoordinatorService: @unchecked Sendable {
         RunProgress(finished: ledger.finished, epoch: ledger.epoch, completed: ledger.completed, budget: ledger.budget)
     }
 
-    /// Handles one message; returns the reply parts (without the peer id) or nil.
-    public func handle(_ parts: [Data], now: Double) throws -> [Data]? {
+    /// Handles one message; returns the reply parts (without the peer id) or nil. `role` is the role of
+    /// the sender's CURVE key (nil without CURVE): learner messages are taken only from the learner's
+    /// key and actor messages only from actor keys, so an actor key cannot register as the learner.
+    public func handle(_ parts: [Data], now: Double, role: String? = nil) throws -> [Data]? {
         guard parts.count == 3 else {
             errors.record(.tooShort(parts.count))
             return nil
         }
         do {
-            return try handle(try Frame.decode(envelope: parts[1], payload: parts[2]).0, now: now)
+            return try handle(try Frame.decode(envelope: parts[1], payload: parts[2]).0, now: now, role: role)
         } catch let e as WireError {
             errors.record(e)
             return nil
         }
     }
 
-    func handle(_ frame: Frame, now: Double) throws -> [Data]? {
+    func handle(_ frame: Frame, now: Double, role: String?) throws -> [Data]? {
+        func require(_ allowed: String, _ what: String) throws {
+            if let role, role != allowed { throw WireError.payload("\(what) from a peer whose CURVE key is a \(role)'s, not the \(allowed)'s") }
+        }
         switch frame.kind {
         case .hello:
             switch try Hello(frame: frame) {
             case .learner(let hello):
+                try require("learner", "learner hello")
                 if let inc = hello.incarnation {
                     if inc.id != ledger.learnerIncarnation { countedStep = 0 }
                     try ledger.learnerRegistered(incarnation: inc.id, checkpointStep: inc.checkpointStep)
@@ -81,6 +87,7 @@ public final class CoordinatorService: @unchecked Sendable {
                 policyVersion = hello.policyVersion  // the learner is the authority (it may have restarted from a checkpoint)
                 return reply(LearnerWelcome(policyVersion: policyVersion, progress: progress))
             case .actor(let hello):
+                try require("actor", "actor hello")
                 actors[hello.id, default: ActorInfo(lastSeen: now)].lastSeen = now
                 actors[hello.id]!.host = hello.host
                 // The learner's endpoints and settings (sampling, K, lease size, seed) reach the actors this way.
@@ -89,6 +96,7 @@ public final class CoordinatorService: @unchecked Sendable {
             }
         case .ready:
             let request = try LeaseRequest(frame: frame)
+            try require("actor", "lease request")
             actors[request.id, default: ActorInfo(lastSeen: now)].lastSeen = now
             let limit = outstandingLimit(actorVersion: request.policyVersion)
             guard let lease = try ledger.lease(actor: request.id, max: request.capacity, now: now, outstanding: limit, request: request.request) else {
@@ -101,6 +109,7 @@ public final class CoordinatorService: @unchecked Sendable {
             return reply(LeaseReply(policyVersion: policyVersion, epoch: lease.epoch, grant: .init(lease: lease.id, promptIDs: lease.promptIDs, promptsJSON: json)))
         case .heartbeat:
             let beat = try Heartbeat(frame: frame)
+            try require("actor", "heartbeat")
             ledger.heartbeat(actor: beat.id, now: now)
             actors[beat.id, default: ActorInfo(lastSeen: now)].lastSeen = now
             actors[beat.id]!.rollouts = beat.rollouts
@@ -109,6 +118,7 @@ public final class CoordinatorService: @unchecked Sendable {
             return nil
         case .consumption:
             let c = try Consumption(frame: frame)
+            try require("learner", "consumption report")
             if c.release {
                 try ledger.release(epoch: c.epoch, promptIDs: c.promptIDs)
                 return reply(ConsumptionReply(policyVersion: policyVersion, accepted: [], progress: progress))
@@ -222,7 +232,7 @@ public final class CoordinatorService: @unchecked Sendable {
     /// `afterEach` runs after every message or timeout (the HTTP status snapshot is refreshed there).
     public func serve(_ socket: MessageSocket, clock: () -> Double, shouldStop: () -> Bool, afterEach: () -> Void = {}) throws {
         while !shouldStop() {
-            if let parts = try socket.receive(), let out = try handle(parts, now: clock()) {
+            if let parts = try socket.receive(), let out = try handle(parts, now: clock(), role: socket.peerRole) {
                 try socket.send([parts[0]] + out)
             }
             try tick(now: clock())

@@ -114,6 +114,7 @@ public final class LearnerNode {
         let request: WeightsRequest
         do {
             guard parts.count == 3 else { throw WireError.tooShort(parts.count) }
+            try Self.requireActor(router.peerRole, "weights request")
             request = try WeightsRequest(frame: try Frame.decode(envelope: parts[1], payload: parts[2]).0)
         } catch let e as WireError { errors.record(e); return }
         let model: GPT
@@ -132,9 +133,15 @@ public final class LearnerNode {
         try router.send([parts[0]] + weightCache[name]!.parts)
     }
 
+    /// With CURVE, rollouts and weights requests are taken only from actor keys.
+    static func requireActor(_ role: String?, _ what: String) throws {
+        if let role, role != "actor" { throw WireError.payload("\(what) from a peer whose CURVE key is a \(role)'s, not an actor's") }
+    }
+
     func receiveRollout(_ parts: [Data]) {
         do {
             guard parts.count == 2 else { throw WireError.tooShort(parts.count) }
+            try Self.requireActor(pull.peerRole, "rollout")
             let message = try RolloutMessage(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0)
             try assembler.offer(message)
             firstRollout = firstRollout ?? Date()

@@ -6,13 +6,18 @@ import Synchronization
 /// `ballast keys`: a directory with `server.public`, `server.secret` (listening sockets), one
 /// `NAME.public` / `NAME.secret` pair per client, and `authorized_clients` (one public key per line).
 /// A listener only completes the handshake with clients whose public key is on that allowlist; the
-/// others are refused by the ZAP handler and counted (`refused`).
+/// others are refused by the ZAP handler and counted (`refused`). Each accepted key carries a role,
+/// from the name of its `NAME.public` file: `learner`, `coordinator`, `actor` (also `actor-*`, so each
+/// node can have its own actor key), else `client`; messages arrive tagged with it (`peerRole`), and
+/// the coordinator and learner accept each kind of message only from the roles that send it.
 public final class CurveSecurity: @unchecked Sendable {
     public let serverPublic: String
     let serverSecret: String?
     public let clientPublic: String
     let clientSecret: String
     public let allowed: Set<String>
+    /// Role per public key, from the key files in the directory.
+    public let roles: [String: String]
     let refusedCount = Atomic<Int>(0)
     public var refused: Int { refusedCount.load(ordering: .relaxed) }
     private var zapThread: Thread?
@@ -47,6 +52,19 @@ public final class CurveSecurity: @unchecked Sendable {
         clientSecret = try read(client + ".secret")!
         let list = (try? String(contentsOfFile: directory + "/authorized_clients", encoding: .utf8)) ?? ""
         allowed = Set(list.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") })
+        var roles: [String: String] = [:]
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where file.hasSuffix(".public") && file != "server.public" {
+            let name = String(file.dropLast(".public".count))
+            if let key = try read(file, required: false) { roles[key] = Self.role(ofKeyNamed: name) }
+        }
+        self.roles = roles
+    }
+
+    /// The role a key file's name gives: learner, coordinator, actor (actor or actor-*), else client.
+    public static func role(ofKeyNamed name: String) -> String {
+        if name == "learner" || name == "coordinator" { return name }
+        if name == "actor" || name.hasPrefix("actor-") { return "actor" }
+        return "client"
     }
 
     deinit { zapStop.store(true, ordering: .relaxed) }
@@ -74,7 +92,7 @@ public final class CurveSecurity: @unchecked Sendable {
         let rep = try context.socket(.rep)
         try rep.setReceiveTimeout(ms: 200)
         try rep.bind("inproc://zeromq.zap.01")
-        let allowed = self.allowed
+        let allowed = self.allowed, roles = self.roles
         let thread = Thread { [self] in
             while !zapStop.load(ordering: .relaxed) {
                 guard let req = try? rep.receive(), req.count >= 6 else { continue }
@@ -92,7 +110,7 @@ public final class CurveSecurity: @unchecked Sendable {
                     _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }  // never traps, unlike FileHandle.write
                 }
                 _ = try? rep.send([req[0], req[1], Data(ok ? "200".utf8 : "400".utf8), Data(ok ? "OK".utf8 : "key not authorized".utf8),
-                                   Data(ok ? key.utf8 : "".utf8), Data()])
+                                   Data(ok ? (roles[key] ?? "client").utf8 : "".utf8), Data()])
             }
             rep.close()
         }

@@ -130,6 +130,10 @@ public final class ZMQSocket: @unchecked Sendable {
         return rc
     }
 
+    /// With CURVE, the role of the key that sent the last message received (the ZAP handler's user id:
+    /// "learner", "actor", "coordinator" or "client"); nil without CURVE.
+    public private(set) var peerRole: String?
+
     /// Receives one multipart message, or nil when the receive timeout expired.
     public func receive() throws -> [Data]? {
         var parts: [Data] = []
@@ -144,6 +148,10 @@ public final class ZMQSocket: @unchecked Sendable {
                 let err = zmq_errno()
                 if (err == EAGAIN || err == EINTR) && parts.isEmpty { return nil }
                 throw ZMQError.last("zmq_msg_recv")
+            }
+            if parts.isEmpty {
+                let id = zmq_msg_gets(&msg, "User-Id").map { String(cString: $0) }
+                peerRole = id?.isEmpty == false ? id : nil
             }
             parts.append(Data(bytes: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
             if zmq_msg_more(&msg) == 0 { return parts }

@@ -237,6 +237,23 @@ struct CoordinatorServiceTests {
         #expect(bounded.elapsed <= 26, "\(bounded)")
     }
 
+    @Test("with CURVE, each message is taken only from the role whose key sends it")
+    func rolesBoundToKeys() throws {
+        let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 8, journal: MemoryJournal()))
+        // An actor's key cannot register as the learner, nor count prompts as consumed.
+        #expect(try svc.handle(message("A", learnerHello), now: 0, role: "actor") == nil)
+        #expect(try svc.handle(message("A", consumed("learner", [0, 1])), now: 0, role: "actor") == nil)
+        #expect(svc.policyVersion == 0 && svc.ledger.completed == 0 && svc.errors.counts["bad_payload"] == 2)
+        // Nor can the learner's key lease prompts; a status client may only ask for status.
+        #expect(try svc.handle(message("L", ready("L", 4)), now: 0, role: "learner") == nil)
+        #expect(try svc.handle(message("C", Heartbeat(id: "C", rollouts: 0, version: 0, rate: 0)), now: 0, role: "client") == nil)
+        #expect(svc.ledger.leasedCount == 0 && svc.status(now: 0)["actors"] as? [Any] != nil && (svc.status(now: 0)["actors"] as! [Any]).isEmpty)
+        #expect(try svc.handle(message("C", StatusRequest()), now: 0, role: "client") != nil)
+        // The right keys are served.
+        #expect(try decoded(try svc.handle(message("L", learnerHello), now: 0, role: "learner"), as: LearnerWelcome.self).policyVersion == 7)
+        #expect(try decoded(try svc.handle(message("A", ready("A", 4)), now: 0, role: "actor"), as: LeaseReply.self).grant?.promptIDs == [0, 1, 2, 3])
+    }
+
     @Test("a retried ready (its reply was lost) gets the lease it was granted, also after a coordinator restart")
     func idempotentReady() throws {
         let journal = MemoryJournal()

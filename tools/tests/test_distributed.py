@@ -13,6 +13,7 @@
 Run: python3 -m pytest -q tools/tests/test_distributed.py (needs the ballast binary and pyzmq).
 """
 import json
+import shutil
 import os
 import signal
 import socket
@@ -347,14 +348,28 @@ def test_curve_keys_admit_keyed_peers_and_refuse_others(tmp_path, artifacts):
     # The stranger trusts the right server key but holds a client key nobody authorised.
     for f in ("server.public",):
         (stranger / f).write_text((keys / f).read_text())
+    # A rogue holding an authorised actor key runs a learner with it: keys bind roles, so it is refused.
+    rogue = tmp_path / "rogue-keys"
+    shutil.copytree(keys, rogue)
+    for ext in ("public", "secret"):
+        (rogue / f"learner.{ext}").write_text((keys / f"actor.{ext}").read_text())
     out = tmp_path / "curve"
     cfg = write_config(tmp_path / "c.yaml", artifacts, out, steps=4, keys=keys)
+    rogue_cfg = write_config(tmp_path / "rogue.yaml", artifacts, tmp_path / "rogue-run", steps=4, keys=rogue)
+    rogue_cfg["cluster"]["coordinator"] = cfg["cluster"]["coordinator"]
+    (tmp_path / "rogue.yaml").write_text(json.dumps(rogue_cfg))
     r = Run(tmp_path, tmp_path / "c.yaml", cfg)
     try:
-        r.coordinator(); r.learner(); r.actor("actor-0", keys=keys, local_models=True); r.actor("intruder", keys=stranger)
+        r.coordinator()
+        r.start("rogue-learner", "learner", "--config", str(tmp_path / "rogue.yaml"))
+        time.sleep(3)  # its hellos reach the coordinator before the real learner's
+        r.learner(); r.actor("actor-0", keys=keys, local_models=True); r.actor("intruder", keys=stranger)
         r.wait_learner()
         st = r.status(keys)
         assert st["finished"] and [a["id"] for a in st["actors"]] == ["actor-0"]
+        assert st["errors"].get("bad_payload", 0) >= 1, st["errors"]  # the rogue's hellos, counted
+        assert "PPO learner" in r.log("rogue-learner") and r.procs["rogue-learner"].poll() is None, "the rogue never got a welcome"
+        assert "run complete" in r.log("learner")
         assert "refused a peer" in r.log("coordinator")
         assert "fetching the policy from" in r.log("actor-0"), "frozen models loaded from the shared filesystem"
         assert r.status() is None, "a client without keys gets no answer"
