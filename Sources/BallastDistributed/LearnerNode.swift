@@ -202,13 +202,8 @@ public final class LearnerNode {
         return []
     }
 
-    /// Runs until the coordinator reports the prompt budget consumed (true) or a stop is requested (false).
-    public func run() throws -> Bool {
-        // Score normalisation and critic warm-up happen before any actor is served (they use the SFT policy).
-        try trainer.prepare()
-        log("PPO learner: \(trainer.describe()); rollouts \(endpoints.rollouts), weights \(endpoints.weights), notices \(endpoints.notices)")
-        log("registering with the coordinator at \(cluster.coordinator)")
-        while budgetLeft == nil && !shouldStop() { try hello(attempts: 1) }
+    /// Receives, serves weights and trains until the coordinator says the budget is consumed or a stop is requested.
+    func serveUntilDone() throws {
         var lastHello = Date()
         try publishVersion()
         while !shouldStop() {
@@ -230,6 +225,29 @@ public final class LearnerNode {
             for d in assembler.prune(learnerVersion: trainer.step) { try tellCoordinator(ids: d.ids, epoch: d.epoch, release: true, request: nil) }
             let want = min(config.optim.batchSize, budgetLeft ?? config.optim.batchSize)
             if want > 0 && assembler.queuedPrompts >= want { try trainStep(want: want) }
+        }
+    }
+
+    /// Runs until the coordinator reports the prompt budget consumed (true) or a stop is requested (false).
+    public func run() throws -> Bool {
+        // Score normalisation and critic warm-up happen before any actor is served (they use the SFT policy).
+        try trainer.prepare()
+        log("PPO learner: \(trainer.describe()); rollouts \(endpoints.rollouts), weights \(endpoints.weights), notices \(endpoints.notices)")
+        log("registering with the coordinator at \(cluster.coordinator)")
+        while budgetLeft == nil && !shouldStop() { try hello(attempts: 1) }
+        do { try serveUntilDone() } catch {
+            // A write error (full disk, lost mount) or anything else ends the run: save what was
+            // trained if the disk still allows it, so that --resume loses as little as possible.
+            log("stopping on an error: \(error)")
+            if trainer.step > checkpointStep {
+                do {
+                    try trainer.checkpoint()
+                    log("final checkpoint written at step \(trainer.step); fix the cause and continue with --resume")
+                } catch let saveError {
+                    log("the final checkpoint could not be written either (\(saveError)); --resume continues from step \(checkpointStep)")
+                }
+            }
+            throw error
         }
         try trainer.checkpoint()
         lastCheckpoint = "step \(trainer.step)"
