@@ -17,11 +17,7 @@ final class ActorCounters: Sendable {
     /// vouches for an actor whose work loop is alive.
     let progress = Atomic<Int>(ActorCounters.monotonicMS())
 
-    static func monotonicMS() -> Int {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
-    }
+    static func monotonicMS() -> Int { Int(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 
     func moved() { progress.store(Self.monotonicMS(), ordering: .relaxed) }
 

@@ -83,11 +83,7 @@ public final class CoordinatorNode {
     /// Liveness and lease ages are measured on this clock: a wall clock stepped by NTP or an operator
     /// would expire every actor at once (forward) or keep dead ones alive (backward). Nothing persists
     /// it: a replayed journal starts every lease's age at the restart.
-    static func monotonicSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    static func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     /// Serves until `shouldStop` (the run's end does not stop the coordinator: late actors are told it is finished).
     public func run(shouldStop: @escaping () -> Bool) throws {

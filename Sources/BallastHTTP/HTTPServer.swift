@@ -67,7 +67,11 @@ public final class HTTPServer: @unchecked Sendable {
     func acceptLoop() {
         while true {
             let client = accept(fd, nil, nil)
-            if client < 0 { if errno == EINTR || errno == ECONNABORTED || errno == EMFILE { continue } else { return } }
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                if errno == EMFILE || errno == ENFILE { usleep(50_000); continue }  // out of descriptors: wait for some to close, do not spin
+                return
+            }
             var timeout = timeval(tv_sec: Int(Self.requestDeadline), tv_usec: 0)
             setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             guard slots.wait(timeout: .now()) == .success else {

@@ -98,7 +98,8 @@ struct BenchCoordinator: ParsableCommand {
             try? FileManager.default.removeItem(atPath: journal)
             defer { try? FileManager.default.removeItem(atPath: journal) }
             guard prompts > 0, actors > 0, lease > 0 else { throw ValidationError("--prompts, --actors and --lease must be > 0") }
-            let ledger = try PromptLedger(promptCount: prompts, shards: 8, epochs: max(2, 100_000_000 / prompts), journal: FileJournal(path: journal))
+            let epochs = max(2, 100_000_000 / prompts)  // enough that the run never runs out of work
+            let ledger = try PromptLedger(promptCount: prompts, shards: 8, epochs: epochs, journal: FileJournal(path: journal))
             let service = CoordinatorService(ledger: ledger, heartbeatTimeout: 1e9, leaseTimeout: 1e9)
             let ctx = try ZMQContext()
             let router = try ctx.socket(.router)
@@ -152,7 +153,7 @@ struct BenchCoordinator: ParsableCommand {
             // What a restarted coordinator pays before it answers anyone: replaying the journal just written.
             let records = try FileJournal(path: journal).records().count
             let replayStart = Date()
-            let replayed = try PromptLedger(promptCount: prompts, shards: 8, epochs: max(2, 100_000_000 / prompts), journal: FileJournal(path: journal))
+            let replayed = try PromptLedger(promptCount: prompts, shards: 8, epochs: epochs, journal: FileJournal(path: journal))
             let replaySeconds = Date().timeIntervalSince(replayStart)
             let statusStart = Date()
             _ = CoordinatorService(ledger: replayed).status(now: 0)
