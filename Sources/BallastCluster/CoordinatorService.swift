@@ -177,7 +177,7 @@ public final class CoordinatorService: @unchecked Sendable {
                         "prompts": a.prompts, "rollouts": a.rollouts, "policy_version": a.version, "rollouts_per_s": a.rate]
             },
             "actors_expired": expiredActors, "duplicates": ledger.duplicates, "errors": errors.counts, "prompts_rewound": ledger.rewound,
-            "leased": ledger.leasedCount, "flow_waits": flowWaits,
+            "prompts_reclaimed": ledger.reclaimed, "leased": ledger.leasedCount, "flow_waits": flowWaits,
         ]
         if let l = learner {
             let s = l.hello.stats  // typed fields: a string that merely parses as a number ("nan") stays a string
@@ -211,6 +211,10 @@ public final class CoordinatorService: @unchecked Sendable {
         metric("actor_rollouts_per_second", "Recent rollout rate of each actor.", "gauge", actors.keys.sorted().map { ("actor=\"\(labelValue($0))\"", actors[$0]!.rate) })
         metric("flow_waits_total", "Lease requests deferred because the learner could not train more work before it went stale.", "counter",
                [("", Double(flowWaits))])
+        metric("prompts_rewound_total", "Prompts un-counted because the learner that trained them died before its checkpoint.", "counter",
+               [("", Double(ledger.rewound))])
+        metric("prompts_reclaimed_total", "Prompts taken back from leases because the learner process was replaced.", "counter",
+               [("", Double(ledger.reclaimed))])
         metric("duplicate_completions_total", "Completions ignored because the prompt already counted this epoch.", "counter", [("", Double(ledger.duplicates))])
         metric("malformed_frames_total", "Frames rejected by the coordinator, by reason.", "counter",
                errors.counts.keys.sorted().map { ("reason=\"\($0)\"", Double(errors.counts[$0]!)) })

@@ -57,6 +57,8 @@ public final class PromptLedger: @unchecked Sendable {
     var countedAt: [Slot: Int] = [:]
     /// Prompts un-counted over the run because the learner that trained them died before saving.
     public private(set) var rewound = 0
+    /// Prompts taken back from actors' leases because the learner process they sampled for was replaced.
+    public private(set) var reclaimed = 0
 
     public init(promptCount: Int, shards: Int = 4, epochs: Int = 1, budget: Int? = nil, journal: Journal, now: Double = 0) throws {
         precondition(promptCount > 0 && shards > 0 && epochs > 0)
@@ -148,14 +150,24 @@ public final class PromptLedger: @unchecked Sendable {
     /// A learner process (re)registered: prompts counted for steps after its checkpoint were trained by
     /// a process that died before saving them, so they are counted again from scratch — un-counted,
     /// reopening their epoch if it had closed, and queued first. Returns how many came back.
+    /// Every outstanding lease is returned to the queue as well: rollouts that waited in the dead
+    /// process's queue are gone, and under flow control their leases would hold the actors' credit
+    /// until `lease_timeout`. Work still in flight to the new process counts if it arrives first
+    /// (the first completion of a prompt wins), so nothing is counted twice.
     @discardableResult
     func applyLearnerRestart(incarnation: String, checkpointStep: Int) -> Int {
         let lost = countedAt.filter { $0.value > checkpointStep }.map(\.key)
+        let firstProcess = learnerIncarnation == nil
         learnerIncarnation = incarnation
         durableStep = checkpointStep
         countedAt = [:]
         answered = [:]  // the new process's requests are new questions, even where it reuses a key
         answeredOrder = []
+        if !firstProcess {
+            reclaimed += leasedBy.count
+            requeue(Array(leasedBy.keys))
+            leaseTimes = [:]
+        }
         guard let oldest = lost.map(\.epoch).min() else { return 0 }
         for e in stride(from: oldest, to: epoch, by: 1) where done[e] == nil { done[e] = Set(0..<promptCount) }  // closed epochs were complete
         for s in lost { done[s.epoch]?.remove(s.id) }

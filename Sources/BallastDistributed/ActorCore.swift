@@ -40,6 +40,8 @@ public struct ActorCore {
     public private(set) var version = -1
     public private(set) var noticed = -1
     public private(set) var runFinished = false
+    /// The learner process that published the newest notice naming one (nil before the first).
+    public private(set) var learnerIncarnation: String?
     /// Frozen models still to obtain before work starts.
     public private(set) var missing: [WeightsRequest.Model] = [.reference, .scorer]
     /// Keys lease requests (this process, then a count of the answers received), so that the
@@ -80,7 +82,14 @@ public struct ActorCore {
     public mutating func received(_ notice: VersionNotice) {
         guard notice.policyVersion <= UInt64(Int.max) else { return }
         noticed = Int(notice.policyVersion)
+        if let incarnation = notice.incarnation { learnerIncarnation = incarnation }
         if notice.finished { runFinished = true }
+    }
+
+    /// Whether the learner process has been replaced since `earlier` was the current one: a request
+    /// sent to the previous process will never be answered and must be sent again.
+    public func learnerReplaced(since earlier: String?) -> Bool {
+        earlier != nil && learnerIncarnation != earlier
     }
 
     /// A model arrived; for the policy, `version` is the one it carries.

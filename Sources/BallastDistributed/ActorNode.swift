@@ -78,13 +78,30 @@ public final class ActorNode {
         core = ActorCore(id: id, host: ProcessInfo.processInfo.hostName)
     }
 
-    /// Fetches one model from the learner's weights endpoint (waiting out a learner busy updating).
+    /// Fetches one model from the learner's weights endpoint (waiting out a learner busy updating;
+    /// asking again at once when a notice shows that the learner process was replaced, since the
+    /// one asked died with the request); nil when the run finished or a stop was requested.
     func fetch(_ channel: RequestChannel, _ model: WeightsRequest.Model) throws -> (GPT, Int)? {
         let request = WeightsRequest(policyVersion: core.envelopeVersion, id: id, model: model)
-        guard let reply = try channel.request(request.frame(), timeout: 120, shouldStop: { self.shouldStop() || self.pollNotices() }) else { return nil }
-        let weights = try Weights(frame: reply)
-        guard weights.policyVersion <= UInt64(Int.max) else { throw WireError.payload("weights: policy version \(weights.policyVersion) out of range") }
-        return (try WeightsWire.model(from: weights), Int(weights.policyVersion))
+        while true {
+            let askedLearner = core.learnerIncarnation
+            var replaced = false
+            let reply = try channel.request(request.frame(), timeout: 120, attempts: 1, shouldStop: {
+                if self.shouldStop() || self.pollNotices() { return true }
+                replaced = self.core.learnerReplaced(since: askedLearner)
+                return replaced
+            })
+            if let reply {
+                let weights = try Weights(frame: reply)
+                guard weights.policyVersion <= UInt64(Int.max) else { throw WireError.payload("weights: policy version \(weights.policyVersion) out of range") }
+                return (try WeightsWire.model(from: weights), Int(weights.policyVersion))
+            }
+            if replaced {
+                log("the learner restarted while a \(model.rawValue) request was pending; asking the new process")
+            } else if shouldStop() || core.runFinished {
+                return nil
+            }
+        }
     }
 
     func heartbeatLoop(interval: Double) {
@@ -195,10 +212,12 @@ public final class ActorNode {
                 sequence += 1
                 let message = RolloutMessage(rollout, promptIDs: work.promptIDs, epoch: work.epoch, lease: work.lease, actor: id)
                 let (e, p) = message.frame(sequence: sequence).encode()
-                // Blocks while the learner's queue is full (back-pressure), checking for a stop request.
+                // Blocks while the learner's queue is full (back-pressure) or the learner is down,
+                // checking for a stop request and for the end of the run.
                 while !shouldStop() {
                     counters.moved()  // waiting on the learner's back-pressure is not a hang
                     if try links!.push.send([e, p]) { break }
+                    if pollNotices() { return finish() }
                 }
                 counters.rollouts.add(rollout.count, ordering: .relaxed)
                 step = core.next()

@@ -104,7 +104,7 @@ public final class LearnerNode {
 
     func publishVersion() throws {
         sequence += 1
-        let (e, p) = VersionNotice(policyVersion: UInt64(trainer.step), finished: coordinatorFinished).frame(sequence: sequence).encode()
+        let (e, p) = VersionNotice(policyVersion: UInt64(trainer.step), finished: coordinatorFinished, incarnation: incarnation).frame(sequence: sequence).encode()
         // PUB drops what a subscriber cannot take; notices are tiny and re-sent every few seconds.
         try publisher.send([e, p])
     }
@@ -161,10 +161,6 @@ public final class LearnerNode {
         guard let next = try assembler.next(want: want, learnerVersion: trainer.step,
                                             release: { try tellCoordinator(ids: $1, epoch: $0, release: true, request: nil) },
                                             count: { try tellCoordinator(ids: $1, epoch: $0, release: false, request: $2) }) else { return }
-        if next.batch.count == 0 {
-            log("batch of \(next.prompts) prompts held no new work (all counted before); skipped")
-            return
-        }
         var batch = next.batch
         RolloutMaker.fillValues(&batch, critic: trainer.criticModel)
         downweighted += next.weights.filter { $0 < 1 }.count
@@ -223,8 +219,9 @@ public final class LearnerNode {
                 }
             }
             for d in assembler.prune(learnerVersion: trainer.step) { try tellCoordinator(ids: d.ids, epoch: d.epoch, release: true, request: nil) }
-            let want = min(config.optim.batchSize, budgetLeft ?? config.optim.batchSize)
-            if want > 0 && assembler.queuedPrompts >= want { try trainStep(want: want) }
+            // Prompts held for the next batch already count against the budget left.
+            let want = min(config.optim.batchSize, (budgetLeft ?? config.optim.batchSize) + assembler.heldPrompts)
+            if want > 0 && assembler.queuedPrompts + assembler.heldPrompts >= want { try trainStep(want: want) }
         }
     }
 

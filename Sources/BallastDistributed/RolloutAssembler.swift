@@ -8,7 +8,8 @@ import Foundation
 /// staleness policy and their prompts handed back), batches of exactly `want` prompts cut from it
 /// (a message that overshoots is split and its rest carried into the next batch), counted with the
 /// coordinator per epoch before training, and only the rows that counted — each prompt once, from
-/// the first message that holds it — trained on.
+/// the first message that holds it — trained on; a batch short of `want` counted prompts waits for
+/// more rollouts.
 struct RolloutAssembler {
     struct Incoming {
         var batch: RolloutBatch
@@ -28,8 +29,8 @@ struct RolloutAssembler {
         var prompts: Int { Set(promptIDs).count }
     }
 
-    /// What a batch trains on: the rows that counted (none when every prompt had counted before),
-    /// each row's loss weight, the prompts taken and the policy lag of every message it took rows from.
+    /// What a batch trains on: the rows that counted, each row's loss weight, the prompts taken (those
+    /// that had counted before included) and the policy lag of every message it took rows from.
     struct Assembled {
         var batch: RolloutBatch
         var weights: [Double]
@@ -99,56 +100,69 @@ struct RolloutAssembler {
                      policyVersion: rows.map { $0.0.policyVersion }.min() ?? 0)
     }
 
-    /// Takes `want` prompts' worth of rollouts (fewer when the queue runs dry), has `count` report
-    /// them per epoch (with an idempotency key naming the learner version, the messages' leases and
-    /// the prompts, so a retried report is answered the same) and returns the rows that counted; nil when nothing was taken.
-    /// `release` hands back the prompts of messages found stale on the way.
+    /// Rows counted for the next step while its batch is still short of `want` prompts (some prompts
+    /// taken had counted before: delivered twice, or re-leased while their first rollout was on the
+    /// way); kept until more rollouts complete the batch, so that every step trains exactly
+    /// `train.batch_size` prompts and the run ends at `train.steps`.
+    private(set) var held = Assembled(batch: merge([]), weights: [], prompts: 0, lags: [], trained: [])
+    var heldPrompts: Int { held.trained.count }
+
+    /// Takes rollouts until `want` prompts have counted (each taken prompt reported per epoch with an
+    /// idempotency key naming the learner version, the messages' leases and the prompts, so a retried
+    /// report is answered the same) and returns the rows that counted; nil while fewer have (what
+    /// counted is held for the next call). `release` hands back the prompts of messages found stale on the way.
     mutating func next(want: Int, learnerVersion: Int, release: (_ epoch: Int, _ ids: [Int]) throws -> Void,
                        count: (_ epoch: Int, _ ids: [Int], _ request: String) throws -> [Int]) throws -> Assembled? {
-        var taken: [(item: Incoming, weight: Double)] = []
-        var prompts = 0
-        func add(_ t: (item: Incoming, weight: Double)) {
-            let n = t.item.prompts
-            if prompts + n > want {
-                let (now, later) = Self.split(t.item, after: want - prompts)
-                taken.append((now, t.weight))
-                carry = (later, t.weight)
-                prompts = want
-            } else {
-                taken.append(t)
-                prompts += n
+        var rows: [(RolloutBatch, Int, Double)] = held.batch.count == 0 ? [] : (0..<held.batch.count).map { (held.batch, $0, held.weights[$0]) }
+        while heldPrompts < want {
+            let need = want - heldPrompts
+            var taken: [(item: Incoming, weight: Double)] = []
+            var prompts = 0
+            func add(_ t: (item: Incoming, weight: Double)) {
+                let n = t.item.prompts
+                if prompts + n > need {
+                    let (now, later) = Self.split(t.item, after: need - prompts)
+                    taken.append((now, t.weight))
+                    carry = (later, t.weight)
+                    prompts = need
+                } else {
+                    taken.append(t)
+                    prompts += n
+                }
             }
-        }
-        if let c = carry { carry = nil; add(c) }
-        while prompts < want, !queue.items.isEmpty {
-            let r = queue.take(max: 1, learnerVersion: learnerVersion)
-            for d in r.dropped { try release(d.epoch, Array(Set(d.promptIDs)).sorted()) }
-            for t in r.kept { add(t) }
-        }
-        guard !taken.isEmpty else { return nil }
-        // Count first, per epoch; only prompts that counted are trained on.
-        var accepted = Set<[Int]>()  // [epoch, id]
-        for epoch in Set(taken.map(\.item.epoch)).sorted() {
-            let group = taken.filter { $0.item.epoch == epoch }
-            let ids = Array(Set(group.flatMap(\.item.promptIDs))).sorted()
-            // The learner version makes a later report of the same leases and prompts (their rollouts
-            // delivered twice) a new question, which the coordinator answers "already counted"; a
-            // retry within the step keeps the key and gets the first answer.
-            let request = "v\(learnerVersion)-e\(epoch)-l" + group.map { "\($0.item.lease)" }.joined(separator: ",") + "-p\(ids.first!)-\(ids.count)"
-            for id in try count(epoch, ids, request) { accepted.insert([epoch, id]) }
-        }
-        // A prompt re-leased while its first rollout was on the way can arrive twice in one batch: the
-        // first message that holds it owns it, so it is trained on once, as it was counted once.
-        var owner: [[Int]: Int] = [:]
-        for (i, t) in taken.enumerated() { for id in t.item.promptIDs where owner[[t.item.epoch, id]] == nil { owner[[t.item.epoch, id]] = i } }
-        var rows: [(RolloutBatch, Int, Double)] = []
-        for (i, (item, weight)) in taken.enumerated() {
-            for r in 0..<item.batch.count where accepted.contains([item.epoch, item.promptIDs[r]]) && owner[[item.epoch, item.promptIDs[r]]] == i {
-                rows.append((item.batch, r, weight))
+            if let c = carry { carry = nil; add(c) }
+            while prompts < need, !queue.items.isEmpty {
+                let r = queue.take(max: 1, learnerVersion: learnerVersion)
+                for d in r.dropped { try release(d.epoch, Array(Set(d.promptIDs)).sorted()) }
+                for t in r.kept { add(t) }
             }
+            if taken.isEmpty { break }
+            // Count first, per epoch; only prompts that counted are trained on.
+            var accepted = Set<[Int]>()  // [epoch, id]
+            for epoch in Set(taken.map(\.item.epoch)).sorted() {
+                let group = taken.filter { $0.item.epoch == epoch }
+                let ids = Array(Set(group.flatMap(\.item.promptIDs))).sorted()
+                // The learner version makes a later report of the same leases and prompts (their rollouts
+                // delivered twice) a new question, which the coordinator answers "already counted"; a
+                // retry within the step keeps the key and gets the first answer.
+                let request = "v\(learnerVersion)-e\(epoch)-l" + group.map { "\($0.item.lease)" }.joined(separator: ",") + "-p\(ids.first!)-\(ids.count)"
+                for id in try count(epoch, ids, request) { accepted.insert([epoch, id]) }
+            }
+            // A prompt re-leased while its first rollout was on the way can arrive twice in one batch: the
+            // first message that holds it owns it, so it is trained on once, as it was counted once.
+            var owner: [[Int]: Int] = [:]
+            for (i, t) in taken.enumerated() { for id in t.item.promptIDs where owner[[t.item.epoch, id]] == nil { owner[[t.item.epoch, id]] = i } }
+            for (i, (item, weight)) in taken.enumerated() {
+                for r in 0..<item.batch.count where accepted.contains([item.epoch, item.promptIDs[r]]) && owner[[item.epoch, item.promptIDs[r]]] == i {
+                    rows.append((item.batch, r, weight))
+                }
+            }
+            held = Assembled(batch: Self.merge(rows.map { ($0.0, $0.1) }), weights: rows.map(\.2), prompts: held.prompts + prompts,
+                             lags: held.lags + taken.map { learnerVersion - $0.item.batch.policyVersion },
+                             trained: (held.trained + owner.filter { accepted.contains($0.key) }.keys).sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
         }
-        return Assembled(batch: Self.merge(rows.map { ($0.0, $0.1) }), weights: rows.map(\.2), prompts: prompts,
-                         lags: taken.map { learnerVersion - $0.item.batch.policyVersion },
-                         trained: owner.filter { accepted.contains($0.key) }.keys.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
+        guard heldPrompts >= want, want > 0 else { return nil }
+        defer { held = Assembled(batch: Self.merge([]), weights: [], prompts: 0, lags: [], trained: []) }
+        return held
     }
 }

@@ -107,4 +107,34 @@ struct LearnerRestartTests {
         let st = svc.status(now: 3)
         #expect(st["prompts_rewound"] as? Int == 2 && st["completed"] as? Int == 8)
     }
+
+    /// Under flow control the leases out when the learner died held all the credit; their rollouts
+    /// died in the learner's queue. Before the fix every lease request waited until `lease_timeout`
+    /// (600 s by default) expired them.
+    @Test("a new learner process takes back every lease still out, so the actors get work at once")
+    func restartReclaimsOutstandingLeases() throws {
+        let journal = MemoryJournal()
+        let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 20, journal: journal), leaseTimeout: 600)
+        func hello(_ id: String) throws {
+            var h = learnerHello
+            h.policyVersion = 0
+            h.incarnation = .init(id: id, checkpointStep: 0)
+            h.flow = .init(batchPrompts: 4, maxPolicyLag: 1)  // (1 + 1) × 4 = 8 prompts of credit
+            _ = try svc.handle(message("L", h), now: 0)
+        }
+        func lease(_ t: Double) throws -> [Int]? {
+            try decoded(try svc.handle(message("A", LeaseRequest(policyVersion: 0, id: "A", capacity: 4)), now: t), as: LeaseReply.self).grant?.promptIDs
+        }
+        try hello("one")
+        #expect(try lease(1) == [0, 1, 2, 3] && lease(1) == [4, 5, 6, 7])
+        #expect(try lease(2) == nil, "the credit is used up")
+        try hello("two")  // the learner died with those rollouts queued, and came back
+        #expect(try lease(3) == [0, 1, 2, 3])
+        #expect(try lease(3) == [4, 5, 6, 7])
+        let st = svc.status(now: 3)
+        #expect(st["prompts_reclaimed"] as? Int == 8 && st["leased"] as? Int == 8)
+        // Replaying the journal reaches the same state.
+        let again = try PromptLedger(promptCount: 20, journal: journal)
+        #expect(again.leasedCount == 8 && again.pendingCount == svc.ledger.pendingCount && again.reclaimed == 8)
+    }
 }

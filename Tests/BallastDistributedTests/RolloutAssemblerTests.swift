@@ -49,9 +49,13 @@ struct RolloutAssemblerTests {
         #expect(first.batch.scores == [0, 1, 2, 3, 4, 5, 100, 101], "message 0 whole, then prompt 4's two rows of message 1")
         #expect(c.reports.map(\.ids) == [[1, 2, 3, 4]] && c.reports[0].request == "v0-e0-l0,1-p1-4")
         #expect(a.queuedPrompts == 1, "prompt 5 carried")
-        let second = try #require(try next(&a, c, want: 4))
-        #expect(second.prompts == 1 && second.batch.scores == [102, 103] && c.reports[1].ids == [5])
+        // Prompt 5 alone is not a batch: it is counted and held until more rollouts arrive.
         #expect(try next(&a, c, want: 4) == nil)
+        #expect(c.reports[1].ids == [5] && a.heldPrompts == 1 && a.queuedPrompts == 0)
+        try a.offer(rollout([6, 6, 7, 7, 8, 8], message: 2))
+        let second = try #require(try next(&a, c, want: 4))
+        #expect(second.batch.scores == [102, 103, 200, 201, 202, 203, 204, 205] && c.reports[2].ids == [6, 7, 8])
+        #expect(second.trained == [[0, 5], [0, 6], [0, 7], [0, 8]] && a.heldPrompts == 0)
     }
 
     @Test("only prompts the coordinator counted are trained, and a prompt that arrives twice in a batch trains once")
@@ -61,22 +65,26 @@ struct RolloutAssemblerTests {
         c.refuse = [2]  // counted before (a re-lease of a prompt already trained this epoch)
         try a.offer(rollout([1, 2], message: 0))
         try a.offer(rollout([3, 1], message: 1, lease: 7))  // prompt 1 again: re-leased while its first rollout was on the way
-        // want 4: both messages are taken whole (two prompts each), so prompt 1 is in the batch twice.
-        let got = try #require(try next(&a, c, want: 4))
-        #expect(a.queuedPrompts == 0)
+        // want 4: both messages are taken whole (two prompts each), so prompt 1 is in the batch twice;
+        // two prompts count, and the batch waits for two more.
+        #expect(try next(&a, c, want: 4) == nil)
+        #expect(a.queuedPrompts == 0 && a.heldPrompts == 2)
         #expect(c.reports.count == 1 && c.reports[0].ids == [1, 2, 3])
-        #expect(got.batch.scores == [0, 100], "prompt 1 from the first message that holds it, prompt 3; not prompt 2")
-        #expect(got.weights == [1, 1] && got.trained == [[0, 1], [0, 3]])
+        try a.offer(rollout([4, 5], message: 2))
+        let got = try #require(try next(&a, c, want: 4))
+        #expect(c.reports.count == 2 && c.reports[1].ids == [4, 5])
+        #expect(got.batch.scores == [0, 100, 200, 201], "prompt 1 from the first message that holds it, prompt 3, then 4 and 5; not prompt 2")
+        #expect(got.weights == [1, 1, 1, 1] && got.trained == [[0, 1], [0, 3], [0, 4], [0, 5]] && got.prompts == 6)
     }
 
-    @Test("every prompt already counted: an empty batch, not a training step")
+    @Test("every prompt already counted: no batch and nothing held")
     func nothingNew() throws {
         var a = assembler()
         let c = Coordinator()
         c.refuse = [1, 2]
         try a.offer(rollout([1, 2], message: 0))
-        let got = try #require(try next(&a, c, want: 2))
-        #expect(got.batch.count == 0 && got.prompts == 2)
+        #expect(try next(&a, c, want: 2) == nil)
+        #expect(c.reports.count == 1 && a.heldPrompts == 0 && a.queuedPrompts == 0)
     }
 
     @Test("rollouts staler than max_policy_lag are dropped and their prompts handed back, per epoch")
@@ -89,9 +97,11 @@ struct RolloutAssemblerTests {
         let pruned = a.prune(learnerVersion: 5)
         #expect(pruned.map(\.epoch) == [0] && pruned.map(\.ids) == [[1, 2]] && a.queuedPrompts == 3)
         // At version 6 message 2 (version 4) is stale too: taken batches skip it and release it.
+        #expect(try next(&a, c, want: 3, version: 6) == nil)
+        #expect(c.released.map(\.ids) == [[3]] && a.heldPrompts == 2 && c.reports.map(\.ids) == [[8, 9]] && c.reports[0].epoch == 1)
+        try a.offer(rollout([7], message: 3, version: 6, epoch: 1))
         let got = try #require(try next(&a, c, want: 3, version: 6))
-        #expect(c.released.map(\.ids) == [[3]] && got.prompts == 2 && c.reports.map(\.ids) == [[8, 9]] && c.reports[0].epoch == 1)
-        #expect(got.lags == [1])
+        #expect(got.prompts == 3 && got.lags == [1, 0] && got.trained == [[1, 7], [1, 8], [1, 9]])
     }
 
     @Test("rows the model cannot take (token ids outside the vocabulary, sequences beyond the context) are rejected, not queued")
@@ -128,8 +138,8 @@ struct RolloutAssemblerTests {
         try a.offer(rollout([2], message: 1, version: 3))
         try a.offer(rollout([3], message: 2, version: 2))
         try a.offer(rollout([4], message: 3, version: 1))  // lag 3 > 2: dropped
-        let got = try #require(try next(&a, c, want: 4, version: 4))
-        #expect(got.weights == [1, 0.5, 0.25] && got.batch.scores == [0, 100, 200] && c.released.map(\.ids) == [[4]])
+        #expect(try next(&a, c, want: 4, version: 4) == nil, "three of four prompts: the batch waits")
+        #expect(a.held.weights == [1, 0.5, 0.25] && a.held.batch.scores == [0, 100, 200] && c.released.map(\.ids) == [[4]])
     }
 
     @Test("against a real coordinator: prompts consumed once per epoch however often their rollouts arrive")
@@ -150,8 +160,7 @@ struct RolloutAssemblerTests {
         try a.offer(rollout(first.promptIDs, message: 1, lease: first.lease))  // the same lease's rollouts delivered twice
         let got = try #require(try a.next(want: 2, learnerVersion: 0, release: { _, _ in }, count: count))
         #expect(got.batch.scores == [0, 1], "each prompt once, from the first message")
-        let again = try #require(try a.next(want: 2, learnerVersion: 1, release: { _, _ in }, count: count))
-        #expect(again.batch.count == 0, "the retried message counted nothing new")
-        #expect(svc.ledger.completed == 2)
+        #expect(try a.next(want: 2, learnerVersion: 1, release: { _, _ in }, count: count) == nil, "the retried message counted nothing new")
+        #expect(svc.ledger.completed == 2 && a.heldPrompts == 0)
     }
 }

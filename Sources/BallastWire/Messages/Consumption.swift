@@ -74,15 +74,24 @@ public struct VersionNotice: WireMessage, Equatable {
     public static let kind = MessageKind.versionNotice
     public var policyVersion: UInt64
     public var finished: Bool
+    /// The publishing learner process (optional): a change tells actors that requests sent to the
+    /// previous process will never be answered.
+    public var incarnation: String?
 
-    public init(policyVersion: UInt64, finished: Bool) {
+    public init(policyVersion: UInt64, finished: Bool, incarnation: String? = nil) {
         self.policyVersion = policyVersion
         self.finished = finished
+        self.incarnation = incarnation
     }
 
-    public var payload: WirePayload { WirePayload(metadata: ["finished": finished ? "1" : "0"]) }
+    public var payload: WirePayload {
+        var m = ["finished": finished ? "1" : "0"]
+        if let incarnation { m["incarnation"] = incarnation }
+        return WirePayload(metadata: m)
+    }
 
     public init(policyVersion: UInt64, payload: WirePayload) throws {
-        self.init(policyVersion: policyVersion, finished: try payload.reader("version notice").flag("finished"))
+        let r = payload.reader("version notice")
+        self.init(policyVersion: policyVersion, finished: try r.flag("finished"), incarnation: r.optional("incarnation"))
     }
 }
