@@ -9,6 +9,9 @@ public protocol Journal: AnyObject {
     func append(_ record: [String: Any]) throws
     /// Every complete record written so far, in order.
     func records() throws -> [[String: Any]]
+    /// Replaces the whole journal by `records` at once (compaction): a crash leaves the old journal or
+    /// the new one, never a mix.
+    func rewrite(_ records: [[String: Any]]) throws
 }
 
 public final class MemoryJournal: Journal {
@@ -16,6 +19,9 @@ public final class MemoryJournal: Journal {
     public init() {}
     public func append(_ record: [String: Any]) throws { lines.append(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) }
     public func records() throws -> [[String: Any]] { lines.compactMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } }
+    public func rewrite(_ records: [[String: Any]]) throws {
+        lines = try records.map { try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
+    }
 }
 
 /// One JSON object per line. A crash or a full disk can leave the last line torn (no newline): opening
@@ -26,7 +32,7 @@ public final class FileJournal: Journal {
     public let path: String
     /// Bytes of a torn last line removed when the journal was opened (0 when it ended cleanly).
     public private(set) var truncatedTail = 0
-    let fd: Int32
+    var fd: Int32
 
     public init(path: String) throws {
         self.path = path
@@ -64,6 +70,20 @@ public final class FileJournal: Journal {
             if start >= 0 { _ = ftruncate(fd, start) }  // take back a partial record so a later append stays whole
             throw FileError(path: path, problem: "journal write failed (\(msg))")
         }
+    }
+
+    /// Writes `records` to a temporary file, fsyncs it, renames it over the journal and fsyncs the folder.
+    public func rewrite(_ records: [[String: Any]]) throws {
+        var data = Data()
+        for r in records {
+            data.append(try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys]))
+            data.append(0x0A)
+        }
+        try AtomicFile.write(data, to: path)
+        let fresh = open(path, O_RDWR | O_APPEND)
+        guard fresh >= 0 else { throw FileError(path: path, problem: "cannot reopen the compacted journal (\(String(cString: strerror(errno))))") }
+        close(fd)
+        fd = fresh
     }
 
     public func records() throws -> [[String: Any]] {

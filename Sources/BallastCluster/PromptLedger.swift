@@ -60,7 +60,16 @@ public final class PromptLedger: @unchecked Sendable {
     /// Prompts taken back from actors' leases because the learner process they sampled for was replaced.
     public private(set) var reclaimed = 0
 
-    public init(promptCount: Int, shards: Int = 4, epochs: Int = 1, budget: Int? = nil, journal: Journal, now: Double = 0) throws {
+    /// Records appended since the journal was last rewritten as a snapshot; at `compactEvery` it is
+    /// rewritten again, so a restarted coordinator replays one snapshot (its size grows with the open
+    /// epochs' state, not with the run's length) and fewer than `compactEvery` records.
+    var recordsSinceSnapshot = 0
+    public let compactEvery: Int
+    /// Times the journal was compacted by this process.
+    public private(set) var compactions = 0
+
+    public init(promptCount: Int, shards: Int = 4, epochs: Int = 1, budget: Int? = nil, journal: Journal, now: Double = 0,
+                compactEvery: Int = 10_000) throws {
         precondition(promptCount > 0 && shards > 0 && epochs > 0)
         self.promptCount = promptCount
         self.shards = shards
@@ -68,8 +77,27 @@ public final class PromptLedger: @unchecked Sendable {
         self.budget = min(budget ?? promptCount * epochs, promptCount * epochs)
         precondition(self.budget > 0)
         self.journal = journal
+        precondition(compactEvery > 0)
+        self.compactEvery = compactEvery
         pending.replace(with: Self.order(promptCount).map { Slot(epoch: 0, id: $0) })
-        for r in try journal.records() { replay(r, now: now) }
+        let records = try journal.records()
+        for r in records { try replay(r, now: now) }
+        recordsSinceSnapshot = records.count
+    }
+
+    /// Appends a record, first compacting the journal when `compactEvery` records have accumulated
+    /// (the state then includes every record applied so far).
+    func append(_ record: [String: Any]) throws {
+        if recordsSinceSnapshot >= compactEvery { try compact() }
+        try journal.append(record)
+        recordsSinceSnapshot += 1
+    }
+
+    /// Rewrites the journal as one snapshot record of the current state.
+    public func compact() throws {
+        try journal.rewrite([snapshot()])
+        recordsSinceSnapshot = 1
+        compactions += 1
     }
 
     /// Prompt i belongs to shard i mod shards, so leasing in id order visits the shards round-robin
@@ -79,8 +107,10 @@ public final class PromptLedger: @unchecked Sendable {
     public func shard(of prompt: Int) -> Int { prompt % shards }
     public var finished: Bool { epoch >= epochs || completed >= budget }
 
-    func replay(_ r: [String: Any], now: Double) {
+    func replay(_ r: [String: Any], now: Double) throws {
         switch r["t"] as? String {
+        case "snapshot":
+            try applySnapshot(r, now: now)
         case "lease":
             guard let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int], let actor = r["actor"] as? String,
                   let lease = r["lease"] as? Int else { return }
@@ -90,8 +120,9 @@ public final class PromptLedger: @unchecked Sendable {
             if let req = r["req"] as? String { lastLeaseRequest[actor] = (req, lease) }
         case "done":
             guard let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int] else { return }
-            let accepted = applyDone(epoch: e, ids: ids, step: r["step"] as? Int).accepted
-            if let req = r["req"] as? String { remember(req, accepted) }
+            let r2 = applyDone(epoch: e, ids: ids, step: r["step"] as? Int)
+            duplicates += r2.duplicates
+            if let req = r["req"] as? String { remember(req, r2.accepted) }
         case "expire":
             if let actor = r["actor"] as? String { applyExpire(actor) }
         case "expire_lease":
@@ -121,7 +152,9 @@ public final class PromptLedger: @unchecked Sendable {
     }
 
     func applyDone(epoch e: Int, ids: [Int], step: Int? = nil) -> (accepted: [Int], duplicates: Int) {
-        guard e >= epoch, e < epochs, !finished else { return ([], ids.count) }  // a late completion of a closed epoch
+        // A late completion of a closed epoch, or one of an epoch never leased (it would be leased again
+        // when queued, and counted twice).
+        guard e >= epoch, e <= queuedEpoch, e < epochs, !finished else { return ([], ids.count) }
         var accepted: [Int] = [], dup = 0
         for id in ids where id >= 0 && id < promptCount {
             if completed + accepted.count < budget, done[e, default: []].insert(id).inserted {
@@ -166,7 +199,8 @@ public final class PromptLedger: @unchecked Sendable {
         if !firstProcess {
             reclaimed += leasedBy.count
             requeue(Array(leasedBy.keys))
-            leaseTimes = [:]
+            let live = Set(leasedBy.values.map(\.lease))  // slots requeue leaves out (done meanwhile) keep their lease
+            leaseTimes = leaseTimes.filter { live.contains($0.key) }
         }
         guard let oldest = lost.map(\.epoch).min() else { return 0 }
         for e in stride(from: oldest, to: epoch, by: 1) where done[e] == nil { done[e] = Set(0..<promptCount) }  // closed epochs were complete
@@ -229,7 +263,7 @@ public final class PromptLedger: @unchecked Sendable {
         let ids = slots.map(\.id)
         var record: [String: Any] = ["t": "lease", "lease": lease, "actor": actor, "epoch": first.epoch, "ids": ids]
         if let request { record["req"] = request }
-        try journal.append(record)
+        try append(record)
         applyLease(actor: actor, lease: lease, slots: slots, now: now)
         if let request { lastLeaseRequest[actor] = (request, lease) }
         return Lease(id: lease, epoch: first.epoch, promptIDs: ids)
@@ -245,7 +279,7 @@ public final class PromptLedger: @unchecked Sendable {
         var record: [String: Any] = ["t": "done", "epoch": e, "ids": promptIDs]
         if let request { record["req"] = request }
         if let step { record["step"] = step }
-        try journal.append(record)
+        try append(record)
         let r = applyDone(epoch: e, ids: promptIDs, step: step)
         if let request { remember(request, r.accepted) }
         duplicates += r.duplicates
@@ -258,11 +292,11 @@ public final class PromptLedger: @unchecked Sendable {
     @discardableResult
     public func learnerRegistered(incarnation: String, checkpointStep: Int) throws -> Int {
         if incarnation != learnerIncarnation {
-            try journal.append(["t": "learner", "inc": incarnation, "ckpt": checkpointStep])
+            try append(["t": "learner", "inc": incarnation, "ckpt": checkpointStep])
             return applyLearnerRestart(incarnation: incarnation, checkpointStep: checkpointStep)
         }
         if checkpointStep > durableStep {
-            try journal.append(["t": "durable", "step": checkpointStep])
+            try append(["t": "durable", "step": checkpointStep])
             applyDurable(checkpointStep)
         }
         return 0
@@ -271,7 +305,7 @@ public final class PromptLedger: @unchecked Sendable {
     /// Returns prompts that were leased but will not be consumed (the learner dropped their stale
     /// rollouts) to the front of the pending queue.
     public func release(epoch e: Int, promptIDs: [Int]) throws {
-        try journal.append(["t": "release", "epoch": e, "ids": promptIDs])
+        try append(["t": "release", "epoch": e, "ids": promptIDs])
         applyRelease(promptIDs.map { Slot(epoch: e, id: $0) })
     }
 
@@ -282,7 +316,7 @@ public final class PromptLedger: @unchecked Sendable {
         let live = Set(leasedBy.values.map(\.lease))
         let old = leaseTimes.filter { now - $0.value > maxAge && live.contains($0.key) }.map(\.key).sorted()
         for lease in old {
-            try journal.append(["t": "expire_lease", "lease": lease])
+            try append(["t": "expire_lease", "lease": lease])
             applyExpireLease(lease)
         }
         for lease in leaseTimes.keys where !live.contains(lease) { leaseTimes[lease] = nil }
@@ -295,10 +329,82 @@ public final class PromptLedger: @unchecked Sendable {
     public func expire(now: Double, timeout: Double) throws -> [String] {
         let dead = lastSeen.filter { now - $0.value > timeout }.map(\.key).sorted()
         for actor in dead {
-            try journal.append(["t": "expire", "actor": actor])
+            try append(["t": "expire", "actor": actor])
             applyExpire(actor)
         }
         return dead
+    }
+
+    /// The whole state as one journal record. Id sets are stored as runs [epoch, first id, count]
+    /// (the pending queue in leasing order), so a snapshot of a regular state stays small.
+    func snapshot() -> [String: Any] {
+        var r: [String: Any] = ["t": "snapshot", "epoch": epoch, "queued_epoch": queuedEpoch, "completed": completed, "duplicates": duplicates,
+                                "next_lease": nextLease, "rewound": rewound, "reclaimed": reclaimed, "durable": durableStep,
+                                "actors": lastSeen.keys.sorted()]
+        if let learnerIncarnation { r["inc"] = learnerIncarnation }
+        r["done"] = Self.runs(done.keys.sorted().flatMap { e in done[e]!.sorted().map { Slot(epoch: e, id: $0) } })
+        r["pending"] = Self.runs(pending.ordered())
+        var byLease: [Int: (actor: String, slots: [Slot])] = [:]
+        for (slot, holder) in leasedBy { byLease[holder.lease, default: (holder.actor, [])].slots.append(slot) }
+        r["leases"] = byLease.keys.sorted().map { l -> [String: Any] in
+            ["lease": l, "actor": byLease[l]!.actor, "slots": Self.runs(byLease[l]!.slots.sorted { ($0.epoch, $0.id) < ($1.epoch, $1.id) })]
+        }
+        r["counted"] = countedAt.keys.sorted { ($0.epoch, $0.id) < ($1.epoch, $1.id) }.map { [$0.epoch, $0.id, countedAt[$0]!] }
+        r["answered"] = answeredOrder.map { ["req": $0, "ids": answered[$0]!] as [String: Any] }
+        r["lease_requests"] = lastLeaseRequest.keys.sorted().map { ["actor": $0, "req": lastLeaseRequest[$0]!.request, "lease": lastLeaseRequest[$0]!.lease] as [String: Any] }
+        return r
+    }
+
+    func applySnapshot(_ r: [String: Any], now: Double) throws {
+        func bad(_ key: String) -> FileError { FileError(path: "journal", problem: "snapshot record: \(key) is missing or malformed (corrupt journal; nothing was replayed)") }
+        func int(_ key: String) throws -> Int { guard let v = r[key] as? Int else { throw bad(key) }; return v }
+        func slots(_ runs: Any?, _ key: String) throws -> [Slot] {
+            guard let runs = runs as? [[Int]], runs.allSatisfy({ $0.count == 3 && $0[2] >= 0 }) else { throw bad(key) }
+            return runs.flatMap { run in (0..<run[2]).map { Slot(epoch: run[0], id: run[1] + $0) } }
+        }
+        epoch = try int("epoch"); queuedEpoch = try int("queued_epoch"); completed = try int("completed"); duplicates = try int("duplicates")
+        nextLease = try int("next_lease"); rewound = try int("rewound"); reclaimed = try int("reclaimed"); durableStep = try int("durable")
+        learnerIncarnation = r["inc"] as? String
+        done = [:]
+        for s in try slots(r["done"], "done") { done[s.epoch, default: []].insert(s.id) }
+        pending.replace(with: try slots(r["pending"], "pending"))
+        guard let leases = r["leases"] as? [[String: Any]], let counted = r["counted"] as? [[Int]], let answers = r["answered"] as? [[String: Any]],
+              let requests = r["lease_requests"] as? [[String: Any]], let actors = r["actors"] as? [String] else { throw bad("leases, counted, answered, lease_requests or actors") }
+        leasedBy = [:]; leaseTimes = [:]
+        for l in leases {
+            guard let id = l["lease"] as? Int, let actor = l["actor"] as? String else { throw bad("leases") }
+            for s in try slots(l["slots"], "leases") { leasedBy[s] = (actor, id) }
+            leaseTimes[id] = now
+        }
+        countedAt = [:]
+        for c in counted {
+            guard c.count == 3 else { throw bad("counted") }
+            countedAt[Slot(epoch: c[0], id: c[1])] = c[2]
+        }
+        answered = [:]; answeredOrder = []
+        for a in answers {
+            guard let req = a["req"] as? String, let ids = a["ids"] as? [Int] else { throw bad("answered") }
+            remember(req, ids)
+        }
+        lastLeaseRequest = [:]
+        for q in requests {
+            guard let actor = q["actor"] as? String, let req = q["req"] as? String, let lease = q["lease"] as? Int else { throw bad("lease_requests") }
+            lastLeaseRequest[actor] = (req, lease)
+        }
+        lastSeen = Dictionary(uniqueKeysWithValues: actors.map { ($0, now) })
+    }
+
+    /// Slots as runs of consecutive ids within one epoch, in the given order: [epoch, first id, count].
+    static func runs(_ slots: [Slot]) -> [[Int]] {
+        var out: [[Int]] = []
+        for s in slots {
+            if let last = out.last, last[0] == s.epoch, last[1] + last[2] == s.id {
+                out[out.count - 1][2] += 1
+            } else {
+                out.append([s.epoch, s.id, 1])
+            }
+        }
+        return out
     }
 
     /// done / leased / total per shard for the current (oldest open) epoch.
@@ -340,6 +446,14 @@ struct PendingQueue {
     }
 
     mutating func remove(_ slot: Slot) { members.remove(slot) }
+
+    /// The waiting slots in leasing order.
+    func ordered() -> [Slot] {
+        var out: [Slot] = [], seen = Set<Slot>()
+        for s in front.reversed() where members.contains(s) && seen.insert(s).inserted { out.append(s) }
+        for s in order[head...] where members.contains(s) && seen.insert(s).inserted { out.append(s) }
+        return out
+    }
 
     /// Puts `slots` at the front, `slots[0]` first.
     mutating func prepend(_ slots: [Slot]) {

@@ -91,15 +91,17 @@ struct BenchCoordinator: ParsableCommand {
     @Option(help: "Seconds to run.") var seconds = 5.0
     @Option(help: "Prompts per lease.") var lease = 8
     @Option(help: "Prompts in the run's prompt set.") var prompts = 4096
+    @Option(help: "Compact the journal into a snapshot every this many records (0: never, to compare).") var compactEvery = 10_000
     @Option(help: "Journal file (fsync'd on every record).") var journal = NSTemporaryDirectory() + "ballast-bench-coordinator.journal"
 
     func run() throws {
         try failing {
             try? FileManager.default.removeItem(atPath: journal)
             defer { try? FileManager.default.removeItem(atPath: journal) }
-            guard prompts > 0, actors > 0, lease > 0 else { throw ValidationError("--prompts, --actors and --lease must be > 0") }
+            guard prompts > 0, actors > 0, lease > 0, compactEvery >= 0 else { throw ValidationError("--prompts, --actors and --lease must be > 0, --compact-every >= 0") }
+            let compaction = compactEvery == 0 ? Int.max : compactEvery
             let epochs = max(2, 100_000_000 / prompts)  // enough that the run never runs out of work
-            let ledger = try PromptLedger(promptCount: prompts, shards: 8, epochs: epochs, journal: FileJournal(path: journal))
+            let ledger = try PromptLedger(promptCount: prompts, shards: 8, epochs: epochs, journal: FileJournal(path: journal), compactEvery: compaction)
             let service = CoordinatorService(ledger: ledger, heartbeatTimeout: 1e9, leaseTimeout: 1e9)
             let ctx = try ZMQContext()
             let router = try ctx.socket(.router)
@@ -153,11 +155,13 @@ struct BenchCoordinator: ParsableCommand {
             // What a restarted coordinator pays before it answers anyone: replaying the journal just written.
             let records = try FileJournal(path: journal).records().count
             let replayStart = Date()
-            let replayed = try PromptLedger(promptCount: prompts, shards: 8, epochs: epochs, journal: FileJournal(path: journal))
+            let replayed = try PromptLedger(promptCount: prompts, shards: 8, epochs: epochs, journal: FileJournal(path: journal), compactEvery: compaction)
             let replaySeconds = Date().timeIntervalSince(replayStart)
             let statusStart = Date()
             _ = CoordinatorService(ledger: replayed).status(now: 0)
-            print("\(prompts) prompts: replay of \(records) journal records \(fmt(replaySeconds, 2)) s (completed \(replayed.completed)); "
+            let bytes = (try? FileManager.default.attributesOfItem(atPath: journal)[.size] as? Int) ?? 0
+            print("\(prompts) prompts: journal compacted \(ledger.compactions) times, now \(records) records (\(fmt(Double(bytes) / 1e6, 2)) MB); "
+                  + "replay \(fmt(replaySeconds, 2)) s (completed \(replayed.completed)); "
                   + "one status \(fmt(Date().timeIntervalSince(statusStart) * 1000, 1)) ms; peak RSS \(fmt(Bench.peakRSSMiB(), 0)) MiB")
         }
     }

@@ -143,7 +143,8 @@ struct PromptLedgerTests {
         #expect(try ledger.complete(actor: "L", epoch: 0, promptIDs: [1, 2], now: 1, request: "step-2").accepted == [2])
         let again = try PromptLedger(promptCount: 4, journal: FileJournal(path: path))
         #expect(try again.complete(actor: "L", epoch: 0, promptIDs: [1, 2], now: 2, request: "step-2").accepted == [2])
-        #expect(again.completed == 3 && again.duplicates == 0 && l.promptIDs.count == 4)
+        // Prompt 1 of step-2 was a duplicate; the replay remembers it and the retry adds none.
+        #expect(again.completed == 3 && again.duplicates == 1 && l.promptIDs.count == 4)
     }
 
     @Test("the next epoch is leased before the current one closes; each epoch counts its own completions")
@@ -189,5 +190,19 @@ struct PromptLedgerTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Data("{\"t\":\"lease\"\ngarbage\n".utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: FileError.self) { _ = try PromptLedger(promptCount: 6, journal: FileJournal(path: path)) }
+    }
+
+    /// Before the fix the completion counted, and the prompt was leased and counted again once its
+    /// epoch was queued (found by the journal compaction property test).
+    @Test("a completion for an epoch not yet leased from is refused")
+    func completionOfAnEpochNotQueued() throws {
+        let ledger = try PromptLedger(promptCount: 2, epochs: 2, journal: MemoryJournal())
+        #expect(try ledger.complete(actor: "L", epoch: 1, promptIDs: [0], now: 0).accepted == [])
+        let first = try #require(try ledger.lease(actor: "a", max: 2, now: 0))
+        #expect(try ledger.complete(actor: "L", epoch: 0, promptIDs: first.promptIDs, now: 0).accepted == [0, 1])
+        let second = try #require(try ledger.lease(actor: "a", max: 2, now: 0))
+        #expect(second.epoch == 1 && second.promptIDs == [0, 1])
+        #expect(try ledger.complete(actor: "L", epoch: 1, promptIDs: [0, 1], now: 0).accepted == [0, 1])
+        #expect(ledger.completed == 4 && ledger.finished)
     }
 }
