@@ -10,7 +10,9 @@
 # cluster: section must bind the learner and coordinator to an address the other hosts reach, e.g.
 #   coordinator: tcp://0.0.0.0:5555   rollouts: tcp://0.0.0.0:5556   weights: tcp://0.0.0.0:5557
 #   notices: tcp://0.0.0.0:5558       advertise_host: node1           curve_keys: keys/run1
-# (make keys with `ballast keys --out keys/run1` and copy the folder to every host).
+# (make keys with `ballast keys --out keys/run1 --nodes HOST...`: keys/run1 goes to the first host only,
+# keys/run1/nodes/HOST to each HOST at the same path, and each host's actors use that folder, so no
+# host holds another's secret; without --nodes, copy keys/run1 to every host).
 # Logs go to RUN_LOGS (default logs/HOST-ROLE.log); Ctrl-C stops every remote process (SIGTERM, the
 # learner checkpoints). Exits non-zero if the learner fails.
 set -euo pipefail
@@ -49,7 +51,9 @@ remote "$head_host" learner "$BIN" learner --config "$CONFIG" ${RESUME:+--resume
 learner_pid=${pids[-1]}
 for h in "${hosts[@]}"; do
   for i in $(seq 0 $((PER_HOST - 1))); do
-    remote "$h" "actor-$i" "$BIN" actor --coordinator "$coordinator" --id "$h-actor-$i" ${curve:+--curve-keys "$curve"}
+    keys=$curve
+    if [ -n "$curve" ] && [ -d "$curve/nodes/$h" ]; then keys="$curve/nodes/$h"; fi
+    remote "$h" "actor-$i" "$BIN" actor --coordinator "$coordinator" --id "$h-actor-$i" ${keys:+--curve-keys "$keys"}
   done
 done
 echo "status: $BIN status $coordinator${curve:+ --curve-keys $curve}"

@@ -63,8 +63,8 @@ public final class ActorNode {
     /// Local checkpoint folders of the frozen models (a shared filesystem); nil = fetch from the learner.
     let referencePath: String?, scorerPath: String?
 
-    public init(coordinator: String, id: String, curveKeys: String? = nil, referencePath: String? = nil, scorerPath: String? = nil,
-                watchdog: Double = 600) throws {
+    public init(coordinator: String, id: String, curveKeys: String? = nil, curveKeyName: String? = nil, referencePath: String? = nil,
+                scorerPath: String? = nil, watchdog: Double = 600) throws {
         precondition(watchdog > 0)
         self.watchdog = watchdog
         self.id = id
@@ -73,7 +73,7 @@ public final class ActorNode {
         coordinatorEndpoint = coordinator
         log = NodeLog(role: id)
         context = try ZMQContext()
-        security = try curveKeys.map { try CurveSecurity(directory: $0, client: "actor") }
+        security = try curveKeys.map { try CurveSecurity(directory: $0, client: try CurveSecurity.actorKeyName(in: $0, explicit: curveKeyName)) }
         self.coordinator = try RequestChannel(context: context, endpoint: coordinator, identity: id, security: security)
         core = ActorCore(id: id, host: ProcessInfo.processInfo.hostName)
     }

@@ -60,6 +60,20 @@ public final class CurveSecurity: @unchecked Sendable {
         self.roles = roles
     }
 
+    /// The client key pair an actor uses in `directory`: `explicit` when given, else `actor` when that
+    /// pair is there, else the one `actor-*` pair of a node's own folder (`ballast keys --nodes`).
+    public static func actorKeyName(in directory: String, explicit: String? = nil) throws -> String {
+        if let explicit { return explicit }
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        if files.contains("actor.secret") { return "actor" }
+        let names = files.filter { $0.hasPrefix("actor-") && $0.hasSuffix(".secret") }.map { String($0.dropLast(".secret".count)) }.sorted()
+        guard names.count == 1 else {
+            throw KeyError(description: "\(directory): " + (names.isEmpty ? "no actor key pair (actor.secret or actor-NODE.secret)"
+                                                        : "several actor key pairs (\(names.joined(separator: ", "))); choose one with --curve-key"))
+        }
+        return names[0]
+    }
+
     /// The role a key file's name gives: learner, coordinator, actor (actor or actor-*), else client.
     public static func role(ofKeyNamed name: String) -> String {
         if name == "learner" || name == "coordinator" { return name }

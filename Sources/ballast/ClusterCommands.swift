@@ -81,6 +81,7 @@ struct ActorCommand: ParsableCommand {
     @Option(help: "Coordinator endpoint, e.g. tcp://127.0.0.1:5555.") var coordinator: String
     @Option(help: "Name shown in status (default actor-HOST-PID).") var id: String?
     @Option(name: .customLong("curve-keys"), help: "Directory of CURVE keys (ballast keys) when the run requires them.") var curveKeys: String?
+    @Option(name: .customLong("curve-key"), help: "Client key pair to use in --curve-keys (default: actor, or the folder's one actor-NODE pair).") var curveKey: String?
     @Option(help: "Reference (SFT) checkpoint on a shared filesystem (default: fetched from the learner).") var reference: String?
     @Option(help: "Scorer (AM or RM) checkpoint on a shared filesystem (default: fetched from the learner).") var scorer: String?
     @Option(help: "Seconds the work loop may stand still before heartbeats stop and the coordinator re-leases this actor's prompts.") var watchdog = 600.0
@@ -95,7 +96,8 @@ struct ActorCommand: ParsableCommand {
         threads.apply()
         try failing {
             let name = id ?? "actor-\(ProcessInfo.processInfo.hostName)-\(getpid())"
-            let node = try ActorNode(coordinator: coordinator, id: name, curveKeys: curveKeys, referencePath: reference, scorerPath: scorer, watchdog: watchdog)
+            let node = try ActorNode(coordinator: coordinator, id: name, curveKeys: curveKeys, curveKeyName: curveKey, referencePath: reference,
+                                     scorerPath: scorer, watchdog: watchdog)
             try runUntilStopped { stop in
                 node.shouldStop = stop
                 return try node.run()
@@ -107,27 +109,55 @@ struct ActorCommand: ParsableCommand {
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
-        abstract: "Make CURVE key pairs for a multi-node run: one server pair for the listeners, one client pair per role, and the allowlist.")
+        abstract: "Make CURVE key pairs for a multi-node run: one server pair for the listeners, one client pair per role, and the allowlist.",
+        discussion: """
+            OUT is the head node's folder (server secret, its clients' pairs, every public key, the allowlist).
+            With --nodes, each node N also gets OUT/nodes/N holding only the server's public key and its own
+            actor-N pair: copy that folder to N, so that no node holds another's secret; remove N's line
+            from OUT/authorized_clients to revoke it.
+            """)
     @Option(help: "Output directory (set cluster.curve_keys to it).") var out: String
     @Option(help: "Client key pairs to make.") var clients: [String] = ["coordinator", "learner", "actor"]
+    @Option(parsing: .upToNextOption, help: "Actor nodes that get their own key pair and folder (OUT/nodes/NODE).") var nodes: [String] = []
+
+    func validate() throws {
+        for n in nodes where n.isEmpty || n.contains("/") || n.hasPrefix(".") {
+            throw ValidationError("--nodes: \"\(n)\" is not a usable node name (no slashes, not empty, not starting with a dot)")
+        }
+        guard Set(nodes).count == nodes.count else { throw ValidationError("--nodes: a node is named twice") }
+    }
 
     func run() throws {
         try failing {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            func save(_ name: String, _ pair: (public: String, secret: String)) throws {
-                try AtomicFile.write(pair.public + "\n", to: "\(out)/\(name).public")
-                try AtomicFile.write(pair.secret + "\n", to: "\(out)/\(name).secret", mode: 0o600)
+            func save(_ name: String, _ pair: (public: String, secret: String), in dir: String) throws {
+                try AtomicFile.write(pair.public + "\n", to: "\(dir)/\(name).public")
+                try AtomicFile.write(pair.secret + "\n", to: "\(dir)/\(name).secret", mode: 0o600)
             }
-            try save("server", try CurveSecurity.keyPair())
+            let server = try CurveSecurity.keyPair()
+            try save("server", server, in: out)
             var allowed = "# public keys of the clients the listeners accept, one per line\n"
             for c in clients {
                 let pair = try CurveSecurity.keyPair()
-                try save(c, pair)
+                try save(c, pair, in: out)
                 allowed += pair.public + "\n"
+            }
+            for n in nodes {
+                let dir = "\(out)/nodes/\(n)", pair = try CurveSecurity.keyPair()
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                try AtomicFile.write(server.public + "\n", to: "\(dir)/server.public")
+                try save("actor-\(n)", pair, in: dir)
+                try AtomicFile.write(pair.public + "\n", to: "\(out)/actor-\(n).public")  // the listeners learn its role from the name
+                allowed += "# \(n)\n" + pair.public + "\n"
             }
             try AtomicFile.write(allowed, to: "\(out)/authorized_clients")
             print("wrote \(out): server.{public,secret}, \(clients.map { "\($0).{public,secret}" }.joined(separator: ", ")), authorized_clients")
-            print("copy the directory to every node (secrets are mode 600) and set cluster.curve_keys: \(out)")
+            if nodes.isEmpty {
+                print("copy the directory to every node (secrets are mode 600) and set cluster.curve_keys: \(out)")
+            } else {
+                print("copy \(out) to the head node only (coordinator, learner) and \(out)/nodes/NODE to each node NODE "
+                      + "(\(nodes.joined(separator: ", "))); cluster.curve_keys: \(out)")
+            }
         }
     }
 }

@@ -342,9 +342,19 @@ def test_launch_local_completes_and_fails_loudly_when_a_child_dies(tmp_path, art
 
 def test_curve_keys_admit_keyed_peers_and_refuse_others(tmp_path, artifacts):
     keys, stranger = tmp_path / "keys", tmp_path / "other-keys"
-    for d in (keys, stranger):
-        subprocess.run([BIN, "keys", "--out", str(d)], check=True, capture_output=True)
+    subprocess.run([BIN, "keys", "--out", str(keys), "--nodes", "n1", "n2"], check=True, capture_output=True)
+    subprocess.run([BIN, "keys", "--out", str(stranger)], check=True, capture_output=True)
     assert {f.name: f.stat().st_mode & 0o777 for f in keys.glob("*.secret")} == {f"{n}.secret": 0o600 for n in ("server", "coordinator", "learner", "actor")}
+    # Each node's folder holds the server's public key and its own pair, nothing else.
+    for n in ("n1", "n2"):
+        node = keys / "nodes" / n
+        assert sorted(f.name for f in node.iterdir()) == ["actor-" + n + ".public", "actor-" + n + ".secret", "server.public"]
+        assert (node / f"actor-{n}.secret").stat().st_mode & 0o777 == 0o600
+    # n2 is revoked: its public key leaves the allowlist.
+    revoked = (keys / "nodes" / "n2" / "actor-n2.public").read_text().strip()
+    allow = (keys / "authorized_clients").read_text()
+    assert revoked in allow
+    (keys / "authorized_clients").write_text("\n".join(l for l in allow.splitlines() if l.strip() != revoked) + "\n")
     # The stranger trusts the right server key but holds a client key nobody authorised.
     for f in ("server.public",):
         (stranger / f).write_text((keys / f).read_text())
@@ -363,7 +373,8 @@ def test_curve_keys_admit_keyed_peers_and_refuse_others(tmp_path, artifacts):
         r.coordinator()
         r.start("rogue-learner", "learner", "--config", str(tmp_path / "rogue.yaml"))
         time.sleep(3)  # its hellos reach the coordinator before the real learner's
-        r.learner(); r.actor("actor-0", keys=keys, local_models=True); r.actor("intruder", keys=stranger)
+        r.learner(); r.actor("actor-0", keys=keys / "nodes" / "n1", local_models=True); r.actor("intruder", keys=stranger)
+        r.actor("revoked", keys=keys / "nodes" / "n2")
         r.wait_learner()
         st = r.status(keys)
         assert st["finished"] and [a["id"] for a in st["actors"]] == ["actor-0"]
