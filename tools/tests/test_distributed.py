@@ -402,3 +402,54 @@ def test_launch_local_runs_a_whole_pipeline_with_distributed_ppo_arms(tmp_path):
         assert (tmp_path / "run" / arm / "ppo.yaml").exists() and len(metrics(tmp_path / "run" / arm)) == 2
     ev = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert set(ev) == {"rm-ppo", "am-ppo", "am-ppo-sr"}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 12 MB tmpfs the test can fill (root and a kernel that lets it mount; skipped otherwise)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@pytest.mark.parametrize("writer", ["learner", "coordinator"])
+def test_disk_full_stops_cleanly_and_resumes_exactly(tmp_path, artifacts, small_disk, writer):
+    """One writer's files (the learner's checkpoints and metrics, or the coordinator's journal) on a small
+    filesystem that fills up part-way: that process stops with a clear error and nothing corrupt; once
+    space returns, restarted (the coordinator on its journal, the learner from its checkpoint), the run
+    finishes with every step once and every counted prompt trained exactly once."""
+    out = (small_disk if writer == "learner" else tmp_path) / "out"
+    journal = (tmp_path if writer == "learner" else small_disk) / "coordinator.journal"
+    cfg = write_config(tmp_path / "c.yaml", artifacts, out, steps=LONG, journal=str(journal))
+    r = Run(tmp_path, tmp_path / "c.yaml", cfg)
+    try:
+        r.coordinator(); r.learner(); r.actor("actor-0")
+        r.wait_until(lambda s: s.get("learner", {}).get("step", 0) >= 4, what="learner step 4")
+        subprocess.run(["dd", "if=/dev/zero", f"of={small_disk / 'filler'}", "bs=64k"], capture_output=True)  # fills the disk
+        deadline = time.time() + 120
+        while time.time() < deadline and r.procs["learner"].poll() is None and r.procs["coordinator"].poll() is None:
+            time.sleep(0.2)
+        time.sleep(1)
+        stopped = {n: p.poll() for n, p in r.procs.items() if p.poll() is not None}
+        assert set(stopped) == {writer}, f"stopped: {stopped}"
+        for name, rc in stopped.items():
+            assert rc != 0 and "No space left on device" in r.log(name), f"{name} exit {rc}: {r.log(name)[-1500:]}"
+            assert "Fatal error" not in r.log(name) and "Trace/breakpoint" not in r.log(name)
+        (small_disk / "filler").unlink()  # space returns
+        if "coordinator" in stopped:
+            r.coordinator()
+        if "learner" in stopped:
+            r.learner(resume=(out / "checkpoint" / "trainer_state.json").exists())
+        r.wait_learner()
+        m = [x for x in metrics(out) if "trained_prompts" in x]
+        assert [x["step"] for x in m] == list(range(1, LONG + 1)), "every step once, up to train.steps"
+        trained = [tuple(p) for x in m for p in x["trained_prompts"]]
+        assert len(trained) == LONG * BATCH and len(set(trained)) == len(trained), "every counted prompt trained exactly once"
+        st = r.status()
+        assert st["finished"] and st["completed"] == LONG * BATCH
+    finally:
+        r.stop()
