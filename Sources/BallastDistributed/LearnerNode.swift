@@ -147,11 +147,21 @@ public final class LearnerNode {
             firstRollout = firstRollout ?? Date()
             rolloutsReceived += message.rows
         } catch let e as WireError {
-            errors.record(e)
-            log("rejected a rollout message: \(e)")
+            reject(e)
         } catch {
-            errors.record(.payload("\(error)"))
-            log("rejected a rollout message: \(error)")
+            reject(.payload("\(error)"))
+        }
+    }
+
+    /// Counts a rejected rollout message and logs it: each of the first 20, then one line per 1000
+    /// (a hostile or broken peer must not be able to fill the disk with the log).
+    func reject(_ e: WireError) {
+        errors.record(e)
+        let n = errors.total
+        if n <= 20 {
+            log("rejected a rollout message: \(e)" + (n == 20 ? " (from now on one line per 1000 rejected frames; counts in ballast status)" : ""))
+        } else if n % 1000 == 0 {
+            log("\(n) malformed frames rejected so far; the latest: \(e)")
         }
     }
 

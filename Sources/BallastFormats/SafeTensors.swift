@@ -139,8 +139,10 @@ public struct SafeTensorsFile: Sendable {
                 guard !o else { throw fail("tensor \"\(key)\" shape \(shape) overflows") }
                 elements = r
             }
-            guard elements * dtype.size == e - b else {
-                throw fail("tensor \"\(key)\" has \(e - b) bytes but shape \(shape) of \(dt) needs \(elements * dtype.size)")
+            let (bytes, overflow) = elements.multipliedReportingOverflow(by: dtype.size)
+            guard !overflow else { throw fail("tensor \"\(key)\" shape \(shape) of \(dt) is beyond any byte count") }
+            guard bytes == e - b else {
+                throw fail("tensor \"\(key)\" has \(e - b) bytes but shape \(shape) of \(dt) needs \(bytes)")
             }
             tensors[key] = Info(dtype: dtype, shape: shape, range: b..<e)
         }

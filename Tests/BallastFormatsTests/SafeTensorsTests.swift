@@ -31,6 +31,14 @@ struct SafeTensorsTests {
         ("b", TensorData(int32s: [7, -8], shape: [2])),
     ], metadata: ["format": "pt"])
 
+    /// Found by tools/fuzz_cluster.py: the element count fits an Int but its byte count does not, and
+    /// the multiplication trapped (a coordinator died on one CRC-valid frame).
+    @Test("a shape whose byte count overflows is rejected, not a trap")
+    func byteCountOverflow() {
+        expectRejected(header(#"{"t":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}}"#), "beyond any byte count")
+        expectRejected(header(#"{"t":{"dtype":"I32","shape":[2305843009213693952,2],"data_offsets":[0,0]}}"#), "beyond any byte count")
+    }
+
     @Test func roundTrip() throws {
         let f = try SafeTensorsFile(data: sample, name: "x")
         #expect(try f.floats("a") == [1, 2, 3, 4, 5, 6])
