@@ -206,20 +206,28 @@ def test_actor_killed_mid_run_its_prompts_are_re_leased(long_run):
 
 
 def test_learner_killed_and_resumed_continues_from_its_checkpoint(long_run):
-    """The learner SIGKILLed three times, at odd steps (after counting and training, before the next
-    checkpoint at an even step): each resume must get the prompts of its lost steps back, so the run
-    ends at train.steps with every prompt trained exactly once (before the fix the coordinator kept them
-    counted, the run ended short and still said complete)."""
+    """The learner SIGKILLed five times at random moments (a random step, then a random delay: before,
+    during or after counting a batch, training it or checkpointing; once right after a resume): each
+    resume must get the prompts of its lost steps back, so the run ends at train.steps with every
+    prompt trained exactly once (before the fix the coordinator kept them counted, the run ended short
+    and still said complete)."""
+    import random
+    rng = random.Random(7)
     out = Path(long_run.cfg["run"]["out_dir"])
     long_run.coordinator(); long_run.learner(); long_run.actor("actor-0")
-    for at in (5, 15, 25):
-        long_run.wait_until(lambda s: s.get("learner", {}).get("step", 0) >= at, what=f"learner step {at}")
+    targets = sorted(rng.sample(range(3, LONG - 4), 4)) + [None]  # None: the moment the previous resume registered
+    targets = targets[:2] + [None] + targets[2:4]
+    for kill, at in enumerate(targets):
+        if at is not None:
+            long_run.wait_until(lambda s: s.get("learner", {}).get("step", 0) >= at, what=f"learner step {at}")
+        time.sleep(rng.uniform(0, 0.3))
         long_run.procs["learner"].send_signal(signal.SIGKILL)
         long_run.procs["learner"].wait()
         state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
-        assert state["step"] >= at - 1 and state["step"] % 2 == 0
+        assert state["step"] % 2 == 0
         long_run.learner(resume=True)
-        long_run.wait_until(lambda s: f"at step {state['step']}" in long_run.log("learner"), what=f"resume at step {state['step']}")
+        long_run.wait_until(lambda s: long_run.log("learner").count("resumed from") == kill + 1, what=f"resume {kill + 1}")
+        assert f"resumed from {out / 'checkpoint'} at step {state['step']}" in long_run.log("learner")
     long_run.wait_learner()
     m = [x for x in metrics(out) if "trained_prompts" in x]
     steps = [x["step"] for x in m]
