@@ -47,6 +47,19 @@ public final class ZMQSocket: @unchecked Sendable {
         handle = h
         self.context = context
         try setInt(17 /* ZMQ_LINGER */, 0)  // never block process exit on unsent messages
+        try setHeartbeat(intervalMS: Self.heartbeatIntervalMS, timeoutMS: Self.heartbeatTimeoutMS)
+    }
+
+    /// ZMTP heartbeats on every connection: a peer that vanishes without closing its TCP connection (a
+    /// host powered off, a cable pulled, a NAT that forgot the flow) is noticed within the timeout and the
+    /// connection is dropped, so a connecting socket reconnects (to the restarted peer) and a PUSH stops
+    /// queueing into a dead pipe; without them TCP can keep such a connection for hours.
+    public static let heartbeatIntervalMS: Int32 = 5_000, heartbeatTimeoutMS: Int32 = 30_000
+
+    public func setHeartbeat(intervalMS: Int32, timeoutMS: Int32) throws {
+        try setInt(75 /* ZMQ_HEARTBEAT_IVL */, intervalMS)
+        try setInt(77 /* ZMQ_HEARTBEAT_TIMEOUT */, timeoutMS)
+        try setInt(76 /* ZMQ_HEARTBEAT_TTL */, timeoutMS)  // asks the peer to drop us after as long without traffic
     }
 
     deinit { close() }
