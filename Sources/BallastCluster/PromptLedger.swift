@@ -40,6 +40,9 @@ public final class PromptLedger: @unchecked Sendable {
     var leasedBy: [Slot: (actor: String, lease: Int)] = [:]
     var leaseTimes: [Int: Double] = [:]
     var done: [Int: Set<Int>] = [:]
+    /// Prompts done in the current epoch, per shard: kept up to date by each completion and recounted
+    /// only when the current epoch changes, so that a status costs O(shards + leased), not O(prompts).
+    var doneInEpochByShard: [Int] = []
     var lastSeen: [String: Double] = [:]
     var nextLease = 0
     /// Accepted ids per consumption request id, so that a retried request (its reply was lost, or the
@@ -79,6 +82,7 @@ public final class PromptLedger: @unchecked Sendable {
         self.journal = journal
         precondition(compactEvery > 0)
         self.compactEvery = compactEvery
+        doneInEpochByShard = Array(repeating: 0, count: shards)
         pending.replace(with: Self.order(promptCount).map { Slot(epoch: 0, id: $0) })
         let records = try journal.records()
         for r in records { try replay(r, now: now) }
@@ -168,10 +172,13 @@ public final class PromptLedger: @unchecked Sendable {
             }
         }
         completed += accepted.count
+        if e == epoch { for id in accepted { doneInEpochByShard[shard(of: id)] += 1 } }
+        let before = epoch
         while epoch < epochs, done[epoch]?.count == promptCount {
             done[epoch] = nil
             epoch += 1
         }
+        if epoch != before { recountProgress() }
         if epoch > queuedEpoch, epoch < epochs {  // everything queued is done: queue the new current epoch
             queuedEpoch = epoch
             pending.replace(with: Self.order(promptCount).map { Slot(epoch: epoch, id: $0) })
@@ -203,6 +210,7 @@ public final class PromptLedger: @unchecked Sendable {
             leaseTimes = leaseTimes.filter { live.contains($0.key) }
         }
         guard let oldest = lost.map(\.epoch).min() else { return 0 }
+        defer { recountProgress() }
         for e in stride(from: oldest, to: epoch, by: 1) where done[e] == nil { done[e] = Set(0..<promptCount) }  // closed epochs were complete
         for s in lost { done[s.epoch]?.remove(s.id) }
         epoch = min(epoch, oldest)
@@ -392,6 +400,12 @@ public final class PromptLedger: @unchecked Sendable {
             lastLeaseRequest[actor] = (req, lease)
         }
         lastSeen = Dictionary(uniqueKeysWithValues: actors.map { ($0, now) })
+        recountProgress()
+    }
+
+    func recountProgress() {
+        doneInEpochByShard = Array(repeating: 0, count: shards)
+        for id in done[epoch] ?? [] { doneInEpochByShard[shard(of: id)] += 1 }
     }
 
     /// Slots as runs of consecutive ids within one epoch, in the given order: [epoch, first id, count].
@@ -409,12 +423,11 @@ public final class PromptLedger: @unchecked Sendable {
 
     /// done / leased / total per shard for the current (oldest open) epoch.
     public var progress: [ShardProgress] {
-        var p = [ShardProgress](repeating: ShardProgress(), count: shards)
-        let d = done[epoch] ?? []
-        for id in 0..<promptCount {
-            p[shard(of: id)].total += 1
-            if d.contains(id) { p[shard(of: id)].done += 1 } else if leasedBy[Slot(epoch: epoch, id: id)] != nil { p[shard(of: id)].leased += 1 }
+        var p = (0..<shards).map { s in
+            ShardProgress(done: doneInEpochByShard[s], leased: 0, total: promptCount / shards + (s < promptCount % shards ? 1 : 0))
         }
+        let d = done[epoch] ?? []
+        for slot in leasedBy.keys where slot.epoch == epoch && !d.contains(slot.id) { p[shard(of: slot.id)].leased += 1 }
         return p
     }
 

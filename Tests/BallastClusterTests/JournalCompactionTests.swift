@@ -14,6 +14,18 @@ struct JournalCompactionTests {
         return NSDictionary(dictionary: s)
     }
 
+    /// Per-shard progress of the current epoch by looking at every prompt (what `progress` computed on
+    /// every status before it was kept incrementally).
+    func bruteForceProgress(_ l: PromptLedger) -> [PromptLedger.ShardProgress] {
+        var p = [PromptLedger.ShardProgress](repeating: .init(), count: l.shards)
+        let d = l.done[l.epoch] ?? []
+        for id in 0..<l.promptCount {
+            p[l.shard(of: id)].total += 1
+            if d.contains(id) { p[l.shard(of: id)].done += 1 } else if l.leasedBy[.init(epoch: l.epoch, id: id)] != nil { p[l.shard(of: id)].leased += 1 }
+        }
+        return p
+    }
+
     /// Random leases, completions (retried, duplicated, counted for learner steps), releases, learner
     /// restarts and checkpoints, lease and actor expiry, against two ledgers: one compacting every few
     /// records, one never. Every answer must agree, and so must the state after restarting both from
@@ -61,14 +73,17 @@ struct JournalCompactionTests {
                 #expect(try a.expire(now: now, timeout: 6) == b.expire(now: now, timeout: 6), "op \(op): actor expiry")
             }
             #expect(state(a) == state(b), "op \(op): state")
-            for l in [a, b] {  // every lease out can expire
+            for l in [a, b] {
+                // every lease out can expire
                 #expect(Set(l.leasedBy.values.map(\.lease)).isSubset(of: l.leaseTimes.keys), "op \(op): a lease out without a time")
+                #expect(l.progress == bruteForceProgress(l), "op \(op): the incremental per-shard progress")
             }
             if pick(15) == 0 {  // both coordinators restart
                 restarts += 1
                 a = try PromptLedger(promptCount: promptCount, shards: 3, epochs: epochs, budget: 29, journal: ja, now: now, compactEvery: 5)
                 b = try PromptLedger(promptCount: promptCount, shards: 3, epochs: epochs, budget: 29, journal: jb, now: now, compactEvery: 1_000_000)
                 #expect(state(a) == state(b), "op \(op): state after a restart")
+                #expect(a.progress == bruteForceProgress(a) && b.progress == bruteForceProgress(b), "op \(op): progress after a restart")
             }
         }
         #expect(a.compactions > 0 || restarts > 0)
