@@ -31,7 +31,7 @@ struct SafeTensorsTests {
         ("b", TensorData(int32s: [7, -8], shape: [2])),
     ], metadata: ["format": "pt"])
 
-    /// Found by tools/fuzz_cluster.py: the element count fits an Int but its byte count does not, and
+    /// Found by tools/fuzz/cluster.py: the element count fits an Int but its byte count does not, and
     /// the multiplication trapped (a coordinator died on one CRC-valid frame).
     @Test("a shape whose byte count overflows is rejected, not a trap")
     func byteCountOverflow() {

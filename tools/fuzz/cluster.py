@@ -1,6 +1,6 @@
 """Wire fuzzer (not CI): checksum-correct hostile frames against a live local run, for a bounded time.
 
-    python3 tools/fuzz_cluster.py --pipeline runs/pipeline-tiny [--seconds 300] [--seed 1]
+    python3 tools/fuzz/cluster.py --pipeline runs/pipeline-tiny [--seconds 300] [--seed 1]
 
 Starts a coordinator, a learner and an actor on the tiny pipeline's models (as the distributed tests
 do) with CURVE on, then sends frames, as a peer holding an authorised actor key (the strongest attacker
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import zmq
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_distributed import BIN, Run, write_config  # noqa: E402
 from wire_reader import crc32c  # noqa: E402
 
