@@ -47,19 +47,25 @@ public final class ZMQSocket: @unchecked Sendable {
         handle = h
         self.context = context
         try setInt(17 /* ZMQ_LINGER */, 0)  // never block process exit on unsent messages
-        try setHeartbeat(intervalMS: Self.heartbeatIntervalMS, timeoutMS: Self.heartbeatTimeoutMS)
+        try setKeepalive(idleSeconds: Self.keepaliveIdleSeconds, intervalSeconds: Self.keepaliveIntervalSeconds, probes: Self.keepaliveProbes)
     }
 
-    /// ZMTP heartbeats on every connection: a peer that vanishes without closing its TCP connection (a
-    /// host powered off, a cable pulled, a NAT that forgot the flow) is noticed within the timeout and the
-    /// connection is dropped, so a connecting socket reconnects (to the restarted peer) and a PUSH stops
-    /// queueing into a dead pipe; without them TCP can keep such a connection for hours.
-    public static let heartbeatIntervalMS: Int32 = 5_000, heartbeatTimeoutMS: Int32 = 30_000
+    /// TCP keepalive on every connection: a peer whose host vanished without closing (powered off, a
+    /// cable pulled, a route or NAT that dropped the flow) is noticed after idle + interval × probes
+    /// seconds (2 min) and the connection dropped, so a connecting socket reconnects to the restarted
+    /// peer and a PUSH stops queueing into a dead pipe; without it Linux keeps such a connection for
+    /// hours. Not ZMTP heartbeats: libzmq 4.3.4 (Debian 12's) aborts with "Assertion failed:
+    /// !_io_error (stream_engine_base.cpp:331)" when a heartbeat timeout meets a full receive pipe
+    /// (libzmq issues 3937, 4364, 4767), which tools/fuzz/cluster.py hit on the coordinator.
+    public static let keepaliveIdleSeconds: Int32 = 60, keepaliveIntervalSeconds: Int32 = 10, keepaliveProbes: Int32 = 6
 
-    public func setHeartbeat(intervalMS: Int32, timeoutMS: Int32) throws {
-        try setInt(75 /* ZMQ_HEARTBEAT_IVL */, intervalMS)
-        try setInt(77 /* ZMQ_HEARTBEAT_TIMEOUT */, timeoutMS)
-        try setInt(76 /* ZMQ_HEARTBEAT_TTL */, timeoutMS)  // asks the peer to drop us after as long without traffic
+    /// `idleSeconds` 0 switches keepalive off.
+    public func setKeepalive(idleSeconds: Int32, intervalSeconds: Int32, probes: Int32) throws {
+        try setInt(34 /* ZMQ_TCP_KEEPALIVE */, idleSeconds > 0 ? 1 : 0)
+        guard idleSeconds > 0 else { return }
+        try setInt(36 /* ZMQ_TCP_KEEPALIVE_IDLE */, idleSeconds)
+        try setInt(37 /* ZMQ_TCP_KEEPALIVE_INTVL */, intervalSeconds)
+        try setInt(35 /* ZMQ_TCP_KEEPALIVE_CNT */, probes)
     }
 
     deinit { close() }
