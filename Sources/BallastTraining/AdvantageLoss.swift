@@ -23,6 +23,9 @@ public struct AdvantageLoss: Sendable, Equatable {
     public var targetStd = 1.0
     /// β of the running per-task statistics.
     public var momentum = 0.9
+    /// When set, the bound and task-mean terms (which a per-prompt baseline can satisfy) move only e:
+    /// their gradients with respect to r are dropped, so r is shaped by the ranking and spread terms alone.
+    public var baselineOnly = false
 
     public init() {}
 
@@ -83,7 +86,7 @@ public struct AdvantageLoss: Sendable, Equatable {
             for (a, isChosen) in [(rc[i] - e[i], true), (rr[i] - e[i], false)] {
                 lBound += softplus(abs(a) - margin) / (2 * nb)
                 let g = sigmoid(abs(a) - margin) * (a >= 0 ? 1 : -1) / (2 * nb) * bound
-                if isChosen { dc[i] += g } else { dr[i] += g }
+                if !baselineOnly { if isChosen { dc[i] += g } else { dr[i] += g } }
                 de[i] -= g
             }
         }
@@ -113,7 +116,8 @@ public struct AdvantageLoss: Sendable, Equatable {
             for i in idx {
                 for (a, isChosen) in [(rc[i] - e[i], true), (rr[i] - e[i], false)] {
                     let g = dMu + dV * (a - bm)
-                    if isChosen { dc[i] += g } else { dr[i] += g }
+                    let toR = baselineOnly ? dV * (a - bm) : g
+                    if isChosen { dc[i] += toR } else { dr[i] += toR }
                     de[i] -= g
                 }
             }

@@ -33,6 +33,7 @@ public struct RewardConfig: Sendable {
             am.taskSpread = try s.double("task_spread", am.taskSpread)
             am.targetStd = try s.double("target_std", am.targetStd)
             am.momentum = try s.double("momentum", am.momentum)
+            am.baselineOnly = try s.bool("baseline_only", am.baselineOnly)
             try s.finish()
             guard (0..<1).contains(am.momentum) else { throw ConfigError("\(doc.file): am.momentum must be in [0, 1)") }
         }

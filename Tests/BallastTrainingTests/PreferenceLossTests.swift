@@ -91,4 +91,23 @@ struct AdvantageLossTests {
         #expect(am.dExpected.allSatisfy { abs($0) < 1e-15 }, "e cancels in the ranking term")
         for (a, b) in zip(am.dChosen, rm.dChosen) { #expect(abs(a - b) < 1e-15) }
     }
+
+    @Test("baseline_only: with the spread term off, r gets exactly the ranking gradient and e the same gradient as without it")
+    func baselineOnly() {
+        let rc = [1.2, -0.3, 3.9, 0.4, -2.8], rr = [0.2, 0.5, -3.1, 0.1, 2.6], e = [0.4, -1.0, 0.2, 2.9, 0.0]
+        let tasks = ["a", "b", "a", "c", "b"]
+        var full = AdvantageLoss()
+        full.taskSpread = 0
+        var baseline = full
+        baseline.baselineOnly = true
+        let f = full.compute(rChosen: rc, rRejected: rr, expected: e, tasks: tasks, stats: [:])
+        let b = baseline.compute(rChosen: rc, rRejected: rr, expected: e, tasks: tasks, stats: [:])
+        let ranking = PreferenceLosses.ranking(chosen: rc, rejected: rr)
+        for k in 0..<rc.count {
+            #expect(abs(b.dChosen[k] - ranking.dChosen[k]) < 1e-15 && abs(b.dRejected[k] - ranking.dRejected[k]) < 1e-15)
+            #expect(abs(b.dExpected[k] - f.dExpected[k]) < 1e-15)
+        }
+        #expect(zip(f.dChosen, ranking.dChosen).contains { abs($0 - $1) > 1e-6 }, "without the flag the side terms move r")
+        #expect(b.total == f.total, "the flag changes where gradients go, not the loss")
+    }
 }
