@@ -20,7 +20,11 @@ public final class PromptLedger: @unchecked Sendable {
     }
 
     /// One prompt in one epoch: the unit that is leased and counted.
-    struct Slot: Hashable { var epoch: Int; var id: Int }
+    struct Slot: Hashable, Comparable {
+        var epoch: Int
+        var id: Int
+        static func < (a: Slot, b: Slot) -> Bool { (a.epoch, a.id) < (b.epoch, b.id) }
+    }
 
     public let promptCount: Int
     public let shards: Int
@@ -124,9 +128,8 @@ public final class PromptLedger: @unchecked Sendable {
             if let req = r["req"] as? String { lastLeaseRequest[actor] = (req, lease) }
         case "done":
             guard let e = r["epoch"] as? Int, let ids = r["ids"] as? [Int] else { return }
-            let r2 = applyDone(epoch: e, ids: ids, step: r["step"] as? Int)
-            duplicates += r2.duplicates
-            if let req = r["req"] as? String { remember(req, r2.accepted) }
+            let accepted = applyDone(epoch: e, ids: ids, step: r["step"] as? Int).accepted
+            if let req = r["req"] as? String { remember(req, accepted) }
         case "expire":
             if let actor = r["actor"] as? String { applyExpire(actor) }
         case "expire_lease":
@@ -158,7 +161,10 @@ public final class PromptLedger: @unchecked Sendable {
     func applyDone(epoch e: Int, ids: [Int], step: Int? = nil) -> (accepted: [Int], duplicates: Int) {
         // A late completion of a closed epoch, or one of an epoch never leased (it would be leased again
         // when queued, and counted twice).
-        guard e >= epoch, e <= queuedEpoch, e < epochs, !finished else { return ([], ids.count) }
+        guard e >= epoch, e <= queuedEpoch, e < epochs, !finished else {
+            duplicates += ids.count
+            return ([], ids.count)
+        }
         var accepted: [Int] = [], dup = 0
         for id in ids where id >= 0 && id < promptCount {
             if completed + accepted.count < budget, done[e, default: []].insert(id).inserted {
@@ -172,6 +178,7 @@ public final class PromptLedger: @unchecked Sendable {
             }
         }
         completed += accepted.count
+        duplicates += dup
         if e == epoch { for id in accepted { doneInEpochByShard[shard(of: id)] += 1 } }
         let before = epoch
         while epoch < epochs, done[epoch]?.count == promptCount {
@@ -233,7 +240,7 @@ public final class PromptLedger: @unchecked Sendable {
     /// Puts slots back at the front of the queue (oldest epoch first), unless already done.
     func requeue(_ slots: [Slot]) {
         let back = slots.filter { !($0.epoch < epoch || (done[$0.epoch]?.contains($0.id) ?? false)) }
-            .sorted { ($0.epoch, $0.id) < ($1.epoch, $1.id) }
+            .sorted()
         for s in back { leasedBy[s] = nil }
         pending.prepend(back)
     }
@@ -290,7 +297,6 @@ public final class PromptLedger: @unchecked Sendable {
         try append(record)
         let r = applyDone(epoch: e, ids: promptIDs, step: step)
         if let request { remember(request, r.accepted) }
-        duplicates += r.duplicates
         return r
     }
 
@@ -355,9 +361,9 @@ public final class PromptLedger: @unchecked Sendable {
         var byLease: [Int: (actor: String, slots: [Slot])] = [:]
         for (slot, holder) in leasedBy { byLease[holder.lease, default: (holder.actor, [])].slots.append(slot) }
         r["leases"] = byLease.keys.sorted().map { l -> [String: Any] in
-            ["lease": l, "actor": byLease[l]!.actor, "slots": Self.runs(byLease[l]!.slots.sorted { ($0.epoch, $0.id) < ($1.epoch, $1.id) })]
+            ["lease": l, "actor": byLease[l]!.actor, "slots": Self.runs(byLease[l]!.slots.sorted())]
         }
-        r["counted"] = countedAt.keys.sorted { ($0.epoch, $0.id) < ($1.epoch, $1.id) }.map { [$0.epoch, $0.id, countedAt[$0]!] }
+        r["counted"] = countedAt.keys.sorted().map { [$0.epoch, $0.id, countedAt[$0]!] }
         r["answered"] = answeredOrder.map { ["req": $0, "ids": answered[$0]!] as [String: Any] }
         r["lease_requests"] = lastLeaseRequest.keys.sorted().map { ["actor": $0, "req": lastLeaseRequest[$0]!.request, "lease": lastLeaseRequest[$0]!.lease] as [String: Any] }
         return r

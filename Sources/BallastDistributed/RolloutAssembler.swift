@@ -38,6 +38,8 @@ struct RolloutAssembler {
         var lags: [Int]
         /// [epoch, prompt id] of each prompt trained on, once each (the learner logs them per step).
         var trained: [[Int]]
+
+        static let empty = Assembled(batch: RolloutAssembler.merge([]), weights: [], prompts: 0, lags: [], trained: [])
     }
 
     var queue: BoundedRolloutQueue<Incoming>
@@ -104,7 +106,7 @@ struct RolloutAssembler {
     /// taken had counted before: delivered twice, or re-leased while their first rollout was on the
     /// way); kept until more rollouts complete the batch, so that every step trains exactly
     /// `train.batch_size` prompts and the run ends at `train.steps`.
-    private(set) var held = Assembled(batch: merge([]), weights: [], prompts: 0, lags: [], trained: [])
+    private(set) var held = Assembled.empty
     var heldPrompts: Int { held.trained.count }
 
     /// Takes rollouts until `want` prompts have counted (each taken prompt reported per epoch with an
@@ -162,7 +164,7 @@ struct RolloutAssembler {
                              trained: (held.trained + owner.filter { accepted.contains($0.key) }.keys).sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
         }
         guard heldPrompts >= want, want > 0 else { return nil }
-        defer { held = Assembled(batch: Self.merge([]), weights: [], prompts: 0, lags: [], trained: []) }
+        defer { held = .empty }
         return held
     }
 }

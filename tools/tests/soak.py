@@ -13,7 +13,6 @@ run must complete, and then:
 --pipeline is a finished pipeline run (e.g. `ballast pipeline --config configs/pipeline-tiny.yaml`)
 whose SFT, RM, AM and selection outputs the PPO run uses. Exits non-zero on any failed check."""
 import argparse
-import json
 import random
 import signal
 import sys
