@@ -226,7 +226,9 @@ public final class GPT: @unchecked Sendable {
 
     /// Accumulates parameter gradients into `grads` from ∂L/∂logits (`dLogits`, used when
     /// `logitsGradient`) and ∂L/∂heads (`dHeads`, used when the model has heads and `headsGradient`).
-    public func backward(logitsGradient: Bool = true, headsGradient: Bool = true) {
+    /// Heads listed in `detachedHeads` train their own weights but pass no gradient into the trunk
+    /// (a linear probe of the final features), so their loss cannot reshape what the other outputs read.
+    public func backward(logitsGradient: Bool = true, headsGradient: Bool = true, detachedHeads: [Int] = []) {
         let a = acts!, s = ensureScratch(), p = params, g = grads, cfg = config
         let b = a.b, t = a.t, n = b * t, c = cfg.nEmbd, v = cfg.vocabSize, nh = cfg.scalarHeads.count
         let dres = s.dres, dln = s.dln
@@ -239,9 +241,14 @@ public final class GPT: @unchecked Sendable {
                       c: g + layout.wte, ldc: c)
         }
         if nh > 0 && headsGradient {
-            BLAS.gemm(m: n, n: c, k: nh, a: s.dheads, lda: nh, b: p + layout.heads, ldb: c, beta: 1, c: dln, ldc: c)
+            // dheadW[H,C] += dheadsᵀ · lnf;  dlnf[N,C] += dheads[N,H] · headW[H,C] (detached columns zeroed first)
             BLAS.gemm(transA: true, m: nh, n: c, k: n, a: s.dheads, lda: nh, b: a.lnf, ldb: c, beta: 1,
                       c: g + layout.heads, ldc: c)
+            for h in detachedHeads {
+                precondition((0..<nh).contains(h), "detached head \(h) out of range 0..<\(nh)")
+                for i in 0..<n { s.dheads[i * nh + h] = 0 }
+            }
+            BLAS.gemm(m: n, n: c, k: nh, a: s.dheads, lda: nh, b: p + layout.heads, ldb: c, beta: 1, c: dln, ldc: c)
         }
         dres.update(repeating: 0, count: n * c)
         LayerNorm.backward(dinp: dres, dweight: g + layout.lnfW, dbias: g + layout.lnfB, dout: dln,

@@ -26,6 +26,9 @@ public struct AdvantageLoss: Sendable, Equatable {
     /// When set, the bound and task-mean terms (which a per-prompt baseline can satisfy) move only e:
     /// their gradients with respect to r are dropped, so r is shaped by the ranking and spread terms alone.
     public var baselineOnly = false
+    /// When set, the expected-reward head is a probe of the trunk's features: its terms train the head's
+    /// weights but send no gradient into the shared trunk, which the ranking (and r's side terms) alone shape.
+    public var detachExpected = false
 
     public init() {}
 

@@ -34,6 +34,7 @@ public struct RewardConfig: Sendable {
             am.targetStd = try s.double("target_std", am.targetStd)
             am.momentum = try s.double("momentum", am.momentum)
             am.baselineOnly = try s.bool("baseline_only", am.baselineOnly)
+            am.detachExpected = try s.bool("detach_expected", am.detachExpected)
             try s.finish()
             guard (0..<1).contains(am.momentum) else { throw ConfigError("\(doc.file): am.momentum must be in [0, 1)") }
         }
@@ -123,7 +124,7 @@ public final class RewardTrainer {
                 }
                 loss += r.loss * scale
             }
-            model.backward(logitsGradient: false)
+            model.backward(logitsGradient: false, detachedHeads: config.kind == .advantage && config.advantage.detachExpected ? [1] : [])
             correct += PreferenceLosses.accuracy(chosen: chosen, rejected: rejected) / Double(accum)
             tokens += Int(batch.mask.reduce(0, +))
         }

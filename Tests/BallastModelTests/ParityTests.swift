@@ -126,4 +126,32 @@ struct ParityTests {
             #expect(abs(norm - refNorms[step]) <= 2e-4 * max(1, refNorms[step]), "step \(step): grad norm \(norm) vs \(refNorms[step])")
         }
     }
+
+    @Test("a detached head trains its own weights and sends nothing into the trunk")
+    func detachedHead() throws {
+        let f = try ParityFixture()
+        let m = try f.model()
+        let h = f.config.scalarHeads.count, n = f.batch.batch * f.batch.length
+        func gradients(detached: [Int], zeroColumn: Int?) -> [Float] {
+            m.zeroGrad()
+            m.forward(f.batch)
+            _ = f.lossAndOutputGradients(m)
+            if let k = zeroColumn { for i in 0..<n { m.dHeads[i * h + k] = 0 } }
+            m.backward(detachedHeads: detached)
+            return Array(UnsafeBufferPointer(start: m.grads, count: m.parameterCount))
+        }
+        let full = gradients(detached: [], zeroColumn: nil)
+        let detached = gradients(detached: [1], zeroColumn: nil)
+        let withoutHead1 = gradients(detached: [], zeroColumn: 1)
+        let head1 = try #require(m.layout.entry(named: "\(f.config.scalarHeads[1]).weight"))
+        for e in m.layout.entries {
+            let range = e.offset..<(e.offset + e.count)
+            // the detached head's own weights get the full gradient; everything else sees no head-1 loss
+            let expected = e.name == head1.name ? Array(full[range]) : Array(withoutHead1[range])
+            #expect(Array(detached[range]) == expected, "\(e.name)")
+        }
+        // and the detached head's loss did reach the trunk without detaching (so the test can fail)
+        let wte = try #require(m.layout.entry(named: "transformer.wte.weight"))
+        #expect(full[wte.offset..<(wte.offset + wte.count)] != withoutHead1[wte.offset..<(wte.offset + wte.count)])
+    }
 }
