@@ -110,28 +110,46 @@ public enum Bench {
         return GenerateResult(runMs: times, newTokensPerSecond: Double(batch * newTokens) / (median(times) / 1000))
     }
 
-    /// Runs `python3 tools/bench/torch_peer.py ARGS` and parses its single JSON line.
-    public static func runPython(_ args: [String]) throws -> [String: Any] {
-        let script = toolsDirectory() + "/bench/torch_peer.py"
-        guard FileManager.default.fileExists(atPath: script) else {
-            throw ConfigError("\(script) not found: run from the repository root or set BALLAST_TOOLS")
+    /// Runs `python3 tools/bench/SCRIPT ARGS` and parses its single JSON line.
+    public static func runPython(script: String = "torch_peer.py", _ args: [String], log: String? = nil) throws -> [String: Any] {
+        let path = toolsDirectory() + "/bench/" + script
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConfigError("\(path) not found: run from the repository root or set BALLAST_TOOLS")
         }
+        return try runJSON(executable: "/usr/bin/env", ["python3", path] + args, log: log,
+                           hint: "is torch installed? tools/install/python-deps.sh; for TRL, tools/install/bench-deps.sh")
+    }
+
+    /// Runs a peer process and parses the last line of its stdout as a JSON object. Its stderr goes to
+    /// `log` when given (libraries are chatty; the file is named on failure), else passes through.
+    public static func runJSON(executable: String, _ args: [String], log: String? = nil, hint: String = "") throws -> [String: Any] {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", script] + args
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
         let out = Pipe()
         p.standardOutput = out
+        if let log {
+            FileManager.default.createFile(atPath: log, contents: nil)
+            p.standardError = FileHandle(forWritingAtPath: log)
+        }
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
+        let command = ([executable] + args).joined(separator: " ")
         guard p.terminationStatus == 0 else {
-            throw ConfigError("python3 \(script) failed with status \(p.terminationStatus) (is torch installed? pip install torch==2.13.0 transformers)")
+            throw ConfigError("\(command) failed with status \(p.terminationStatus)" + (log.map { "; its messages are in \($0)" } ?? "")
+                              + (hint.isEmpty ? "" : " (\(hint))"))
         }
         let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
         guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            throw ConfigError("could not parse tools/bench/torch_peer.py output: \(line)")
+            throw ConfigError("could not parse the output of \(command): \(line)")
         }
         return obj
+    }
+
+    /// This binary, for benchmarks that run a side in a process of its own.
+    public static func selfExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
     public static func toolsDirectory() -> String {
