@@ -99,7 +99,7 @@ public struct PolicyEvaluation {
             reference.forward(batch)
             for (k, i) in range.enumerated() {
                 for (j, token) in s.ids[i].enumerated() {
-                    kl += Double(s.logp[i][j]) - SequenceBatch.logProb(reference.logits, row: k * batch.length + prefix[i].count + j - 1,
+                    kl += Double(s.logp[i][j]) - SequenceBatch.logProb(reference.logits, row: batch.start(ofRow: k) + prefix[i].count + j - 1,
                                                                        v: reference.config.vocabSize, target: token)
                 }
             }
@@ -193,7 +193,7 @@ public struct PolicyEvaluation {
             for (k, i) in range.enumerated() where !pol[i].ids.isEmpty {
                 var s = 0.0
                 for (j, tokId) in pol[i].ids.enumerated() {
-                    let ref = SequenceBatch.logProb(reference.logits, row: k * batch.length + prefix[i].count + j - 1, v: reference.config.vocabSize, target: tokId)
+                    let ref = SequenceBatch.logProb(reference.logits, row: batch.start(ofRow: k) + prefix[i].count + j - 1, v: reference.config.vocabSize, target: tokId)
                     s += Double(pol[i].logp[j]) - ref
                 }
                 kl[i] = s / Double(pol[i].ids.count)

@@ -6,31 +6,79 @@ import Foundation
 /// every query also sees itself, so no softmax row is empty. Rows at padding positions therefore
 /// produce finite values that losses mask out.
 public enum Attention {
+    /// Where each sequence of a batch lives among the N token rows: sequence s covers rows
+    /// starts[s] ..< starts[s] + lengths[s], and its probabilities for head h sit at
+    /// att + attOffsets[s] + h·L² ([L, L] row-major). A padded [B, T] batch is B segments of T rows
+    /// (padding masked by keyMask); a packed batch has one segment per sequence and no padding, so
+    /// neither attention nor any per-token layer spends work on pad tokens.
+    public struct Segments: Sendable, Equatable {
+        public let starts: [Int]
+        public let lengths: [Int]
+        public let attOffsets: [Int]
+        /// Floats of att all segments need: Σ nHead·L².
+        public let attCount: Int
+
+        public init(lengths: [Int], nHead: Int) {
+            var starts: [Int] = [], offsets: [Int] = [], row = 0, att = 0
+            for l in lengths {
+                starts.append(row)
+                offsets.append(att)
+                row += l
+                att += nHead * l * l
+            }
+            self.starts = starts
+            self.lengths = lengths
+            self.attOffsets = offsets
+            self.attCount = att
+        }
+
+        /// B rows of T tokens each.
+        public static func rectangular(b: Int, t: Int, nHead: Int) -> Segments {
+            Segments(lengths: [Int](repeating: t, count: b), nHead: nHead)
+        }
+
+        public var tokenCount: Int { (starts.last ?? 0) + (lengths.last ?? 0) }
+    }
+
     /// qkv[B,T,3C] (q | k | v, head h at columns h·hs ..< (h+1)·hs of each) → out[B,T,C];
     /// saves probabilities att[B,NH,T,T] (zero where not visible). keyMask[B,T] is 1 for tokens, 0 for padding.
-    ///
-    /// Per (b, h): S = scale·Q Kᵀ and O = P V are sgemm calls on strided views of qkv (ld = 3C), run
-    /// single-threaded inside our own (b, h) parallel loop.
     public static func forward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Float>,
                                b: Int, t: Int, c: Int, nHead: Int) {
+        forward(out: out, att: att, qkv: qkv, keyMask: keyMask, segments: .rectangular(b: b, t: t, nHead: nHead), c: c, nHead: nHead)
+    }
+
+    /// qkv[N,3C] → out[N,C] per segment (see `Segments`); keyMask[N] is 1 for tokens, 0 for padding.
+    ///
+    /// Per (segment, head): S = scale·Q Kᵀ and O = P V are sgemm calls on strided views of qkv (ld = 3C),
+    /// run single-threaded inside our own (segment, head) parallel loop.
+    public static func forward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
+                               qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Float>,
+                               segments: Segments, c: Int, nHead: Int) {
         let hs = c / nHead, scale = 1 / Float(hs).squareRoot(), c3 = 3 * c
-        forEachHead(b: b, nHead: nHead) { bh, bi, h in
-            let q = qkv + bi * t * c3 + h * hs
-            let p = att + bh * t * t
+        forEachHead(segments, nHead: nHead) { start, t, p, h in
+            let q = qkv + start * c3 + h * hs
             // S[T,T] = scale · Q[T,hs] · K[T,hs]ᵀ
-            BLAS.gemm(transB: true, m: t, n: t, k: hs, alpha: scale, a: q, lda: c3, b: q + c, ldb: c3, c: p, ldc: t)
-            maskedSoftmaxRows(p, t: t, keyMask: keyMask + bi * t)
+            BLAS.gemm(transB: true, m: t, n: t, k: hs, alpha: scale, a: q, lda: c3, b: q + c, ldb: c3, c: att + p, ldc: t)
+            maskedSoftmaxRows(att + p, t: t, keyMask: keyMask + start)
             // O[T,hs] = P[T,T] · V[T,hs]
-            BLAS.gemm(m: t, n: hs, k: t, a: p, lda: t, b: q + 2 * c, ldb: c3, c: out + bi * t * c + h * hs, ldc: c)
+            BLAS.gemm(m: t, n: hs, k: t, a: att + p, lda: t, b: q + 2 * c, ldb: c3, c: out + start * c + h * hs, ldc: c)
         }
     }
 
-    /// body(bh, bi, h) for every (batch row, head) pair, in parallel over pairs with OpenBLAS
-    /// single-threaded inside: the parallelism is ours, over heads.
+    /// body(first row, length, att offset, head) for every (segment, head) pair, in parallel over pairs
+    /// with OpenBLAS single-threaded inside: the parallelism is ours, over heads. Longest segments first,
+    /// so that a packed batch of uneven lengths does not end on one long straggler.
     @inline(__always)
-    static func forEachHead(b: Int, nHead: Int, _ body: (_ bh: Int, _ bi: Int, _ h: Int) -> Void) {
-        BLAS.singleThreaded { Parallel.forEach(b * nHead) { bh in body(bh, bh / nHead, bh % nHead) } }
+    static func forEachHead(_ seg: Segments, nHead: Int, _ body: (_ start: Int, _ t: Int, _ att: Int, _ h: Int) -> Void) {
+        let order = seg.lengths.indices.sorted { seg.lengths[$0] > seg.lengths[$1] }
+        BLAS.singleThreaded {
+            Parallel.forEach(order.count * nHead) { k in
+                let s = order[k / nHead], h = k % nHead, t = seg.lengths[s]
+                guard t > 0 else { return }
+                body(seg.starts[s], t, seg.attOffsets[s] + h * t * t, h)
+            }
+        }
     }
 
     /// Row i of scores[T,T] becomes softmax over the keys query i sees; hidden entries are exactly 0.
@@ -52,16 +100,23 @@ public enum Attention {
     }
 
     /// dqkv[B,T,3C] += gradients of q, k, v given dout[B,T,C] and the saved probabilities.
-    /// Per (b, h): dP = dO Vᵀ, dV += Pᵀ dO, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ += scale·dS K, dK += scale·dSᵀ Q.
     public static func backward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
                                 b: Int, t: Int, c: Int, nHead: Int) {
+        backward(dqkv: dqkv, dout: dout, qkv: qkv, att: att, segments: .rectangular(b: b, t: t, nHead: nHead), c: c, nHead: nHead)
+    }
+
+    /// dqkv[N,3C] += gradients of q, k, v given dout[N,C] and the saved probabilities, per segment.
+    /// Per (segment, h): dP = dO Vᵀ, dV += Pᵀ dO, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ += scale·dS K, dK += scale·dSᵀ Q.
+    public static func backward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
+                                segments: Segments, c: Int, nHead: Int) {
         let hs = c / nHead, scale = 1 / Float(hs).squareRoot(), c3 = 3 * c
-        forEachHead(b: b, nHead: nHead) { bh, bi, h in
-            let q = qkv + bi * t * c3 + h * hs
-            let dq = dqkv + bi * t * c3 + h * hs
-            let dO = dout + bi * t * c + h * hs
-            let p = att + bh * t * t
+        forEachHead(segments, nHead: nHead) { start, t, po, h in
+            let q = qkv + start * c3 + h * hs
+            let dq = dqkv + start * c3 + h * hs
+            let dO = dout + start * c + h * hs
+            let p = att + po
             withUnsafeTemporaryAllocation(of: Float.self, capacity: t * t) { buf in
                 let ds = buf.baseAddress!
                 // dP[T,T] = dO[T,hs] · V[T,hs]ᵀ

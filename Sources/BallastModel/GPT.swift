@@ -2,14 +2,21 @@ import BallastKernels
 import BallastRandom
 import Foundation
 
-/// A batch of token sequences, padded to a common length T. `mask` is 1 for real tokens and 0 for
-/// padding (left or right). Positions are derived from the mask: the k-th real token of a row has
-/// position k, so left-padded prompts get the same positions as unpadded ones.
+/// A batch of token sequences in one of two layouts:
+/// - padded: `batch` rows of `length` tokens, `mask` 1 for real tokens and 0 for padding (left or
+///   right). Positions come from the mask: the k-th real token of a row has position k, so left-padded
+///   prompts get the same positions as unpadded ones.
+/// - packed (`packedLengths` set): the sequences laid end to end with no padding; sequence r covers
+///   token rows start(ofRow: r) ..< start + packedLengths[r], positions restart at 0 in each, and
+///   attention stays within a sequence. `length` is the longest one.
+/// Consumers index per-token outputs (logits, heads) through `start(ofRow:)`, which serves both.
 public struct TokenBatch: Sendable {
     public var tokens: [Int32]
     public var mask: [Float]
     public let batch: Int
     public let length: Int
+    public let packedLengths: [Int]?
+    private let rowStarts: [Int]?
 
     public init(tokens: [Int32], mask: [Float], batch: Int, length: Int) {
         precondition(tokens.count == batch * length && mask.count == batch * length, "batch shape mismatch")
@@ -17,6 +24,8 @@ public struct TokenBatch: Sendable {
         self.mask = mask
         self.batch = batch
         self.length = length
+        packedLengths = nil
+        rowStarts = nil
     }
 
     /// Sequences right-padded with `pad` to the longest one; the mask marks the real tokens.
@@ -32,9 +41,40 @@ public struct TokenBatch: Sendable {
         return TokenBatch(tokens: tokens, mask: mask, batch: seqs.count, length: t)
     }
 
-    /// Position ids from the mask: cumulative count of real tokens before each slot (0 at padding).
+    /// Sequences end to end, no padding (every sequence must be non-empty).
+    public static func packed(_ seqs: [[Int32]]) -> TokenBatch {
+        precondition(!seqs.isEmpty && seqs.allSatisfy { !$0.isEmpty }, "a packed batch needs non-empty sequences")
+        return TokenBatch(packed: seqs)
+    }
+
+    private init(packed seqs: [[Int32]]) {
+        tokens = seqs.flatMap { $0 }
+        mask = [Float](repeating: 1, count: tokens.count)
+        batch = seqs.count
+        length = seqs.map(\.count).max()!
+        packedLengths = seqs.map(\.count)
+        var starts: [Int] = [], at = 0
+        for s in seqs {
+            starts.append(at)
+            at += s.count
+        }
+        rowStarts = starts
+    }
+
+    /// First token row of sequence r in `tokens` (and in every per-token output of a forward).
+    @inline(__always)
+    public func start(ofRow r: Int) -> Int { rowStarts?[r] ?? r * length }
+
+    /// Position ids: per sequence 0, 1, … over its real tokens (0 at padding).
     public var positions: [Int32] {
         var out = [Int32](repeating: 0, count: tokens.count)
+        if let packedLengths {
+            for (r, l) in packedLengths.enumerated() {
+                let s = start(ofRow: r)
+                for i in 0..<l { out[s + i] = Int32(i) }
+            }
+            return out
+        }
         for b in 0..<batch {
             var k: Int32 = 0
             for t in 0..<length where mask[b * length + t] != 0 {
@@ -43,6 +83,11 @@ public struct TokenBatch: Sendable {
             }
         }
         return out
+    }
+
+    /// The attention segments of this layout.
+    public func segments(nHead: Int) -> Attention.Segments {
+        packedLengths.map { Attention.Segments(lengths: $0, nHead: nHead) } ?? .rectangular(b: batch, t: length, nHead: nHead)
     }
 }
 
@@ -112,15 +157,16 @@ public final class GPT: @unchecked Sendable {
     /// Runs the network on `batch`. Logits [B,T,V] are computed when `computeLogits` (skip them for
     /// reward models); scalar heads [B·T, H] always. Read results with `logits`, `headOutputs`.
     public func forward(_ batch: TokenBatch, computeLogits: Bool = true) {
-        let b = batch.batch, t = batch.length
+        let t = batch.length, segments = batch.segments(nHead: config.nHead)
         precondition(t <= config.nPositions, "sequence length \(t) exceeds n_positions \(config.nPositions)")
-        if acts == nil || acts!.capacityTokens < b * t || acts!.nHeadsCapacity < b * config.nHead * t * t {
-            acts = Activations(config: config, b: b, t: t)
+        let n = batch.tokens.count
+        if acts == nil || acts!.capacityTokens < n || acts!.attCapacity < segments.attCount {
+            acts = Activations(config: config, tokens: n, att: segments.attCount)
         }
         let a = acts!
-        a.setShape(b: b, t: t)
+        a.setShape(segments)
         a.computedLogits = computeLogits
-        let n = b * t, c = config.nEmbd, cfg = config, p = params
+        let c = config.nEmbd, cfg = config, p = params
         batch.tokens.withUnsafeBufferPointer { a.tokens.update(from: $0.baseAddress!, count: n) }
         batch.mask.withUnsafeBufferPointer { a.mask.update(from: $0.baseAddress!, count: n) }
         batch.positions.withUnsafeBufferPointer { a.positions.update(from: $0.baseAddress!, count: n) }
@@ -139,7 +185,7 @@ public final class GPT: @unchecked Sendable {
             LayerNorm.forward(out: a.ln, mean: la.ln1Mean, rstd: la.ln1Rstd, inp: resIn,
                               weight: p + w.ln1w, bias: p + w.ln1b, n: n, c: c, eps: cfg.layerNormEpsilon)
             Linear.forward(out: la.qkv, inp: a.ln, weight: p + w.attnW, bias: p + w.attnB, n: n, inC: c, outC: 3 * c)
-            Attention.forward(out: la.atty, att: la.att, qkv: la.qkv, keyMask: a.mask, b: b, t: t, c: c, nHead: cfg.nHead)
+            Attention.forward(out: la.atty, att: la.att, qkv: la.qkv, keyMask: a.mask, segments: a.segments, c: c, nHead: cfg.nHead)
             GPT.residualLinear(out: la.res2, residual: resIn, inp: la.atty, weight: p + w.attnProjW,
                                bias: p + w.attnProjB, n: n, inC: c, outC: c)
             LayerNorm.forward(out: a.ln, mean: la.ln2Mean, rstd: la.ln2Rstd, inp: la.res2,
@@ -176,29 +222,29 @@ public final class GPT: @unchecked Sendable {
         Linear.multiply(out: out, inp: inp, weight: weight, n: n, inC: inC, outC: outC, accumulate: true)
     }
 
-    /// Logits of the last forward: [B, T, V] row-major.
+    /// Logits of the last forward: [N, V] row-major, N token rows (B·T padded; see TokenBatch.start(ofRow:)).
     public var logits: UnsafeBufferPointer<Float> {
         let a = acts!
         precondition(a.computedLogits, "forward ran with computeLogits: false")
-        return UnsafeBufferPointer(start: a.logits, count: a.b * a.t * config.vocabSize)
+        return UnsafeBufferPointer(start: a.logits, count: a.n * config.vocabSize)
     }
 
     /// Scalar head outputs of the last forward: [B·T, H] row-major (H = config.scalarHeads.count).
     public var headOutputs: UnsafeBufferPointer<Float> {
         let a = acts!
-        return UnsafeBufferPointer(start: a.heads, count: a.b * a.t * config.scalarHeads.count)
+        return UnsafeBufferPointer(start: a.heads, count: a.n * config.scalarHeads.count)
     }
 
-    /// Output of scalar head `head` at token (b, t) of the last forward.
+    /// Output of scalar head `head` at token t of sequence b of the last forward.
     public func head(_ head: Int, b: Int, t: Int) -> Float {
         let a = acts!
-        return a.heads[(b * a.t + t) * config.scalarHeads.count + head]
+        return a.heads[(a.segments.starts[b] + t) * config.scalarHeads.count + head]
     }
 
     /// Final hidden states (after ln_f) of the last forward: [B, T, C].
     public var hiddenStates: UnsafeBufferPointer<Float> {
         let a = acts!
-        return UnsafeBufferPointer(start: a.lnf, count: a.b * a.t * config.nEmbd)
+        return UnsafeBufferPointer(start: a.lnf, count: a.n * config.nEmbd)
     }
 
     /// Buffer for ∂L/∂logits [B,T,V], filled by the caller's loss before `backward()`.
@@ -209,14 +255,14 @@ public final class GPT: @unchecked Sendable {
     /// Zeroes `dLogits` and `dHeads` for the current batch shape.
     public func clearOutputGradients() {
         let a = acts!, s = ensureScratch()
-        let n = a.b * a.t
+        let n = a.n
         s.dlogits.update(repeating: 0, count: n * config.vocabSize)
         if !config.scalarHeads.isEmpty { s.dheads.update(repeating: 0, count: n * config.scalarHeads.count) }
     }
 
     func ensureScratch() -> BackwardScratch {
         let a = acts!
-        if scratch == nil || scratch!.capacityTokens < a.b * a.t {
+        if scratch == nil || scratch!.capacityTokens < a.n {
             scratch = BackwardScratch(config: config, tokens: a.capacityTokens)
         }
         return scratch!
@@ -230,7 +276,7 @@ public final class GPT: @unchecked Sendable {
     /// (a linear probe of the final features), so their loss cannot reshape what the other outputs read.
     public func backward(logitsGradient: Bool = true, headsGradient: Bool = true, detachedHeads: [Int] = []) {
         let a = acts!, s = ensureScratch(), p = params, g = grads, cfg = config
-        let b = a.b, t = a.t, n = b * t, c = cfg.nEmbd, v = cfg.vocabSize, nh = cfg.scalarHeads.count
+        let n = a.n, c = cfg.nEmbd, v = cfg.vocabSize, nh = cfg.scalarHeads.count
         let dres = s.dres, dln = s.dln
         dln.update(repeating: 0, count: n * c)
         if logitsGradient {
@@ -278,7 +324,7 @@ public final class GPT: @unchecked Sendable {
             Linear.backward(dinp: datty, dweight: g + w.attnProjW, dbias: g + w.attnProjB, dout: dres,
                             inp: la.atty, weight: p + w.attnProjW, n: n, inC: c, outC: c)
             s.dqkv.update(repeating: 0, count: n * 3 * c)
-            Attention.backward(dqkv: s.dqkv, dout: datty, qkv: la.qkv, att: la.att, b: b, t: t, c: c, nHead: cfg.nHead)
+            Attention.backward(dqkv: s.dqkv, dout: datty, qkv: la.qkv, att: la.att, segments: a.segments, c: c, nHead: cfg.nHead)
             dln.update(repeating: 0, count: n * c)
             LayerNorm.forward(out: s.ln, mean: s.stats, rstd: s.stats, inp: resIn, weight: p + w.ln1w, bias: p + w.ln1b,
                               n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
@@ -295,13 +341,15 @@ public final class GPT: @unchecked Sendable {
 /// Forward activations for a (B, T) shape, carved from one allocation.
 final class Activations: @unchecked Sendable {
     struct Layer {
-        // Per token: qkv 3C, atty C, res2 C, fch 4C, res3 C and LayerNorm statistics; per (b,h): att T×T.
+        // Per token: qkv 3C, atty C, res2 C, fch 4C, res3 C and LayerNorm statistics; per (segment, h): att L×L.
         let ln1Mean, ln1Rstd, qkv, atty, att, res2, ln2Mean, ln2Rstd, fch, res3: UnsafeMutablePointer<Float>
     }
 
     let capacityTokens: Int
-    let nHeadsCapacity: Int
-    private(set) var b = 0, t = 0
+    /// Floats of attention probabilities the arena holds per layer (Σ over segments of nHead·L²).
+    let attCapacity: Int
+    private(set) var n = 0
+    private(set) var segments = Attention.Segments(lengths: [], nHead: 1)
     var computedLogits = true
     let storage: UnsafeMutablePointer<Float>
     let tokens: UnsafeMutablePointer<Int32>
@@ -311,12 +359,12 @@ final class Activations: @unchecked Sendable {
     private var layers: [Layer] = []
     private let config: GPTConfig
 
-    init(config: GPTConfig, b: Int, t: Int) {
+    init(config: GPTConfig, tokens n: Int, att: Int) {
         self.config = config
-        let n = b * t, c = config.nEmbd
+        let c = config.nEmbd
         capacityTokens = n
-        nHeadsCapacity = b * config.nHead * t * t
-        let perLayer = n * (10 * c + 4) + nHeadsCapacity
+        attCapacity = att
+        let perLayer = n * (10 * c + 4) + attCapacity
         let total = n * (1 + 3 * c + 2 + config.vocabSize + config.scalarHeads.count + 4 * c) + config.nLayer * perLayer
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0, count: total)
@@ -335,7 +383,7 @@ final class Activations: @unchecked Sendable {
         gelu = take(n * 4 * c)
         for _ in 0..<config.nLayer {
             layers.append(Layer(ln1Mean: take(n), ln1Rstd: take(n), qkv: take(3 * n * c),
-                                atty: take(n * c), att: take(nHeadsCapacity), res2: take(n * c),
+                                atty: take(n * c), att: take(attCapacity), res2: take(n * c),
                                 ln2Mean: take(n), ln2Rstd: take(n), fch: take(4 * n * c), res3: take(n * c)))
         }
         precondition(cursor - storage == total)
@@ -347,10 +395,10 @@ final class Activations: @unchecked Sendable {
         positions.deallocate()
     }
 
-    func setShape(b: Int, t: Int) {
-        precondition(b * t <= capacityTokens && b * config.nHead * t * t <= nHeadsCapacity)
-        self.b = b
-        self.t = t
+    func setShape(_ segments: Attention.Segments) {
+        precondition(segments.tokenCount <= capacityTokens && segments.attCount <= attCapacity)
+        self.segments = segments
+        n = segments.tokenCount
     }
 
     func layer(_ l: Int) -> Layer { layers[l] }

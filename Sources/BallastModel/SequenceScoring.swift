@@ -2,9 +2,10 @@ import BallastData
 import BallastKernels
 import Foundation
 
-/// Per-position views of a right-padded batch of sequences.
+/// Per-position views of a batch of sequences.
 public enum SequenceBatch {
-    public static func make(_ seqs: [[Int32]]) -> TokenBatch { TokenBatch.rightPadded(seqs, pad: ByteTokenizer.pad) }
+    /// The sequences packed end to end (no padding); index outputs with `start(ofRow:)`.
+    public static func make(_ seqs: [[Int32]]) -> TokenBatch { TokenBatch.packed(seqs) }
 
     /// log π(target) from the logits row `row` of a [rows, v] buffer.
     public static func logProb(_ logits: UnsafeBufferPointer<Float>, row: Int, v: Int, target: Int32) -> Double {
@@ -26,8 +27,8 @@ public enum Scoring {
             let batch = SequenceBatch.make(chunk)
             scorer.forward(batch, computeLogits: false)
             for (k, s) in chunk.enumerated() {
-                let r = Double(scorer.headOutputs[(k * batch.length + s.count - 1) * h + hr])
-                let e = he.map { Double(scorer.headOutputs[(k * batch.length + promptTokens[start + k] - 1) * h + $0]) } ?? 0
+                let r = Double(scorer.headOutputs[(batch.start(ofRow: k) + s.count - 1) * h + hr])
+                let e = he.map { Double(scorer.headOutputs[(batch.start(ofRow: k) + promptTokens[start + k] - 1) * h + $0]) } ?? 0
                 out.append(r - e)
             }
             start += chunk.count

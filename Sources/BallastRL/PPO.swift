@@ -73,8 +73,8 @@ public enum RolloutMaker {
         let batch = SequenceBatch.make(seqs)
         func tokenLogps(_ m: GPT) -> [[Double]] {
             m.forward(batch)
-            let v = m.config.vocabSize, t = batch.length
-            return seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in SequenceBatch.logProb(m.logits, row: r * t + i - 1, v: v, target: seqs[r][i]) } }
+            let v = m.config.vocabSize
+            return seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in SequenceBatch.logProb(m.logits, row: batch.start(ofRow: r) + i - 1, v: v, target: seqs[r][i]) } }
         }
         let logp = tokenLogps(policy), ref = tokenLogps(reference)
         let texts = gens.map { tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }) }
@@ -98,7 +98,7 @@ public enum RolloutMaker {
         let batch = SequenceBatch.make(seqs)
         critic.forward(batch, computeLogits: false)
         let hv = critic.config.scalarHeads.firstIndex(of: "value_head")!, hc = critic.config.scalarHeads.count
-        rollout.values = seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in Double(critic.headOutputs[(r * batch.length + i - 1) * hc + hv]) } }
+        rollout.values = seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in Double(critic.headOutputs[(batch.start(ofRow: r) + i - 1) * hc + hv]) } }
     }
 }
 
@@ -173,20 +173,19 @@ public struct PPOUpdater {
                 let idx = Array(order[mbStart..<min(mbStart + hyper.minibatch, n)])
                 let seqs = idx.map { rollout.sequences[$0] }, pt = idx.map { rollout.promptTokens[$0] }
                 let batch = SequenceBatch.make(seqs)
-                let t = batch.length
                 // Policy: clipped surrogate on response tokens (skipped while the critic warms up).
                 if updatePolicy {
                 policy.zeroGrad()
                 policy.forward(batch)
                 let logits = policy.logits
-                let newLogp = idx.indices.map { k in (pt[k]..<seqs[k].count).map { i in SequenceBatch.logProb(logits, row: k * t + i - 1, v: v, target: seqs[k][i]) } }
+                let newLogp = idx.indices.map { k in (pt[k]..<seqs[k].count).map { i in SequenceBatch.logProb(logits, row: batch.start(ofRow: k) + i - 1, v: v, target: seqs[k][i]) } }
                 let p = PPOMath.policyLoss(logp: newLogp, oldLogp: idx.map { rollout.logp[$0] }, advantages: idx.map { white[$0] },
                                            mask: idx.map { mask[$0] }, clip: hyper.clip)
                 policy.clearOutputGradients()
                 var entropy = 0.0, tokens = 0.0
                 for k in idx.indices {
                     for (j, i) in (pt[k]..<seqs[k].count).enumerated() {
-                        let row = k * t + i - 1
+                        let row = batch.start(ofRow: k) + i - 1
                         let base = logits.baseAddress! + row * v, d = policy.dLogits + row * v
                         let lse = Softmax.logSumExp(base, v)
                         let g = Float(p.dLogp[k][j])
@@ -211,7 +210,7 @@ public struct PPOUpdater {
                     let l = targets.withUnsafeBufferPointer { tp in
                         weights.withUnsafeBufferPointer { wp in
                             CrossEntropy.forwardBackward(logits: policy.logits.baseAddress!, targets: tp.baseAddress!, weights: wp.baseAddress!,
-                                                         dlogits: policy.dLogits, n: rb.batch * rb.length, v: v)
+                                                         dlogits: policy.dLogits, n: rb.tokens.count, v: v)
                         }
                     }
                     policy.backward(headsGradient: false)
@@ -231,13 +230,13 @@ public struct PPOUpdater {
                 critic.zeroGrad()
                 critic.forward(batch, computeLogits: false)
                 let hv = critic.config.scalarHeads.firstIndex(of: "value_head")!, hc = critic.config.scalarHeads.count
-                let newValues = idx.indices.map { k in (pt[k]..<seqs[k].count).map { i in Double(critic.headOutputs[(k * t + i - 1) * hc + hv]) } }
+                let newValues = idx.indices.map { k in (pt[k]..<seqs[k].count).map { i in Double(critic.headOutputs[(batch.start(ofRow: k) + i - 1) * hc + hv]) } }
                 let vl = PPOMath.valueLoss(values: newValues, oldValues: idx.map { rollout.values[$0] }, returns: idx.map { ret[$0] },
                                            mask: idx.map { mask[$0] }, clip: hyper.valueClip)
                 critic.clearOutputGradients()
                 for k in idx.indices {
                     for (j, i) in (pt[k]..<seqs[k].count).enumerated() {
-                        critic.dHeads[(k * t + i - 1) * hc + hv] = Float(vl.dValues[k][j] * hyper.valueCoef)
+                        critic.dHeads[(batch.start(ofRow: k) + i - 1) * hc + hv] = Float(vl.dValues[k][j] * hyper.valueCoef)
                     }
                 }
                 critic.backward(logitsGradient: false)

@@ -67,17 +67,17 @@ public struct SelectionJob {
             let chunk = Array(examples[start..<min(start + batchSize, examples.count)])
             let (batch, _, _) = SFTEncoding.batch(chunk)
             encoder.forward(batch, computeLogits: false)
-            let hidden = encoder.hiddenStates, c = encoder.config.nEmbd, t = batch.length
+            let hidden = encoder.hiddenStates, c = encoder.config.nEmbd
             for (r, e) in chunk.enumerated() {
                 var v = [Double](repeating: 0, count: c)
-                for i in 0..<e.tokens.count { for j in 0..<c { v[j] += Double(hidden[(r * t + i) * c + j]) } }
+                for i in 0..<e.tokens.count { for j in 0..<c { v[j] += Double(hidden[(batch.start(ofRow: r) + i) * c + j]) } }
                 embeddings.append(v.map { $0 / Double(e.tokens.count) })
             }
             scorer.forward(batch, computeLogits: false)
             let h = scorer.config.scalarHeads.count, out = scorer.headOutputs
             for (r, e) in chunk.enumerated() {
-                let reward = Double(out[(r * t + e.tokens.count - 1) * h + rHead])
-                let expected = eHead.map { Double(out[(r * t + e.promptTokens - 1) * h + $0]) } ?? 0
+                let reward = Double(out[(batch.start(ofRow: r) + e.tokens.count - 1) * h + rHead])
+                let expected = eHead.map { Double(out[(batch.start(ofRow: r) + e.promptTokens - 1) * h + $0]) } ?? 0
                 scores.append(reward - expected)
             }
             start += chunk.count

@@ -20,15 +20,14 @@ public enum PreferenceData {
                            promptTokens: prompt.count, task: p.task ?? "default")
     }
 
-    /// Rows 0..<B are the chosen sequences, B..<2B the rejected ones, right-padded. `last[i]` is the
-    /// flat index (row·T + t) of row i's last real token (EOS, where scores are read, as
+    /// Rows 0..<B are the chosen sequences, B..<2B the rejected ones, packed. `last[i]` is the
+    /// token row of sequence i's last token (EOS, where scores are read, as
     /// GPT2ForSequenceClassification does); `promptLast[i]` of its last prompt token.
     public static func batch(_ pairs: [EncodedPair]) -> (TokenBatch, last: [Int], promptLast: [Int]) {
         let seqs = pairs.map(\.chosen) + pairs.map(\.rejected)
-        let batch = TokenBatch.rightPadded(seqs, pad: ByteTokenizer.pad)
-        let t = batch.length
-        let last = seqs.indices.map { $0 * t + seqs[$0].count - 1 }
-        let promptLast = seqs.indices.map { $0 * t + pairs[$0 % pairs.count].promptTokens - 1 }
+        let batch = TokenBatch.packed(seqs)
+        let last = seqs.indices.map { batch.start(ofRow: $0) + seqs[$0].count - 1 }
+        let promptLast = seqs.indices.map { batch.start(ofRow: $0) + pairs[$0 % pairs.count].promptTokens - 1 }
         return (batch, last, promptLast)
     }
 

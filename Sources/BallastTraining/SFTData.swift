@@ -17,16 +17,16 @@ public enum SFTEncoding {
         return EncodedExample(tokens: p + tokenizer.encode(e.completion) + [ByteTokenizer.eos], promptTokens: p.count)
     }
 
-    /// Right-padded batch with next-token targets; `weights` is 1 where the target is a completion token.
+    /// Packed batch (no padding) with next-token targets; `lossMask` is 1 where the target is a completion token.
     public static func batch(_ examples: [EncodedExample]) -> (TokenBatch, targets: [Int32], lossMask: [Float]) {
-        let batch = TokenBatch.rightPadded(examples.map(\.tokens), pad: ByteTokenizer.pad)
-        let t = batch.length
+        let batch = TokenBatch.packed(examples.map(\.tokens))
         var targets = [Int32](repeating: -1, count: batch.tokens.count)
         var lossMask = [Float](repeating: 0, count: batch.tokens.count)
         for (r, e) in examples.enumerated() {
+            let start = batch.start(ofRow: r)
             for i in 0..<(e.tokens.count - 1) {
-                targets[r * t + i] = e.tokens[i + 1]
-                if i + 1 >= e.promptTokens { lossMask[r * t + i] = 1 }
+                targets[start + i] = e.tokens[i + 1]
+                if i + 1 >= e.promptTokens { lossMask[start + i] = 1 }
             }
         }
         return (batch, targets, lossMask)

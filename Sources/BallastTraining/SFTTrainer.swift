@@ -82,7 +82,7 @@ public final class SFTTrainer {
         targets.withUnsafeBufferPointer { t in
             weights.withUnsafeBufferPointer { w in
                 CrossEntropy.forwardBackward(logits: model.logits.baseAddress!, targets: t.baseAddress!, weights: w.baseAddress!,
-                                             dlogits: model.dLogits, n: batch.batch * batch.length, v: model.config.vocabSize)
+                                             dlogits: model.dLogits, n: batch.tokens.count, v: model.config.vocabSize)
             }
         }
     }

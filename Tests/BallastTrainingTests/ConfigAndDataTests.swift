@@ -146,9 +146,13 @@ struct DataTests {
         #expect(batch.length == 5)
         #expect(targets[0..<5] == [97, 98, 99, 257, -1])
         #expect(lossMask[0..<5] == [0, 0, 1, 1, 0])
-        #expect(batch.tokens[5..<10] == [256, 120, 121, 257, 258])
-        #expect(batch.mask[5..<10] == [1, 1, 1, 1, 0])
-        #expect(lossMask[5..<10] == [0, 1, 1, 0, 0])
+        // packed: the short example follows at row 5 with no padding
+        #expect(batch.tokens.count == 9 && batch.start(ofRow: 1) == 5)
+        #expect(batch.tokens[5..<9] == [256, 120, 121, 257])
+        #expect(batch.mask == [Float](repeating: 1, count: 9))
+        #expect(batch.positions == [0, 1, 2, 3, 4, 0, 1, 2, 3])
+        #expect(targets[5..<9] == [120, 121, 257, -1])
+        #expect(lossMask[5..<9] == [0, 1, 1, 0])
     }
 
     @Test("epoch sampler visits every example once per epoch and resumes exactly")
