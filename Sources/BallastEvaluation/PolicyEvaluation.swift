@@ -96,7 +96,7 @@ public struct PolicyEvaluation {
         while start < s.prompts.count {
             let range = start..<min(start + batchSize, s.prompts.count)
             let batch = SequenceBatch.make(range.map { prefix[$0] + s.ids[$0] })
-            reference.forward(batch)
+            reference.forward(batch, inferenceOnly: true)
             for (k, i) in range.enumerated() {
                 for (j, token) in s.ids[i].enumerated() {
                     kl += Double(s.logp[i][j]) - SequenceBatch.logProb(reference.logits, row: batch.start(ofRow: k) + prefix[i].count + j - 1,
@@ -189,7 +189,7 @@ public struct PolicyEvaluation {
             let range = start..<min(start + batchSize, prompts.count)
             let seqs = range.map { prefix[$0] + pol[$0].ids }
             let batch = SequenceBatch.make(seqs)
-            reference.forward(batch)
+            reference.forward(batch, inferenceOnly: true)
             for (k, i) in range.enumerated() where !pol[i].ids.isEmpty {
                 var s = 0.0
                 for (j, tokId) in pol[i].ids.enumerated() {

@@ -107,7 +107,11 @@ public final class GPT: @unchecked Sendable {
         gradStorage = g
         return g
     }
+    /// The arena of the last forward: `trainingActs` (every layer kept for backward) or `inferenceActs`
+    /// (one layer's buffers reused by every layer: a forward-only pass needs ~1/nLayer of the memory).
     var acts: Activations?
+    var trainingActs: Activations?
+    var inferenceActs: Activations?
     var scratch: BackwardScratch?
 
     public init(config: GPTConfig) throws {
@@ -156,14 +160,20 @@ public final class GPT: @unchecked Sendable {
 
     /// Runs the network on `batch`. Logits [B,T,V] are computed when `computeLogits` (skip them for
     /// reward models); scalar heads [B·T, H] always. Read results with `logits`, `headOutputs`.
-    public func forward(_ batch: TokenBatch, computeLogits: Bool = true) {
+    /// With `inferenceOnly`, nothing is kept for backward (use it for scoring and evaluation passes).
+    public func forward(_ batch: TokenBatch, computeLogits: Bool = true, inferenceOnly: Bool = false) {
         let t = batch.length, segments = batch.segments(nHead: config.nHead)
         precondition(t <= config.nPositions, "sequence length \(t) exceeds n_positions \(config.nPositions)")
         let n = batch.tokens.count
-        if acts == nil || acts!.capacityTokens < n || acts!.attCapacity < segments.attCount {
-            acts = Activations(config: config, tokens: n, att: segments.attCount)
+        let current = inferenceOnly ? inferenceActs : trainingActs
+        let a: Activations
+        if let current, current.capacityTokens >= n && current.attCapacity >= segments.attCount {
+            a = current
+        } else {
+            a = Activations(config: config, tokens: n, att: segments.attCount, layerSlots: inferenceOnly ? 1 : config.nLayer)
+            if inferenceOnly { inferenceActs = a } else { trainingActs = a }
         }
-        let a = acts!
+        acts = a
         a.setShape(segments)
         a.computedLogits = computeLogits
         let c = config.nEmbd, cfg = config, p = params
@@ -276,6 +286,7 @@ public final class GPT: @unchecked Sendable {
     /// (a linear probe of the final features), so their loss cannot reshape what the other outputs read.
     public func backward(logitsGradient: Bool = true, headsGradient: Bool = true, detachedHeads: [Int] = []) {
         let a = acts!, s = ensureScratch(), p = params, g = grads, cfg = config
+        precondition(a.layerSlots == cfg.nLayer, "backward needs a forward without inferenceOnly")
         let n = a.n, c = cfg.nEmbd, v = cfg.vocabSize, nh = cfg.scalarHeads.count
         let dres = s.dres, dln = s.dln
         dln.update(repeating: 0, count: n * c)
@@ -359,13 +370,18 @@ final class Activations: @unchecked Sendable {
     private var layers: [Layer] = []
     private let config: GPTConfig
 
-    init(config: GPTConfig, tokens n: Int, att: Int) {
+    /// Per-layer buffers held: nLayer for training; 1 for a forward-only pass, whose layers all reuse it
+    /// (layer l reads its input from the slot's res3 and has written res2 before res3 is overwritten).
+    let layerSlots: Int
+
+    init(config: GPTConfig, tokens n: Int, att: Int, layerSlots: Int) {
         self.config = config
         let c = config.nEmbd
         capacityTokens = n
         attCapacity = att
+        self.layerSlots = layerSlots
         let perLayer = n * (10 * c + 4) + attCapacity
-        let total = n * (1 + 3 * c + 2 + config.vocabSize + config.scalarHeads.count + 4 * c) + config.nLayer * perLayer
+        let total = n * (1 + 3 * c + 2 + config.vocabSize + config.scalarHeads.count + 4 * c) + layerSlots * perLayer
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0, count: total)
         tokens = .allocate(capacity: n)
@@ -381,7 +397,7 @@ final class Activations: @unchecked Sendable {
         logits = take(n * config.vocabSize)
         heads = take(n * config.scalarHeads.count)
         gelu = take(n * 4 * c)
-        for _ in 0..<config.nLayer {
+        for _ in 0..<layerSlots {
             layers.append(Layer(ln1Mean: take(n), ln1Rstd: take(n), qkv: take(3 * n * c),
                                 atty: take(n * c), att: take(attCapacity), res2: take(n * c),
                                 ln2Mean: take(n), ln2Rstd: take(n), fch: take(4 * n * c), res3: take(n * c)))
@@ -401,7 +417,7 @@ final class Activations: @unchecked Sendable {
         n = segments.tokenCount
     }
 
-    func layer(_ l: Int) -> Layer { layers[l] }
+    func layer(_ l: Int) -> Layer { layers[layerSlots == 1 ? 0 : l] }
 }
 
 /// Gradient buffers for backward; one layer's worth, reused from the top layer down.

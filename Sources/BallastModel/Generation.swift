@@ -139,12 +139,33 @@ public final class Generator: @unchecked Sendable {
 
 /// Token choice from one row of logits.
 public enum Sampler {
+    /// Sampling from the whole distribution in O(V): with no top-k or top-p cut there is no candidate
+    /// set to rank, so no sort: one vectorised pass for the probabilities and their mass, one scan in
+    /// token order to draw (one uniform per token, as the ranked path draws).
+    static func pickFull(_ logits: UnsafePointer<Float>, _ v: Int, temperature: Float, _ rng: inout SeededRNG) -> Int32 {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: v) { buf in
+            let probs = buf.baseAddress!
+            let invT = 1 / temperature
+            for j in 0..<v { probs[j] = logits[j] * invT }
+            let mass = FastMath.expShiftedInPlace(probs, v, shift: Vec.max(probs, v))
+            var u = rng.nextFloat() * mass
+            var last = 0
+            for j in 0..<v where probs[j] > 0 {
+                u -= probs[j]
+                if u < 0 { return Int32(j) }
+                last = j
+            }
+            return Int32(last)
+        }
+    }
+
     public static func pick(_ logits: UnsafePointer<Float>, _ v: Int, _ o: SamplingOptions, _ rng: inout SeededRNG) -> Int32 {
         if o.greedy {
             var best = 0
             for j in 1..<v where logits[j] > logits[best] { best = j }
             return Int32(best)
         }
+        if (o.topK == 0 || o.topK >= v) && o.topP >= 1 { return pickFull(logits, v, temperature: o.temperature, &rng) }
         // Probabilities at the given temperature, most likely first.
         var order = Array(0..<v)
         let invT = 1 / o.temperature

@@ -25,7 +25,7 @@ public enum Scoring {
         while start < sequences.count {
             let chunk = Array(sequences[start..<min(start + batchSize, sequences.count)])
             let batch = SequenceBatch.make(chunk)
-            scorer.forward(batch, computeLogits: false)
+            scorer.forward(batch, computeLogits: false, inferenceOnly: true)
             for (k, s) in chunk.enumerated() {
                 let r = Double(scorer.headOutputs[(batch.start(ofRow: k) + s.count - 1) * h + hr])
                 let e = he.map { Double(scorer.headOutputs[(batch.start(ofRow: k) + promptTokens[start + k] - 1) * h + $0]) } ?? 0

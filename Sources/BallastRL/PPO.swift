@@ -57,9 +57,10 @@ public enum ScoreRule: String, Sendable, CaseIterable {
 }
 
 public enum RolloutMaker {
-    /// Samples one response per prompt with `policy`, then scores it: log-probs under policy and
-    /// reference (recomputed by a forward pass, as TRL does), critic values, and the scorer's
-    /// sequence score (a = r − e when the scorer has an expected-reward head).
+    /// Samples one response per prompt with `policy`, then scores it: log-probs under the policy (the
+    /// sampler's own, read from the decoding logits: no second policy pass) and under the reference
+    /// (a forward pass), critic values, and the scorer's sequence score (a = r − e when the scorer has
+    /// an expected-reward head).
     /// With `rule`, the score is that rule's and `scorer` is not used.
     public static func make(policy: GPT, reference: GPT, critic: GPT?, scorer: GPT?, prompts: [PromptRecord],
                             sampling: SamplingOptions, policyVersion: Int, rule: ScoreRule? = nil) throws -> RolloutBatch {
@@ -72,11 +73,11 @@ public enum RolloutMaker {
         let pt = ids.map(\.count)
         let batch = SequenceBatch.make(seqs)
         func tokenLogps(_ m: GPT) -> [[Double]] {
-            m.forward(batch)
+            m.forward(batch, inferenceOnly: true)
             let v = m.config.vocabSize
             return seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in SequenceBatch.logProb(m.logits, row: batch.start(ofRow: r) + i - 1, v: v, target: seqs[r][i]) } }
         }
-        let logp = tokenLogps(policy), ref = tokenLogps(reference)
+        let logp = gens.map { $0.logprobs.map(Double.init) }, ref = tokenLogps(reference)
         let texts = gens.map { tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }) }
         let scores: [Double]
         if let rule {
@@ -96,7 +97,7 @@ public enum RolloutMaker {
     public static func fillValues(_ rollout: inout RolloutBatch, critic: GPT) {
         let seqs = rollout.sequences, pt = rollout.promptTokens
         let batch = SequenceBatch.make(seqs)
-        critic.forward(batch, computeLogits: false)
+        critic.forward(batch, computeLogits: false, inferenceOnly: true)
         let hv = critic.config.scalarHeads.firstIndex(of: "value_head")!, hc = critic.config.scalarHeads.count
         rollout.values = seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in Double(critic.headOutputs[(batch.start(ofRow: r) + i - 1) * hc + hv]) } }
     }

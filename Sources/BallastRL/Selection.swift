@@ -66,14 +66,14 @@ public struct SelectionJob {
         while start < examples.count {
             let chunk = Array(examples[start..<min(start + batchSize, examples.count)])
             let (batch, _, _) = SFTEncoding.batch(chunk)
-            encoder.forward(batch, computeLogits: false)
+            encoder.forward(batch, computeLogits: false, inferenceOnly: true)
             let hidden = encoder.hiddenStates, c = encoder.config.nEmbd
             for (r, e) in chunk.enumerated() {
                 var v = [Double](repeating: 0, count: c)
                 for i in 0..<e.tokens.count { for j in 0..<c { v[j] += Double(hidden[(batch.start(ofRow: r) + i) * c + j]) } }
                 embeddings.append(v.map { $0 / Double(e.tokens.count) })
             }
-            scorer.forward(batch, computeLogits: false)
+            scorer.forward(batch, computeLogits: false, inferenceOnly: true)
             let h = scorer.config.scalarHeads.count, out = scorer.headOutputs
             for (r, e) in chunk.enumerated() {
                 let reward = Double(out[(batch.start(ofRow: r) + e.tokens.count - 1) * h + rHead])

@@ -59,7 +59,7 @@ public enum PreferenceScorer {
             let chunk = Array(pairs[i..<min(i + batchSize, pairs.count)])
             i += chunk.count
             let (batch, last, promptLast) = PreferenceData.batch(chunk)
-            model.forward(batch, computeLogits: false)
+            model.forward(batch, computeLogits: false, inferenceOnly: true)
             let out = model.headOutputs
             for k in 0..<chunk.count {
                 c.append(Double(out[last[k] * h + head]))

@@ -213,7 +213,7 @@ enum PPOStepBench {
         let records = zip(w.prompts, w.tasks).enumerated().map { i, p in
             PromptRecord(prompt: tok.decode(Array(p.0.dropFirst())), task: p.1, id: "\(i)")
         }
-        var seconds: [Double] = [], tokens: [Int] = [], eos = 0, rows = 0
+        var seconds: [Double] = [], rolloutSeconds: [Double] = [], tokens: [Int] = [], eos = 0, rows = 0
         for it in 0..<(w.warmup + w.iterations) {
             let start = (it * w.batch) % records.count
             let batch = (0..<w.batch).map { records[(start + $0) % records.count] }
@@ -223,18 +223,20 @@ enum PPOStepBench {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let rollout = try RolloutMaker.make(policy: policy, reference: reference, critic: critic, scorer: scorer, prompts: batch,
                                                 sampling: sampling, policyVersion: it)
+            let t1 = DispatchTime.now().uptimeNanoseconds
             _ = PPOUpdater(hyper: ppo).update(rollout: rollout, policy: policy, critic: critic, policyOpt: policyOpt, criticOpt: criticOpt,
                                               lr: Float(w.lr), criticLR: Float(w.criticLR), beta: w.klCoef, maxGradNorm: Float(w.maxGradNorm),
                                               nextRehearsal: { nil }, rng: &rng)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             guard it >= w.warmup else { continue }
             seconds.append(dt)
+            rolloutSeconds.append(Double(t1 - t0) / 1e9)
             tokens.append(rollout.responseLengths.reduce(0, +))
             eos += rollout.sequences.filter { $0.last == ByteTokenizer.eos }.count
             rows += rollout.count
         }
         let median = Bench.median(seconds)
-        return ["mode": "ballast", "threads": w.threads, "iterations": w.iterations, "iteration_s": seconds, "iteration_s_median": median,
+        return ["mode": "ballast", "threads": w.threads, "iterations": w.iterations, "iteration_s": seconds, "iteration_s_median": median, "rollout_s": rolloutSeconds,
                 "rollouts_per_s": Double(w.batch) / median, "response_tokens": tokens,
                 "response_tokens_per_s": Double(tokens.reduce(0, +)) / seconds.reduce(0, +),
                 "mean_response_length": Double(tokens.reduce(0, +)) / Double(max(rows, 1)), "eos_fraction": Double(eos) / Double(max(rows, 1)),

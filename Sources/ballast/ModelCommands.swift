@@ -126,7 +126,7 @@ struct Forward: ParsableCommand {
             }
             let batch = TokenBatch(tokens: rows.flatMap { $0.map(Int32.init) }, mask: masks.flatMap { $0.map(Float.init) },
                                    batch: rows.count, length: t)
-            m.forward(batch)
+            m.forward(batch, inferenceOnly: true)
             var tensors: [(String, TensorData)] = [("logits", TensorData(floats: m.logits, shape: [rows.count, t, m.config.vocabSize]))]
             if !m.config.scalarHeads.isEmpty {
                 tensors.append(("heads", TensorData(floats: m.headOutputs, shape: [rows.count, t, m.config.scalarHeads.count])))

@@ -95,6 +95,28 @@ struct EvaluationProtocolTests {
         return (stats, params(policy) != policyBefore, params(critic) != criticBefore)
     }
 
+    @Test("a rollout's old log-probs, taken from the sampler, equal a full forward pass of the policy over the same tokens")
+    func rolloutLogProbsFromGeneration() throws {
+        let policy = try tiny(1), reference = try tiny(2)
+        var sampling = SamplingOptions(temperature: 1.3, maxNewTokens: 6)
+        sampling.seed = 5
+        let rollout = try RolloutMaker.make(policy: policy, reference: reference, critic: nil, scorer: nil, prompts: prompts,
+                                            sampling: sampling, policyVersion: 0, rule: .length)
+        let batch = TokenBatch.packed(rollout.sequences)
+        policy.forward(batch)
+        var worst = 0.0
+        for r in 0..<rollout.count {
+            for (j, i) in (rollout.promptTokens[r]..<rollout.sequences[r].count).enumerated() {
+                let full = SequenceBatch.logProb(policy.logits, row: batch.start(ofRow: r) + i - 1, v: policy.config.vocabSize,
+                                                 target: rollout.sequences[r][i])
+                worst = max(worst, abs(full - rollout.logp[r][j]))
+            }
+        }
+        // at temperature 1.3 the sampler's distribution differs; the log-probs must still be the model's own
+        #expect(worst < 1e-4, "largest difference \(worst)")
+        #expect(rollout.logp.joined().count > prompts.count)
+    }
+
     @Test("critic warm-up updates: the critic moves, the policy does not")
     func criticOnlyUpdate() throws {
         let r = try ppoUpdate(updatePolicy: false)

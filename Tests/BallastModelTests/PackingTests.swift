@@ -82,4 +82,17 @@ struct PackingTests {
         #expect(packed.start(ofRow: 0) == 0 && packed.start(ofRow: 1) == 17 && packed.start(ofRow: 2) == 20)
         #expect(Array(packed.positions[17..<21]) == [0, 1, 2, 0])
     }
+
+    @Test("an inference-only forward (one layer's buffers reused) gives exactly the training forward's outputs, and backward still works after it")
+    func inferenceOnlyForward() throws {
+        let m = try model()
+        let seqs = sequences()
+        let batch = TokenBatch.packed(seqs)
+        let trained = run(m, batch, seqs)
+        m.forward(batch, inferenceOnly: true)
+        #expect(Array(m.logits) == trained.logits)
+        #expect(Array(m.headOutputs) == trained.heads)
+        // the training arena is kept: a training forward and backward after it give the same gradients
+        #expect(run(m, batch, seqs).grads == trained.grads)
+    }
 }
