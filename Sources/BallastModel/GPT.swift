@@ -107,12 +107,25 @@ public final class GPT: @unchecked Sendable {
         gradStorage = g
         return g
     }
-    /// The arena of the last forward: `trainingActs` (every layer kept for backward) or `inferenceActs`
-    /// (one layer's buffers reused by every layer: a forward-only pass needs ~1/nLayer of the memory).
+    /// The arena of the last forward: the training one (every layer kept for backward) or the inference
+    /// one (one layer's buffers reused by every layer: a forward-only pass needs ~1/nLayer of the memory).
     var acts: Activations?
-    var trainingActs: Activations?
-    var inferenceActs: Activations?
-    var scratch: BackwardScratch?
+    /// Where this model's activations and backward scratch live; models whose passes never interleave
+    /// (PPO's policy, reference, critic and scorer) share one set (`shareArenas(with:)`).
+    public private(set) var arenas = ActivationArenas()
+    var scratch: BackwardScratch? {
+        get { arenas.scratch }
+        set { arenas.scratch = newValue }
+    }
+
+    /// Makes this model use `other`'s activation arenas: one set of buffers for several models of the same
+    /// shape. Only for models used strictly one after another: a model's outputs (logits, heads,
+    /// gradients buffers) are valid until another model sharing the arenas runs a forward, and reading
+    /// them after that stops the process instead of returning the other model's numbers.
+    public func shareArenas(with other: GPT) {
+        arenas = other.arenas
+        acts = nil
+    }
 
     public init(config: GPTConfig) throws {
         try config.validate()
@@ -165,14 +178,8 @@ public final class GPT: @unchecked Sendable {
         let t = batch.length, segments = batch.segments(nHead: config.nHead)
         precondition(t <= config.nPositions, "sequence length \(t) exceeds n_positions \(config.nPositions)")
         let n = batch.tokens.count
-        let current = inferenceOnly ? inferenceActs : trainingActs
-        let a: Activations
-        if let current, current.capacityTokens >= n && current.attCapacity >= segments.attCount {
-            a = current
-        } else {
-            a = Activations(config: config, tokens: n, att: segments.attCount, layerSlots: inferenceOnly ? 1 : config.nLayer)
-            if inferenceOnly { inferenceActs = a } else { trainingActs = a }
-        }
+        let a = arenas.activations(for: config, tokens: n, att: segments.attCount, inferenceOnly: inferenceOnly)
+        a.owner = ObjectIdentifier(self)
         acts = a
         a.setShape(segments)
         a.computedLogits = computeLogits
@@ -234,26 +241,26 @@ public final class GPT: @unchecked Sendable {
 
     /// Logits of the last forward: [N, V] row-major, N token rows (B·T padded; see TokenBatch.start(ofRow:)).
     public var logits: UnsafeBufferPointer<Float> {
-        let a = acts!
+        let a = lastActivations()
         precondition(a.computedLogits, "forward ran with computeLogits: false")
         return UnsafeBufferPointer(start: a.logits, count: a.n * config.vocabSize)
     }
 
     /// Scalar head outputs of the last forward: [B·T, H] row-major (H = config.scalarHeads.count).
     public var headOutputs: UnsafeBufferPointer<Float> {
-        let a = acts!
+        let a = lastActivations()
         return UnsafeBufferPointer(start: a.heads, count: a.n * config.scalarHeads.count)
     }
 
     /// Output of scalar head `head` at token t of sequence b of the last forward.
     public func head(_ head: Int, b: Int, t: Int) -> Float {
-        let a = acts!
+        let a = lastActivations()
         return a.heads[(a.segments.starts[b] + t) * config.scalarHeads.count + head]
     }
 
     /// Final hidden states (after ln_f) of the last forward: [B, T, C].
     public var hiddenStates: UnsafeBufferPointer<Float> {
-        let a = acts!
+        let a = lastActivations()
         return UnsafeBufferPointer(start: a.lnf, count: a.n * config.nEmbd)
     }
 
@@ -264,18 +271,25 @@ public final class GPT: @unchecked Sendable {
 
     /// Zeroes `dLogits` and `dHeads` for the current batch shape.
     public func clearOutputGradients() {
-        let a = acts!, s = ensureScratch()
+        let a = lastActivations(), s = ensureScratch()
         let n = a.n
         s.dlogits.update(repeating: 0, count: n * config.vocabSize)
         if !config.scalarHeads.isEmpty { s.dheads.update(repeating: 0, count: n * config.scalarHeads.count) }
     }
 
+    /// The activations of this model's last forward (stops if another model sharing the arenas ran since).
+    func lastActivations() -> Activations {
+        guard let a = acts else { preconditionFailure("no forward has run on this model") }
+        precondition(a.owner == ObjectIdentifier(self), "another model sharing this model's arenas ran a forward since; its outputs are gone")
+        return a
+    }
+
     func ensureScratch() -> BackwardScratch {
-        let a = acts!
-        if scratch == nil || scratch!.capacityTokens < a.n {
-            scratch = BackwardScratch(config: config, tokens: a.capacityTokens)
-        }
-        return scratch!
+        let a = lastActivations()
+        if let s = arenas.scratch, s.capacityTokens >= a.n, s.headsWidth >= config.scalarHeads.count, s.fits(config) { return s }
+        let s = BackwardScratch(config: config, tokens: a.capacityTokens, headsWidth: max(config.scalarHeads.count, arenas.scratch?.headsWidth ?? 0))
+        arenas.scratch = s
+        return s
     }
 
     // MARK: Backward
@@ -285,7 +299,7 @@ public final class GPT: @unchecked Sendable {
     /// Heads listed in `detachedHeads` train their own weights but pass no gradient into the trunk
     /// (a linear probe of the final features), so their loss cannot reshape what the other outputs read.
     public func backward(logitsGradient: Bool = true, headsGradient: Bool = true, detachedHeads: [Int] = []) {
-        let a = acts!, s = ensureScratch(), p = params, g = grads, cfg = config
+        let a = lastActivations(), s = ensureScratch(), p = params, g = grads, cfg = config
         precondition(a.layerSlots == cfg.nLayer, "backward needs a forward without inferenceOnly")
         let n = a.n, c = cfg.nEmbd, v = cfg.vocabSize, nh = cfg.scalarHeads.count
         let dres = s.dres, dln = s.dln
@@ -362,6 +376,10 @@ final class Activations: @unchecked Sendable {
     private(set) var n = 0
     private(set) var segments = Attention.Segments(lengths: [], nHead: 1)
     var computedLogits = true
+    /// The model whose forward last wrote here.
+    var owner: ObjectIdentifier?
+    /// Scalar-head outputs per token the arena has room for.
+    let headsWidth: Int
     let storage: UnsafeMutablePointer<Float>
     let tokens: UnsafeMutablePointer<Int32>
     let positions: UnsafeMutablePointer<Int32>
@@ -374,14 +392,15 @@ final class Activations: @unchecked Sendable {
     /// (layer l reads its input from the slot's res3 and has written res2 before res3 is overwritten).
     let layerSlots: Int
 
-    init(config: GPTConfig, tokens n: Int, att: Int, layerSlots: Int) {
+    init(config: GPTConfig, tokens n: Int, att: Int, layerSlots: Int, headsWidth: Int) {
         self.config = config
         let c = config.nEmbd
         capacityTokens = n
         attCapacity = att
         self.layerSlots = layerSlots
+        self.headsWidth = headsWidth
         let perLayer = n * (10 * c + 4) + attCapacity
-        let total = n * (1 + 3 * c + 2 + config.vocabSize + config.scalarHeads.count + 4 * c) + layerSlots * perLayer
+        let total = n * (1 + 3 * c + 2 + config.vocabSize + headsWidth + 4 * c) + layerSlots * perLayer
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0, count: total)
         tokens = .allocate(capacity: n)
@@ -395,7 +414,7 @@ final class Activations: @unchecked Sendable {
         lnfMean = take(n)
         lnfRstd = take(n)
         logits = take(n * config.vocabSize)
-        heads = take(n * config.scalarHeads.count)
+        heads = take(n * headsWidth)
         gelu = take(n * 4 * c)
         for _ in 0..<layerSlots {
             layers.append(Layer(ln1Mean: take(n), ln1Rstd: take(n), qkv: take(3 * n * c),
@@ -418,18 +437,51 @@ final class Activations: @unchecked Sendable {
     }
 
     func layer(_ l: Int) -> Layer { layers[layerSlots == 1 ? 0 : l] }
+
+    /// Whether a model of `other`'s shape can run in this arena (scalar heads aside).
+    func fits(_ other: GPTConfig) -> Bool {
+        (config.nEmbd, config.nLayer, config.nHead, config.vocabSize) == (other.nEmbd, other.nLayer, other.nHead, other.vocabSize)
+    }
+}
+
+/// A training arena, an inference arena and backward scratch, grown on demand to the largest batch
+/// seen, with head room so that a run settles instead of reallocating at every new record length.
+public final class ActivationArenas: @unchecked Sendable {
+    var training: Activations?
+    var inference: Activations?
+    var scratch: BackwardScratch?
+
+    public init() {}
+
+    func activations(for config: GPTConfig, tokens n: Int, att: Int, inferenceOnly: Bool) -> Activations {
+        let current = inferenceOnly ? inference : training
+        let heads = config.scalarHeads.count
+        if let a = current, a.fits(config), a.capacityTokens >= n, a.attCapacity >= att, a.headsWidth >= heads { return a }
+        // 25% head room over what this batch needs (and never below what the arena had)
+        let keep = current.flatMap { $0.fits(config) ? $0 : nil }
+        let a = Activations(config: config, tokens: max(n + n / 4, keep?.capacityTokens ?? 0), att: max(att + att / 4, keep?.attCapacity ?? 0),
+                            layerSlots: inferenceOnly ? 1 : config.nLayer, headsWidth: max(heads, keep?.headsWidth ?? 0))
+        if inferenceOnly { inference = a } else { training = a }
+        return a
+    }
 }
 
 /// Gradient buffers for backward; one layer's worth, reused from the top layer down.
 final class BackwardScratch: @unchecked Sendable {
     let capacityTokens: Int
+    let headsWidth: Int
+    private let shape: (nEmbd: Int, vocab: Int)
     let storage: UnsafeMutablePointer<Float>
     let dres, dln, ln, stats, dqkv, dfch, dlogits, dheads: UnsafeMutablePointer<Float>
 
-    init(config: GPTConfig, tokens n: Int) {
+    func fits(_ config: GPTConfig) -> Bool { shape == (config.nEmbd, config.vocabSize) }
+
+    init(config: GPTConfig, tokens n: Int, headsWidth: Int) {
         capacityTokens = n
+        self.headsWidth = headsWidth
+        shape = (config.nEmbd, config.vocabSize)
         let c = config.nEmbd
-        let total = n * (c + c + c + 3 * c + 4 * c + config.vocabSize + max(config.scalarHeads.count, 1)) + 1
+        let total = n * (c + c + c + 3 * c + 4 * c + config.vocabSize + max(headsWidth, 1)) + 1
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0, count: total)
         var cursor = storage
@@ -441,7 +493,7 @@ final class BackwardScratch: @unchecked Sendable {
         dqkv = take(3 * n * c)
         dfch = take(4 * n * c)
         dlogits = take(n * config.vocabSize)
-        dheads = take(n * max(config.scalarHeads.count, 1))
+        dheads = take(n * max(headsWidth, 1))
     }
 
     deinit { storage.deallocate() }

@@ -142,6 +142,8 @@ public final class PPOTrainer {
         guard policy.config.vocabSize == critic.config.vocabSize, policy.config.nPositions <= critic.config.nPositions else {
             throw ConfigError("policy and critic checkpoints have different vocabularies or contexts")
         }
+        // The four models run strictly one after another: one set of activation buffers serves them all.
+        for m in [reference, critic] + (scorer.map { [$0] } ?? []) { m.shareArenas(with: policy) }
         policyOpt = config.optim.makeOptimizer(for: policy)
         criticOpt = config.optim.makeOptimizer(for: critic)
         prompts = try PromptRecord.read(config.prompts)

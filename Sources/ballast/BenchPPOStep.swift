@@ -194,6 +194,7 @@ enum PPOStepBench {
         let rssStart = Bench.peakRSSMiB()
         let policy = try Checkpoint.load(w.policy), reference = try Checkpoint.load(w.policy)
         let scorer = try Checkpoint.load(w.reward), critic = try Checkpoint.load(w.reward).withScalarHeads(["value_head"])
+        for m in [reference, scorer, critic] { m.shareArenas(with: policy) }  // as PPOTrainer does
         let hyper = AdamW.Hyper(weightDecay: 0)
         func optimizer(_ m: GPT) -> AdamW {
             AdamW(count: m.parameterCount, decayRanges: m.layout.entries.filter(\.decays).map { $0.offset..<($0.offset + $0.count) }, hyper: hyper)
