@@ -45,6 +45,23 @@ public final class AdamW: @unchecked Sendable {
 
     /// One update of `params` from `grads` at learning rate `lr`.
     public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float) {
+        update(params: params, grads: grads, lr: lr, gradScale: 1)
+    }
+
+    /// Gradient clipping (torch.nn.utils.clip_grad_norm_) and the update in one pass over the buffers:
+    /// the global norm first, then each gradient scaled by the clipping coefficient as it is read
+    /// (the gradient buffer itself is left unscaled). Returns the norm before clipping; a non-finite
+    /// norm skips the update (the caller counts it). Same numbers as `clip` then `update`.
+    @discardableResult
+    public func clippedUpdate(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float, maxGradNorm: Float) -> Float {
+        let norm = GradientClipping.globalNorm(grads, count: count)
+        guard norm.isFinite else { return norm }
+        update(params: params, grads: grads, lr: lr, gradScale: GradientClipping.coefficient(norm: norm, maxNorm: maxGradNorm))
+        return norm
+    }
+
+    /// Decay, moments and step for every parameter in one parallel pass; g = grads[i]·gradScale.
+    func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float, gradScale: Float) {
         step += 1
         let h = hyper
         let bc1 = 1 - Float(pow(Double(h.beta1), Double(step)))
@@ -52,43 +69,76 @@ public final class AdamW: @unchecked Sendable {
         let stepSize = lr / bc1
         let bc2Sqrt = bc2.squareRoot()
         let decay = 1 - lr * h.weightDecay
-        for r in decayRanges where h.weightDecay != 0 {
-            for i in r { params[i] *= decay }
-        }
-        let m = self.m, v = self.v
+        let m = self.m, v = self.v, spans = decaySpans
         Parallel.forEachChunk(count, grain: 1 << 15) { range in
-            for i in range {
-                let g = grads[i]
-                let mi = h.beta1 * m[i] + (1 - h.beta1) * g
-                let vi = h.beta2 * v[i] + (1 - h.beta2) * g * g
-                m[i] = mi
-                v[i] = vi
-                let denom = vi.squareRoot() / bc2Sqrt + h.eps
-                params[i] -= stepSize * (mi / denom)
+            // walk the decay / no-decay spans that overlap this chunk
+            var k = spans.partitioningIndex { $0.range.upperBound > range.lowerBound }
+            while k < spans.count && spans[k].range.lowerBound < range.upperBound {
+                let lo = max(spans[k].range.lowerBound, range.lowerBound), hi = min(spans[k].range.upperBound, range.upperBound)
+                let d = spans[k].decays && h.weightDecay != 0 ? decay : 1
+                for i in lo..<hi {
+                    let g = grads[i] * gradScale
+                    let p = params[i] * d
+                    let mi = h.beta1 * m[i] + (1 - h.beta1) * g
+                    let vi = h.beta2 * v[i] + (1 - h.beta2) * g * g
+                    m[i] = mi
+                    v[i] = vi
+                    let denom = vi.squareRoot() / bc2Sqrt + h.eps
+                    params[i] = p - stepSize * (mi / denom)
+                }
+                k += 1
             }
         }
+    }
+
+    /// 0..<count cut into spans that do or do not receive weight decay, in order.
+    private lazy var decaySpans: [(range: Range<Int>, decays: Bool)] = {
+        var spans: [(range: Range<Int>, decays: Bool)] = [], at = 0
+        for r in decayRanges.sorted(by: { $0.lowerBound < $1.lowerBound }) where !r.isEmpty {
+            if r.lowerBound > at { spans.append((at..<r.lowerBound, false)) }
+            spans.append((max(r.lowerBound, at)..<r.upperBound, true))
+            at = max(at, r.upperBound)
+        }
+        if at < count { spans.append((at..<count, false)) }
+        return spans
+    }()
+}
+
+extension Array {
+    /// The first index whose element satisfies `belongs` (which must be false, then true, along the array).
+    func partitioningIndex(where belongs: (Element) -> Bool) -> Int {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if belongs(self[mid]) { hi = mid } else { lo = mid + 1 }
+        }
+        return lo
     }
 }
 
 public enum GradientClipping {
-    /// L2 norm over the whole flat gradient.
+    /// L2 norm over the whole flat gradient: per 4096-float block a float dot product, the blocks summed
+    /// in order in double precision (blocks in parallel; the result does not depend on the thread count).
     public static func globalNorm(_ grads: UnsafePointer<Float>, count: Int) -> Float {
-        var acc: Double = 0
-        var i = 0
-        while i < count {
-            let n = min(4096, count - i)
-            acc += Double(Vec.dot(grads + i, grads + i, n))
-            i += n
+        let blocks = (count + 4095) / 4096
+        var partial = [Double](repeating: 0, count: blocks)
+        partial.withUnsafeMutableBufferPointer { out in
+            let o = out.baseAddress!
+            Parallel.forEachChunk(blocks, grain: 64) { range in
+                for b in range { o[b] = Double(Vec.dot(grads + b * 4096, grads + b * 4096, min(4096, count - b * 4096))) }
+            }
         }
-        return Float(acc.squareRoot())
+        return Float(partial.reduce(0, +).squareRoot())
     }
 
-    /// Scales gradients so their global norm is at most `maxNorm` (torch.nn.utils.clip_grad_norm_:
-    /// coefficient maxNorm / (norm + 1e-6), clamped to 1). Returns the norm before clipping.
+    /// torch.nn.utils.clip_grad_norm_'s coefficient: maxNorm / (norm + 1e-6), clamped to 1.
+    public static func coefficient(norm: Float, maxNorm: Float) -> Float { min(maxNorm / (norm + 1e-6), 1) }
+
+    /// Scales gradients so their global norm is at most `maxNorm`. Returns the norm before clipping.
     @discardableResult
     public static func clip(_ grads: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) -> Float {
         let norm = globalNorm(grads, count: count)
-        let coef = min(maxNorm / (norm + 1e-6), 1)
+        let coef = coefficient(norm: norm, maxNorm: maxNorm)
         if coef < 1 { for i in 0..<count { grads[i] *= coef } }
         return norm
     }

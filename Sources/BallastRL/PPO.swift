@@ -218,9 +218,7 @@ public struct PPOUpdater {
                     stats.rehearsalNLL += Double(l) / hyper.rehearsalCoef
                 }
                 // Non-finite gradients (a NaN in the rollout's numbers or an overflow) would poison every weight.
-                if GradientClipping.clip(policy.grads, count: policy.parameterCount, maxNorm: maxGradNorm).isFinite {
-                    policyOpt.update(params: policy.params, grads: policy.grads, lr: lr)
-                } else {
+                if !policyOpt.clippedUpdate(params: policy.params, grads: policy.grads, lr: lr, maxGradNorm: maxGradNorm).isFinite {
                     stats.skippedUpdates += 1
                 }
                 stats.policyLoss += p.loss
@@ -241,9 +239,7 @@ public struct PPOUpdater {
                     }
                 }
                 critic.backward(logitsGradient: false)
-                if GradientClipping.clip(critic.grads, count: critic.parameterCount, maxNorm: maxGradNorm).isFinite {
-                    criticOpt.update(params: critic.params, grads: critic.grads, lr: criticLR)
-                } else {
+                if !criticOpt.clippedUpdate(params: critic.params, grads: critic.grads, lr: criticLR, maxGradNorm: maxGradNorm).isFinite {
                     stats.skippedUpdates += 1
                 }
                 stats.valueLoss += vl.loss

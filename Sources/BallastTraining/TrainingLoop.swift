@@ -155,7 +155,7 @@ public final class TrainingLoop {
             let lr = schedule.lr(at: state.step)
             model.zeroGrad()
             let r = try step()
-            let norm = GradientClipping.clip(model.grads, count: model.parameterCount, maxNorm: optim.maxGradNorm)
+            let norm = GradientClipping.globalNorm(model.grads, count: model.parameterCount)
             state.step += 1
             state.tokensSeen += r.tokens
             windowTokens += r.tokens
@@ -163,7 +163,7 @@ public final class TrainingLoop {
             // consumed), count it, and stop when it keeps happening.
             if r.loss.isFinite && norm.isFinite {
                 consecutiveSkips = 0
-                optimizer.update(params: model.params, grads: model.grads, lr: lr)
+                optimizer.clippedUpdate(params: model.params, grads: model.grads, lr: lr, maxGradNorm: optim.maxGradNorm)
                 lastLoss = r.loss
                 let tps = Double(windowTokens) / max(Date().timeIntervalSince(windowStart), 1e-9)
                 var record: [String: Any] = ["step": state.step, "loss": r.loss, "lr": Double(lr), "grad_norm": Double(norm),

@@ -75,8 +75,7 @@ public enum Bench {
                 }
             }
             model.backward(headsGradient: false)
-            GradientClipping.clip(model.grads, count: model.parameterCount, maxNorm: 1)
-            opt.update(params: model.params, grads: model.grads, lr: 1e-4)
+            opt.clippedUpdate(params: model.params, grads: model.grads, lr: 1e-4, maxGradNorm: 1)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
             if i >= warmup { times.append(dt) }
         }

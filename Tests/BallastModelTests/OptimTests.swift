@@ -1,5 +1,6 @@
 import BallastModel
 import BallastOptim
+import BallastRandom
 import Foundation
 import Testing
 
@@ -39,5 +40,29 @@ struct OptimTests {
         let expected: [Float] = [0.95 - 0.1, -0.95 + 0.1, 1 - 0.1, -1 - 0.1]
         for i in 0..<4 { #expect(abs(p[i] - expected[i]) < 1e-6, "index \(i): \(p[i]) vs \(expected[i])") }
         #expect(opt.step == 1)
+    }
+
+    @Test("the fused clip + decay + AdamW pass gives exactly what clip then update gives, over steps, spans and a non-finite gradient")
+    func fusedClippedUpdate() {
+        let count = 100_003  // several parallel chunks and decay spans that do not align with them
+        let decay = [0..<40_000, 40_100..<70_000, 99_000..<100_003]
+        var rng = SeededRNG(seed: 3)
+        let start = (0..<count).map { _ in rng.nextGaussian() }
+        var separate = start, fused = start
+        let a = AdamW(count: count, decayRanges: decay, hyper: .init(weightDecay: 0.1))
+        let b = AdamW(count: count, decayRanges: decay, hyper: .init(weightDecay: 0.1))
+        for step in 0..<4 {
+            var g = (0..<count).map { _ in rng.nextGaussian() * (step == 2 ? 0.001 : 1) }  // step 2: below the clip
+            let fusedNorm = b.clippedUpdate(params: &fused, grads: g, lr: 0.01, maxGradNorm: 1)
+            let norm = GradientClipping.clip(&g, count: count, maxNorm: 1)
+            a.update(params: &separate, grads: g, lr: 0.01)
+            #expect(fusedNorm == norm)
+            #expect(fused == separate, "step \(step)")
+        }
+        var bad = [Float](repeating: 0, count: count)
+        bad[7] = .nan
+        let before = fused
+        #expect(!b.clippedUpdate(params: &fused, grads: bad, lr: 0.01, maxGradNorm: 1).isFinite)
+        #expect(fused == before && b.step == 4, "a non-finite gradient leaves weights and step count alone")
     }
 }
