@@ -445,7 +445,7 @@ final class Activations: @unchecked Sendable {
 }
 
 /// A training arena, an inference arena and backward scratch, grown on demand to the largest batch
-/// seen, with head room so that a run settles instead of reallocating at every new record length.
+/// seen, with head room once they grow, so that a run settles instead of reallocating at every new record length.
 public final class ActivationArenas: @unchecked Sendable {
     var training: Activations?
     var inference: Activations?
@@ -457,9 +457,11 @@ public final class ActivationArenas: @unchecked Sendable {
         let current = inferenceOnly ? inference : training
         let heads = config.scalarHeads.count
         if let a = current, a.fits(config), a.capacityTokens >= n, a.attCapacity >= att, a.headsWidth >= heads { return a }
-        // 25% head room over what this batch needs (and never below what the arena had)
+        // The first arena is exact (a fixed-shape loop wastes nothing); one that has to grow gets 25% head
+        // room, and never shrinks below what it had.
         let keep = current.flatMap { $0.fits(config) ? $0 : nil }
-        let a = Activations(config: config, tokens: max(n + n / 4, keep?.capacityTokens ?? 0), att: max(att + att / 4, keep?.attCapacity ?? 0),
+        let room = { (x: Int) in keep == nil ? x : x + x / 4 }
+        let a = Activations(config: config, tokens: max(room(n), keep?.capacityTokens ?? 0), att: max(room(att), keep?.attCapacity ?? 0),
                             layerSlots: inferenceOnly ? 1 : config.nLayer, headsWidth: max(heads, keep?.headsWidth ?? 0))
         if inferenceOnly { inference = a } else { training = a }
         return a
