@@ -113,6 +113,8 @@ public final class GPT: @unchecked Sendable {
     /// Where this model's activations and backward scratch live; models whose passes never interleave
     /// (PPO's policy, reference, critic and scorer) share one set (`shareArenas(with:)`).
     public private(set) var arenas = ActivationArenas()
+    /// The last generate call's KV caches, reused by the next one (Generator; one generate at a time per model).
+    var decodeState: DecodeState?
     var scratch: BackwardScratch? {
         get { arenas.scratch }
         set { arenas.scratch = newValue }

@@ -81,7 +81,8 @@ public final class Generator: @unchecked Sendable {
         guard tp + options.maxNewTokens <= cfg.nPositions else {
             throw GenerationError.invalid("prompt (\(tp) tokens) + max_new_tokens (\(options.maxNewTokens)) exceeds n_positions \(cfg.nPositions)")
         }
-        let state = DecodeState(config: cfg, batch: b, capacity: tp + options.maxNewTokens, chunk: tp)
+        let state = DecodeState.reusing(model.decodeState, config: cfg, batch: b, capacity: tp + options.maxNewTokens, chunk: tp)
+        model.decodeState = state
         let capacity = state.capacity
         var rng = SeededRNG(seed: options.seed)
 
@@ -202,8 +203,26 @@ public enum Sampler {
 }
 
 /// Buffers for incremental decoding: KV cache per layer, key mask, one chunk of activations.
+/// KV caches and per-step buffers of one generate call, kept by the model for the next call (a rollout
+/// loop would otherwise allocate and zero tens of MB per call). Reused when it is large enough; only the
+/// key mask needs clearing: cache slots a row has not written are masked, so stale keys are never read.
 final class DecodeState {
-    let b: Int, capacity: Int, chunk: Int, c: Int
+    /// Rows, cache slots per row and prefill tokens per row it was allocated for.
+    let allocatedRows: Int, capacity: Int, chunk: Int, c: Int
+    /// Rows of the current call (≤ allocatedRows).
+    private(set) var b: Int
+    private let shape: (nLayer: Int, nEmbd: Int, vocab: Int)
+
+    /// `previous` when it fits this call (its key mask cleared), else a new state.
+    static func reusing(_ previous: DecodeState?, config: GPTConfig, batch: Int, capacity: Int, chunk: Int) -> DecodeState {
+        if let s = previous, s.shape == (config.nLayer, config.nEmbd, config.vocabSize), s.allocatedRows >= batch,
+           s.capacity >= capacity, s.allocatedRows * s.chunk >= batch * chunk {
+            s.b = batch
+            s.keyMask.update(repeating: 0, count: s.allocatedRows * s.capacity)
+            return s
+        }
+        return DecodeState(config: config, batch: batch, capacity: capacity, chunk: chunk)
+    }
     let keyMask: UnsafeMutablePointer<Float>
     let kCache: [UnsafeMutablePointer<Float>], vCache: [UnsafeMutablePointer<Float>]
     let x, ln, qkv, atty, fch, lnf, stats, logits: UnsafeMutablePointer<Float>
@@ -212,6 +231,8 @@ final class DecodeState {
 
     init(config: GPTConfig, batch: Int, capacity: Int, chunk: Int) {
         b = batch
+        allocatedRows = batch
+        shape = (config.nLayer, config.nEmbd, config.vocabSize)
         // Rounded up to whole 16-key blocks for the transposed key cache.
         let capacity = (capacity + 15) / 16 * 16
         self.capacity = capacity

@@ -49,6 +49,23 @@ struct GenerationTests {
         }
     }
 
+    @Test("a model's reused KV cache (after larger and smaller calls, longer and shorter prompts) gives what a fresh model gives")
+    func reusedCacheMatchesFresh() throws {
+        let used = try spikyModel()
+        let calls: [[[Int32]]] = [
+            [[256, 1, 2, 3, 4, 5, 6, 7, 8], [256, 9], [256, 10, 11], [256, 12, 13, 14]],  // large first: later calls reuse it
+            [[256, 40], [256, 41, 42]],
+            [[256, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60]],  // longer prompt than before: still fits the same rows × chunk
+            [[256, 1, 2, 3, 4, 5, 6, 7, 8], [256, 9], [256, 10, 11], [256, 12, 13, 14], [256, 15], [256, 16]],  // grows
+        ]
+        for (k, prompts) in calls.enumerated() {
+            let options = SamplingOptions(temperature: 1.2, maxNewTokens: 10 + k, seed: UInt64(k))
+            let reused = try Generator(model: used).generate(prompts: prompts, options: options)
+            let fresh = try Generator(model: spikyModel()).generate(prompts: prompts, options: options)
+            #expect(reused == fresh, "call \(k)")
+        }
+    }
+
     @Test("sampling is deterministic for a seed and varies across seeds")
     func seeded() throws {
         let m = try spikyModel()
