@@ -115,6 +115,10 @@ public final class GPT: @unchecked Sendable {
     public private(set) var arenas = ActivationArenas()
     /// The last generate call's KV caches, reused by the next one (Generator; one generate at a time per model).
     var decodeState: DecodeState?
+
+    /// Frees the KV caches kept for the next generate call: for a loop that generates once and then
+    /// trains, where holding them would add to the training step's peak memory.
+    public func releaseDecodeCaches() { decodeState = nil }
     var scratch: BackwardScratch? {
         get { arenas.scratch }
         set { arenas.scratch = newValue }
@@ -403,8 +407,7 @@ final class Activations: @unchecked Sendable {
         self.headsWidth = headsWidth
         let perLayer = n * (10 * c + 4) + attCapacity
         let total = n * (1 + 3 * c + 2 + config.vocabSize + headsWidth + 4 * c) + layerSlots * perLayer
-        storage = .allocate(capacity: total)
-        storage.initialize(repeating: 0, count: total)
+        storage = zeroedFloats(total)
         tokens = .allocate(capacity: n)
         positions = .allocate(capacity: n)
         var cursor = storage
@@ -427,7 +430,7 @@ final class Activations: @unchecked Sendable {
     }
 
     deinit {
-        storage.deallocate()
+        free(storage)
         tokens.deallocate()
         positions.deallocate()
     }
@@ -486,8 +489,7 @@ final class BackwardScratch: @unchecked Sendable {
         shape = (config.nEmbd, config.vocabSize)
         let c = config.nEmbd
         let total = n * (c + c + c + 3 * c + 4 * c + config.vocabSize + max(headsWidth, 1)) + 1
-        storage = .allocate(capacity: total)
-        storage.initialize(repeating: 0, count: total)
+        storage = zeroedFloats(total)
         var cursor = storage
         func take(_ k: Int) -> UnsafeMutablePointer<Float> { defer { cursor += k }; return cursor }
         dres = take(n * c)
@@ -500,7 +502,7 @@ final class BackwardScratch: @unchecked Sendable {
         dheads = take(n * max(headsWidth, 1))
     }
 
-    deinit { storage.deallocate() }
+    deinit { free(storage) }
 }
 
 extension GPT {
@@ -516,4 +518,12 @@ extension GPT {
         }
         return m
     }
+}
+
+/// `count` zeroed floats from calloc (free with `free`). Large blocks come straight from the kernel
+/// already zero, so pages are only touched, and counted in RSS, when a pass first writes them: an
+/// arena or KV cache sized for the longest batch costs only what the batches actually use.
+func zeroedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+    guard let raw = calloc(max(count, 1), MemoryLayout<Float>.stride) else { fatalError("out of memory allocating \(count) floats") }
+    return raw.bindMemory(to: Float.self, capacity: max(count, 1))
 }

@@ -241,8 +241,7 @@ final class DecodeState {
         let n = batch * chunk
         var owned: [UnsafeMutablePointer<Float>] = []
         func alloc(_ k: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(k, 1))
-            p.initialize(repeating: 0, count: max(k, 1))
+            let p = zeroedFloats(k)
             owned.append(p)
             return p
         }
@@ -264,7 +263,7 @@ final class DecodeState {
     }
 
     deinit {
-        for p in owned { p.deallocate() }
+        for p in owned { free(p) }
         tok.deallocate()
         pos.deallocate()
         rowMap.deallocate()

@@ -69,6 +69,7 @@ public enum RolloutMaker {
         var opts = sampling
         opts.maxNewTokens = min(opts.maxNewTokens, policy.config.nPositions - (ids.map(\.count).max() ?? 0))
         let gens = try Generator(model: policy).generate(prompts: ids, options: opts)
+        policy.releaseDecodeCaches()  // one generate per PPO step: keep the update's peak memory down instead
         let seqs = zip(ids, gens).map { $0 + $1.outputIds }
         let pt = ids.map(\.count)
         let batch = SequenceBatch.make(seqs)
