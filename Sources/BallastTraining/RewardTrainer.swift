@@ -15,7 +15,7 @@ public struct RewardConfig: Sendable {
     public var trainData: String
     public var evalData: String?
     public var maxLength: Int
-    /// Batches of pairs of similar length (`data.group_by_length`): less padding, same epochs.
+    /// Batches of pairs of similar length (`data.group_by_length`): same epochs, other batch composition.
     public var groupByLength = false
     public var optim: OptimConfig
     public var run: RunConfig

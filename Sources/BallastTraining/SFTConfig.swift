@@ -37,7 +37,7 @@ public struct SFTConfig: Sendable {
     public var builtinTrainExamples: Int
     public var builtinEvalExamples: Int
     public var maxLength: Int
-    /// Batches of examples of similar length (`data.group_by_length`): less padding, same epochs.
+    /// Batches of examples of similar length (`data.group_by_length`): same epochs, other batch composition.
     public var groupByLength = false
     public var optim: OptimConfig
     public var run: RunConfig
