@@ -17,6 +17,9 @@ public enum Attention {
         public let attOffsets: [Int]
         /// Floats of att all segments need: Σ nHead·L².
         public let attCount: Int
+        /// Segment indices, longest first: the order the parallel loops take them in, so that a packed
+        /// batch of uneven lengths does not end on one long straggler.
+        let longestFirst: [Int]
 
         public init(lengths: [Int], nHead: Int) {
             var starts: [Int] = [], offsets: [Int] = [], row = 0, att = 0
@@ -30,6 +33,7 @@ public enum Attention {
             self.lengths = lengths
             self.attOffsets = offsets
             self.attCount = att
+            longestFirst = lengths.indices.sorted { lengths[$0] > lengths[$1] }
         }
 
         /// B rows of T tokens each.
@@ -67,11 +71,10 @@ public enum Attention {
     }
 
     /// body(first row, length, att offset, head) for every (segment, head) pair, in parallel over pairs
-    /// with OpenBLAS single-threaded inside: the parallelism is ours, over heads. Longest segments first,
-    /// so that a packed batch of uneven lengths does not end on one long straggler.
+    /// with OpenBLAS single-threaded inside: the parallelism is ours, over heads (longest segments first).
     @inline(__always)
     static func forEachHead(_ seg: Segments, nHead: Int, _ body: (_ start: Int, _ t: Int, _ att: Int, _ h: Int) -> Void) {
-        let order = seg.lengths.indices.sorted { seg.lengths[$0] > seg.lengths[$1] }
+        let order = seg.longestFirst
         BLAS.singleThreaded {
             Parallel.forEach(order.count * nHead) { k in
                 let s = order[k / nHead], h = k % nHead, t = seg.lengths[s]

@@ -119,10 +119,6 @@ public final class GPT: @unchecked Sendable {
     /// Frees the KV caches kept for the next generate call: for a loop that generates once and then
     /// trains, where holding them would add to the training step's peak memory.
     public func releaseDecodeCaches() { decodeState = nil }
-    var scratch: BackwardScratch? {
-        get { arenas.scratch }
-        set { arenas.scratch = newValue }
-    }
 
     /// Makes this model use `other`'s activation arenas: one set of buffers for several models of the same
     /// shape. Only for models used strictly one after another: a model's outputs (logits, heads,
@@ -264,15 +260,15 @@ public final class GPT: @unchecked Sendable {
         return a.heads[(a.segments.starts[b] + t) * config.scalarHeads.count + head]
     }
 
-    /// Final hidden states (after ln_f) of the last forward: [B, T, C].
+    /// Final hidden states (after ln_f) of the last forward: [N, C] (see TokenBatch.start(ofRow:)).
     public var hiddenStates: UnsafeBufferPointer<Float> {
         let a = lastActivations()
         return UnsafeBufferPointer(start: a.lnf, count: a.n * config.nEmbd)
     }
 
-    /// Buffer for ∂L/∂logits [B,T,V], filled by the caller's loss before `backward()`.
+    /// Buffer for ∂L/∂logits [N,V], filled by the caller's loss before `backward()`.
     public var dLogits: UnsafeMutablePointer<Float> { ensureScratch().dlogits }
-    /// Buffer for ∂L/∂heads [B·T, H], filled by the caller's loss before `backward()`.
+    /// Buffer for ∂L/∂heads [N, H], filled by the caller's loss before `backward()`.
     public var dHeads: UnsafeMutablePointer<Float> { ensureScratch().dheads }
 
     /// Zeroes `dLogits` and `dHeads` for the current batch shape.
@@ -292,7 +288,7 @@ public final class GPT: @unchecked Sendable {
 
     func ensureScratch() -> BackwardScratch {
         let a = lastActivations()
-        if let s = arenas.scratch, s.capacityTokens >= a.n, s.headsWidth >= config.scalarHeads.count, s.fits(config) { return s }
+        if let s = arenas.scratch, s.capacityTokens >= a.n, s.headsWidth >= config.scalarHeads.count, s.shape == config.bufferShape { return s }
         let s = BackwardScratch(config: config, tokens: a.capacityTokens, headsWidth: max(config.scalarHeads.count, arenas.scratch?.headsWidth ?? 0))
         arenas.scratch = s
         return s
@@ -303,7 +299,8 @@ public final class GPT: @unchecked Sendable {
     /// Accumulates parameter gradients into `grads` from ∂L/∂logits (`dLogits`, used when
     /// `logitsGradient`) and ∂L/∂heads (`dHeads`, used when the model has heads and `headsGradient`).
     /// Heads listed in `detachedHeads` train their own weights but pass no gradient into the trunk
-    /// (a linear probe of the final features), so their loss cannot reshape what the other outputs read.
+    /// (a linear probe of the final features), so their loss cannot reshape what the other outputs read;
+    /// their columns of `dHeads` are zeroed on the way.
     public func backward(logitsGradient: Bool = true, headsGradient: Bool = true, detachedHeads: [Int] = []) {
         let a = lastActivations(), s = ensureScratch(), p = params, g = grads, cfg = config
         precondition(a.layerSlots == cfg.nLayer, "backward needs a forward without inferenceOnly")
@@ -369,7 +366,7 @@ public final class GPT: @unchecked Sendable {
     }
 }
 
-/// Forward activations for a (B, T) shape, carved from one allocation.
+/// Forward activations for up to `capacityTokens` token rows, carved from one allocation.
 final class Activations: @unchecked Sendable {
     struct Layer {
         // Per token: qkv 3C, atty C, res2 C, fch 4C, res3 C and LayerNorm statistics; per (segment, h): att L×L.
@@ -392,7 +389,7 @@ final class Activations: @unchecked Sendable {
     let mask: UnsafeMutablePointer<Float>
     let encoded, ln, lnf, lnfMean, lnfRstd, logits, heads, gelu: UnsafeMutablePointer<Float>
     private var layers: [Layer] = []
-    private let config: GPTConfig
+    let config: GPTConfig
 
     /// Per-layer buffers held: nLayer for training; 1 for a forward-only pass, whose layers all reuse it
     /// (layer l reads its input from the slot's res3 and has written res2 before res3 is overwritten).
@@ -442,11 +439,6 @@ final class Activations: @unchecked Sendable {
     }
 
     func layer(_ l: Int) -> Layer { layers[layerSlots == 1 ? 0 : l] }
-
-    /// Whether a model of `other`'s shape can run in this arena (scalar heads aside).
-    func fits(_ other: GPTConfig) -> Bool {
-        (config.nEmbd, config.nLayer, config.nHead, config.vocabSize) == (other.nEmbd, other.nLayer, other.nHead, other.vocabSize)
-    }
 }
 
 /// A training arena, an inference arena and backward scratch, grown on demand to the largest batch
@@ -461,12 +453,12 @@ public final class ActivationArenas: @unchecked Sendable {
     func activations(for config: GPTConfig, tokens n: Int, att: Int, inferenceOnly: Bool) -> Activations {
         let current = inferenceOnly ? inference : training
         let heads = config.scalarHeads.count
-        if let a = current, a.fits(config), a.capacityTokens >= n, a.attCapacity >= att, a.headsWidth >= heads { return a }
-        // The first arena is exact (a fixed-shape loop wastes nothing); one that has to grow gets 25% head
-        // room, and never shrinks below what it had.
-        let keep = current.flatMap { $0.fits(config) ? $0 : nil }
-        let room = { (x: Int) in keep == nil ? x : x + x / 4 }
-        let a = Activations(config: config, tokens: max(room(n), keep?.capacityTokens ?? 0), att: max(room(att), keep?.attCapacity ?? 0),
+        let keep = current.flatMap { $0.config.bufferShape == config.bufferShape ? $0 : nil }
+        if let a = keep, a.capacityTokens >= n, a.attCapacity >= att, a.headsWidth >= heads { return a }
+        // The first arena is exact (a fixed-shape loop wastes nothing); a size that has to grow gets 25%
+        // head room, and no size shrinks.
+        func size(_ need: Int, _ have: Int?) -> Int { guard let have else { return need }; return have >= need ? have : need + need / 4 }
+        let a = Activations(config: config, tokens: size(n, keep?.capacityTokens), att: size(att, keep?.attCapacity),
                             layerSlots: inferenceOnly ? 1 : config.nLayer, headsWidth: max(heads, keep?.headsWidth ?? 0))
         if inferenceOnly { inference = a } else { training = a }
         return a
@@ -477,16 +469,14 @@ public final class ActivationArenas: @unchecked Sendable {
 final class BackwardScratch: @unchecked Sendable {
     let capacityTokens: Int
     let headsWidth: Int
-    private let shape: (nEmbd: Int, vocab: Int)
+    let shape: [Int]
     let storage: UnsafeMutablePointer<Float>
     let dres, dln, ln, stats, dqkv, dfch, dlogits, dheads: UnsafeMutablePointer<Float>
-
-    func fits(_ config: GPTConfig) -> Bool { shape == (config.nEmbd, config.vocabSize) }
 
     init(config: GPTConfig, tokens n: Int, headsWidth: Int) {
         capacityTokens = n
         self.headsWidth = headsWidth
-        shape = (config.nEmbd, config.vocabSize)
+        shape = config.bufferShape
         let c = config.nEmbd
         let total = n * (c + c + c + 3 * c + 4 * c + config.vocabSize + max(headsWidth, 1)) + 1
         storage = zeroedFloats(total)

@@ -40,6 +40,10 @@ public struct GPTConfig: Equatable, Sendable, Codable {
         if Set(scalarHeads).count != scalarHeads.count { throw Invalid.field("scalar head names repeat: \(scalarHeads)") }
     }
 
+    /// What sizes activation, scratch and KV-cache buffers (scalar heads and context aside): models that
+    /// agree on it can run in the same buffers.
+    var bufferShape: [Int] { [nLayer, nHead, nEmbd, vocabSize] }
+
     /// Number of trainable parameters (tied LM head counted once).
     public var parameterCount: Int { ParameterLayout(self).count }
 
@@ -126,4 +130,7 @@ public struct ParameterLayout: Sendable {
     }
 
     public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+
+    /// Where weight decay applies in the flat buffer: the matrices (AdamW's `decayRanges`).
+    public var decayRanges: [Range<Int>] { entries.filter(\.decays).map { $0.offset..<($0.offset + $0.count) } }
 }

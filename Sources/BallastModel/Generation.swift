@@ -211,11 +211,11 @@ final class DecodeState {
     let allocatedRows: Int, capacity: Int, chunk: Int, c: Int
     /// Rows of the current call (≤ allocatedRows).
     private(set) var b: Int
-    private let shape: (nLayer: Int, nEmbd: Int, vocab: Int)
+    private let shape: [Int]
 
     /// `previous` when it fits this call (its key mask cleared), else a new state.
     static func reusing(_ previous: DecodeState?, config: GPTConfig, batch: Int, capacity: Int, chunk: Int) -> DecodeState {
-        if let s = previous, s.shape == (config.nLayer, config.nEmbd, config.vocabSize), s.allocatedRows >= batch,
+        if let s = previous, s.shape == config.bufferShape, s.allocatedRows >= batch,
            s.capacity >= capacity, s.allocatedRows * s.chunk >= batch * chunk {
             s.b = batch
             s.keyMask.update(repeating: 0, count: s.allocatedRows * s.capacity)
@@ -232,7 +232,7 @@ final class DecodeState {
     init(config: GPTConfig, batch: Int, capacity: Int, chunk: Int) {
         b = batch
         allocatedRows = batch
-        shape = (config.nLayer, config.nEmbd, config.vocabSize)
+        shape = config.bufferShape
         // Rounded up to whole 16-key blocks for the transposed key cache.
         let capacity = (capacity + 15) / 16 * 16
         self.capacity = capacity

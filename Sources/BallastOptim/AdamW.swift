@@ -71,12 +71,9 @@ public final class AdamW: @unchecked Sendable {
         let decay = 1 - lr * h.weightDecay
         let m = self.m, v = self.v, spans = decaySpans
         Parallel.forEachChunk(count, grain: 1 << 15) { range in
-            // walk the decay / no-decay spans that overlap this chunk
-            var k = spans.partitioningIndex { $0.range.upperBound > range.lowerBound }
-            while k < spans.count && spans[k].range.lowerBound < range.upperBound {
-                let lo = max(spans[k].range.lowerBound, range.lowerBound), hi = min(spans[k].range.upperBound, range.upperBound)
-                let d = spans[k].decays && h.weightDecay != 0 ? decay : 1
-                for i in lo..<hi {
+            for span in spans where span.range.overlaps(range) {  // the decay / no-decay spans in this chunk
+                let d = span.decays && h.weightDecay != 0 ? decay : 1
+                for i in span.range.clamped(to: range) {
                     let g = grads[i] * gradScale
                     let p = params[i] * d
                     let mi = h.beta1 * m[i] + (1 - h.beta1) * g
@@ -86,7 +83,6 @@ public final class AdamW: @unchecked Sendable {
                     let denom = vi.squareRoot() / bc2Sqrt + h.eps
                     params[i] = p - stepSize * (mi / denom)
                 }
-                k += 1
             }
         }
     }
@@ -102,18 +98,6 @@ public final class AdamW: @unchecked Sendable {
         if at < count { spans.append((at..<count, false)) }
         return spans
     }()
-}
-
-extension Array {
-    /// The first index whose element satisfies `belongs` (which must be false, then true, along the array).
-    func partitioningIndex(where belongs: (Element) -> Bool) -> Int {
-        var lo = 0, hi = count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if belongs(self[mid]) { hi = mid } else { lo = mid + 1 }
-        }
-        return lo
-    }
 }
 
 public enum GradientClipping {

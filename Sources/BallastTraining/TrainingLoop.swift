@@ -36,7 +36,7 @@ public struct OptimConfig: Sendable, Equatable {
 
     public func makeOptimizer(for model: GPT) -> AdamW {
         AdamW(count: model.parameterCount,
-              decayRanges: model.layout.entries.filter(\.decays).map { $0.offset..<($0.offset + $0.count) },
+              decayRanges: model.layout.decayRanges,
               hyper: .init(beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay))
     }
 

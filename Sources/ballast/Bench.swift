@@ -54,7 +54,7 @@ public enum Bench {
         let model = try GPT(config: config)
         model.initializeRandom(seed: seed)
         let opt = AdamW(count: model.parameterCount,
-                        decayRanges: model.layout.entries.filter(\.decays).map { $0.offset..<($0.offset + $0.count) },
+                        decayRanges: model.layout.decayRanges,
                         hyper: .init(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1))
         var rng = SeededRNG(seed: seed)
         let n = batch * seq

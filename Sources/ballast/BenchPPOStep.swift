@@ -197,7 +197,7 @@ enum PPOStepBench {
         for m in [reference, scorer, critic] { m.shareArenas(with: policy) }  // as PPOTrainer does
         let hyper = AdamW.Hyper(weightDecay: 0)
         func optimizer(_ m: GPT) -> AdamW {
-            AdamW(count: m.parameterCount, decayRanges: m.layout.entries.filter(\.decays).map { $0.offset..<($0.offset + $0.count) }, hyper: hyper)
+            AdamW(count: m.parameterCount, decayRanges: m.layout.decayRanges, hyper: hyper)
         }
         let policyOpt = optimizer(policy), criticOpt = optimizer(critic)
         var ppo = PPOHyper()

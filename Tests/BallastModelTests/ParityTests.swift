@@ -110,7 +110,7 @@ struct ParityTests {
         let m = try f.model()
         let h = f.hyper
         let opt = AdamW(count: m.parameterCount,
-                        decayRanges: m.layout.entries.filter(\.decays).map { $0.offset..<($0.offset + $0.count) },
+                        decayRanges: m.layout.decayRanges,
                         hyper: .init(beta1: Float(h["beta1"]!), beta2: Float(h["beta2"]!), eps: Float(h["eps"]!),
                                      weightDecay: Float(h["weight_decay"]!)))
         let refLosses = try f.file.floats("step_losses")
