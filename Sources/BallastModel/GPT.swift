@@ -224,9 +224,12 @@ public final class GPT: @unchecked Sendable {
         }
         let nh = cfg.scalarHeads.count
         if nh > 0 {
-            // heads[N,H] = lnf[N,C] · W_headsᵀ
-            BLAS.gemm(transB: true, m: n, n: nh, k: c, a: a.lnf, lda: c, b: p + layout.heads, ldb: c,
-                      c: a.heads, ldc: nh)
+            // heads[N,H] = lnf[N,C] · W_headsᵀ, one dot per (row, head): unlike a GEMM, whose kernel depends on H,
+            // each head's output does not depend on which other heads the model has (see `backward`)
+            let lnf = a.lnf, heads = a.heads, w = p + layout.heads
+            Parallel.forEachChunk(n, grain: 256) { rows in
+                for i in rows { for h in 0..<nh { heads[i * nh + h] = Vec.dot(lnf + i * c, w + h * c, c) } }
+            }
         }
     }
 
@@ -315,14 +318,18 @@ public final class GPT: @unchecked Sendable {
                       c: g + layout.wte, ldc: c)
         }
         if nh > 0 && headsGradient {
-            // dheadW[H,C] += dheadsᵀ · lnf;  dlnf[N,C] += dheads[N,H] · headW[H,C] (detached columns zeroed first)
-            BLAS.gemm(transA: true, m: nh, n: c, k: n, a: s.dheads, lda: nh, b: a.lnf, ldb: c, beta: 1,
-                      c: g + layout.heads, ldc: c)
-            for h in detachedHeads {
-                precondition((0..<nh).contains(h), "detached head \(h) out of range 0..<\(nh)")
-                for i in 0..<n { s.dheads[i * nh + h] = 0 }
+            // dheadW[H,C] += dheadsᵀ · lnf;  dlnf[N,C] += dheads[N,H] · headW[H,C] over the heads not detached.
+            // Row by row, skipping zero gradients, so a head that is absent, detached or without gradient
+            // leaves the trunk's gradient bit for bit as it would be without it (a GEMM's kernel depends on H).
+            for h in detachedHeads { precondition((0..<nh).contains(h), "detached head \(h) out of range 0..<\(nh)") }
+            let dheads = s.dheads, lnf = a.lnf, w = p + layout.heads, dw = g + layout.heads
+            let attached = (0..<nh).filter { !detachedHeads.contains($0) }
+            Parallel.forEachChunk(nh, grain: 1) { heads in
+                for h in heads { for i in 0..<n where dheads[i * nh + h] != 0 { Vec.axpy(dheads[i * nh + h], lnf + i * c, dw + h * c, c) } }
             }
-            BLAS.gemm(m: n, n: c, k: nh, a: s.dheads, lda: nh, b: p + layout.heads, ldb: c, beta: 1, c: dln, ldc: c)
+            Parallel.forEachChunk(n, grain: 256) { rows in
+                for i in rows { for h in attached where dheads[i * nh + h] != 0 { Vec.axpy(dheads[i * nh + h], w + h * c, dln + i * c, c) } }
+            }
         }
         dres.update(repeating: 0, count: n * c)
         LayerNorm.backward(dinp: dres, dweight: g + layout.lnfW, dbias: g + layout.lnfB, dout: dln,

@@ -52,16 +52,36 @@ public final class AdamW: @unchecked Sendable {
     /// the global norm first, then each gradient scaled by the clipping coefficient as it is read
     /// (the gradient buffer itself is left unscaled). Returns the norm before clipping; a non-finite
     /// norm skips the update (the caller counts it). Same numbers as `clip` then `update`.
+    ///
+    /// `clippedApart` ranges (disjoint) are clipped each by its own norm and the rest by the norm of the
+    /// rest, as separate clip_grad_norm_ calls per parameter group would: a probe head whose gradient
+    /// sends nothing into the trunk should not shrink the trunk's step either. The returned norm is still
+    /// that of the whole buffer.
     @discardableResult
-    public func clippedUpdate(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float, maxGradNorm: Float) -> Float {
+    public func clippedUpdate(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float, maxGradNorm: Float,
+                              clippedApart: [Range<Int>] = []) -> Float {
         let norm = GradientClipping.globalNorm(grads, count: count)
         guard norm.isFinite else { return norm }
-        update(params: params, grads: grads, lr: lr, gradScale: GradientClipping.coefficient(norm: norm, maxNorm: maxGradNorm))
+        var scales: [(range: Range<Int>, scale: Float)] = []
+        var restRanges: [Range<Int>] = [], at = 0
+        for r in clippedApart.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            scales.append((r, GradientClipping.coefficient(norm: GradientClipping.globalNorm(grads + r.lowerBound, count: r.count),
+                                                           maxNorm: maxGradNorm)))
+            if r.lowerBound > at { restRanges.append(at..<r.lowerBound) }
+            at = max(at, r.upperBound)
+        }
+        if at < count { restRanges.append(at..<count) }
+        // the rest's norm summed as globalNorm sums it: with the apart ranges at the end of the buffer, it is
+        // bit for bit the norm of a model without them
+        let rest = clippedApart.isEmpty ? norm : GradientClipping.norm(grads, ranges: restRanges)
+        update(params: params, grads: grads, lr: lr, gradScale: GradientClipping.coefficient(norm: rest, maxNorm: maxGradNorm), apart: scales)
         return norm
     }
 
-    /// Decay, moments and step for every parameter in one parallel pass; g = grads[i]·gradScale.
-    func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float, gradScale: Float) {
+    /// Decay, moments and step for every parameter in one parallel pass; g = grads[i]·gradScale, or the
+    /// scale of the `apart` range that holds i.
+    func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float, gradScale: Float,
+                apart: [(range: Range<Int>, scale: Float)] = []) {
         step += 1
         let h = hyper
         let bc1 = 1 - Float(pow(Double(h.beta1), Double(step)))
@@ -69,12 +89,25 @@ public final class AdamW: @unchecked Sendable {
         let stepSize = lr / bc1
         let bc2Sqrt = bc2.squareRoot()
         let decay = 1 - lr * h.weightDecay
-        let m = self.m, v = self.v, spans = decaySpans
+        let m = self.m, v = self.v
+        // the decay spans, cut where an `apart` range begins or ends, each with its gradient scale
+        var spans: [(range: Range<Int>, decays: Bool, scale: Float)] = []
+        for span in decaySpans {
+            var at = span.range.lowerBound
+            for a in apart.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) where a.range.overlaps(span.range) {
+                let inside = a.range.clamped(to: span.range)
+                if inside.lowerBound > at { spans.append((at..<inside.lowerBound, span.decays, gradScale)) }
+                spans.append((inside, span.decays, a.scale))
+                at = inside.upperBound
+            }
+            if at < span.range.upperBound { spans.append((at..<span.range.upperBound, span.decays, gradScale)) }
+        }
         Parallel.forEachChunk(count, grain: 1 << 15) { range in
-            for span in spans where span.range.overlaps(range) {  // the decay / no-decay spans in this chunk
+            for span in spans where span.range.overlaps(range) {  // the spans in this chunk
                 let d = span.decays && h.weightDecay != 0 ? decay : 1
+                let scale = span.scale
                 for i in span.range.clamped(to: range) {
-                    let g = grads[i] * gradScale
+                    let g = grads[i] * scale
                     let p = params[i] * d
                     let mi = h.beta1 * m[i] + (1 - h.beta1) * g
                     let vi = h.beta2 * v[i] + (1 - h.beta2) * g * g
@@ -104,6 +137,15 @@ public enum GradientClipping {
     /// L2 norm over the whole flat gradient: per 4096-float block a float dot product, the blocks summed
     /// in order in double precision (blocks in parallel; the result does not depend on the thread count).
     public static func globalNorm(_ grads: UnsafePointer<Float>, count: Int) -> Float {
+        Float(sumOfSquares(grads, count: count).squareRoot())
+    }
+
+    /// The L2 norm over several ranges of the buffer, each summed as `globalNorm` sums a buffer.
+    public static func norm(_ grads: UnsafePointer<Float>, ranges: [Range<Int>]) -> Float {
+        Float(ranges.reduce(0) { $0 + sumOfSquares(grads + $1.lowerBound, count: $1.count) }.squareRoot())
+    }
+
+    static func sumOfSquares(_ grads: UnsafePointer<Float>, count: Int) -> Double {
         let blocks = (count + 4095) / 4096
         var partial = [Double](repeating: 0, count: blocks)
         partial.withUnsafeMutableBufferPointer { out in
@@ -112,7 +154,7 @@ public enum GradientClipping {
                 for b in range { o[b] = Double(Vec.dot(grads + b * 4096, grads + b * 4096, min(4096, count - b * 4096))) }
             }
         }
-        return Float(partial.reduce(0, +).squareRoot())
+        return partial.reduce(0, +)
     }
 
     /// torch.nn.utils.clip_grad_norm_'s coefficient: maxNorm / (norm + 1e-6), clamped to 1.

@@ -217,11 +217,11 @@ public final class Pipeline {
                 t.shouldStop = shouldStop
                 guard !(try t.run().interrupted) else { return false }
                 let pairs = try PreferenceData.load("\(data)/prefs_test.jsonl", maxLength: t.model.config.nPositions)
-                let s = PreferenceScorer.score(t.model, pairs.encoded, expectedHead: kind == .advantage ? 1 : nil)
+                let s = PreferenceScorer.score(t.model, pairs.encoded)
                 let tasks = pairs.encoded.map(\.task)
                 var out: [String: Any] = ["r": try JSONSerialization.jsonObject(with: RewardReport(chosen: s.chosen, rejected: s.rejected, tasks: tasks, pairs: pairs.raw).json())]
                 if kind == .advantage {
-                    let a = RewardReport(chosen: zip(s.chosen, s.expected).map { $0 - $1 }, rejected: zip(s.rejected, s.expected).map { $0 - $1 }, tasks: tasks, pairs: pairs.raw)
+                    let a = RewardReport(chosen: s.advantageChosen, rejected: s.advantageRejected, tasks: tasks, pairs: pairs.raw)
                     out["a"] = try JSONSerialization.jsonObject(with: a.json())
                 }
                 try AtomicFile.write(try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]),

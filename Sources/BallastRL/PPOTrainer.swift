@@ -187,7 +187,7 @@ public final class PPOTrainer {
     public var seed: UInt64 { state.seed }
 
     public func describe() -> String {
-        "policy \(config.policyInit), scorer \(config.scorer) (\(scoreRule.map { "\($0.rawValue) rule: a control" } ?? (scorer!.config.scalarHeads.contains("expected_reward_head") ? "advantage a = r - e" : "reward r"))), "
+        "policy \(config.policyInit), scorer \(config.scorer) (\(scoreRule.map { "\($0.rawValue) rule: a control" } ?? ScoreHeads(scorer!.config)!.formula)), "
             + "\(rehearsal.count) rehearsal examples (γ = \(config.hyper.rehearsalCoef)), steps \(state.step)→\(config.optim.steps)"
     }
 

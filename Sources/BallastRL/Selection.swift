@@ -44,10 +44,9 @@ public struct SelectionJob {
     }
 
     public func run(sft: GPT, encoder: GPT, scorer: GPT, prompts: [PromptRecord], progress: (String) -> Void = { _ in }) throws -> Output {
-        guard let rHead = scorer.config.scalarHeads.firstIndex(of: "score") else {
+        guard let heads = ScoreHeads(scorer.config) else {
             throw FileError(path: "scorer", problem: "needs a score head (a reward or advantage model)")
         }
-        let eHead = scorer.config.scalarHeads.firstIndex(of: "expected_reward_head")
         let tok = ByteTokenizer()
         var responses: [String] = []
         var start = 0
@@ -74,11 +73,9 @@ public struct SelectionJob {
                 embeddings.append(v.map { $0 / Double(e.tokens.count) })
             }
             scorer.forward(batch, computeLogits: false, inferenceOnly: true)
-            let h = scorer.config.scalarHeads.count, out = scorer.headOutputs
             for (r, e) in chunk.enumerated() {
-                let reward = Double(out[(batch.start(ofRow: r) + e.tokens.count - 1) * h + rHead])
-                let expected = eHead.map { Double(out[(batch.start(ofRow: r) + e.promptTokens - 1) * h + $0]) } ?? 0
-                scores.append(reward - expected)
+                let row = batch.start(ofRow: r)
+                scores.append(heads.score(scorer.headOutputs, last: row + e.tokens.count - 1, promptLast: row + e.promptTokens - 1))
             }
             start += chunk.count
             progress("embedded and scored \(start)/\(examples.count)")

@@ -47,14 +47,20 @@ public enum PreferenceData {
     }
 }
 
-/// Scores of chosen and rejected responses under a model's scalar head `head` (read at EOS) and,
-/// when `expectedHead` is given, the expected reward of each pair's prompt (read at its last token).
+/// Scores of chosen and rejected responses under a model's scalar head `head` (read at EOS) and, for an
+/// Advantage Model, their advantages a (see `ScoreHeads`; a ranks within a pair exactly as r does).
 public enum PreferenceScorer {
-    public static func score(_ model: GPT, _ pairs: [EncodedPair], head: Int = 0, expectedHead: Int? = nil, batchSize: Int = 32)
-        -> (chosen: [Double], rejected: [Double], expected: [Double]) {
-        var c: [Double] = [], r: [Double] = [], e: [Double] = []
-        var i = 0
+    public struct Scores {
+        public var chosen: [Double] = [], rejected: [Double] = []
+        /// a of chosen and rejected; empty unless the model has an expected-reward head.
+        public var advantageChosen: [Double] = [], advantageRejected: [Double] = []
+    }
+
+    public static func score(_ model: GPT, _ pairs: [EncodedPair], head: Int = 0, batchSize: Int = 32) -> Scores {
+        var s = Scores()
+        let heads = ScoreHeads(model.config).flatMap { $0.expected == nil ? nil : $0 }
         let h = model.config.scalarHeads.count
+        var i = 0
         while i < pairs.count {
             let chunk = Array(pairs[i..<min(i + batchSize, pairs.count)])
             i += chunk.count
@@ -62,11 +68,16 @@ public enum PreferenceScorer {
             model.forward(batch, computeLogits: false, inferenceOnly: true)
             let out = model.headOutputs
             for k in 0..<chunk.count {
-                c.append(Double(out[last[k] * h + head]))
-                r.append(Double(out[last[chunk.count + k] * h + head]))
-                if let expectedHead { e.append(Double(out[promptLast[k] * h + expectedHead])) }
+                let rc = Double(out[last[k] * h + head]), rr = Double(out[last[chunk.count + k] * h + head])
+                s.chosen.append(rc)
+                s.rejected.append(rr)
+                if let heads {
+                    let (e, z) = heads.baseline(out, promptLast: promptLast[k])
+                    s.advantageChosen.append(ScoreHeads.advantage(reward: rc, expected: e, logScale: z))
+                    s.advantageRejected.append(ScoreHeads.advantage(reward: rr, expected: e, logScale: z))
+                }
             }
         }
-        return (c, r, e)
+        return s
     }
 }

@@ -35,6 +35,8 @@ public struct RewardConfig: Sendable {
             am.momentum = try s.double("momentum", am.momentum)
             am.baselineOnly = try s.bool("baseline_only", am.baselineOnly)
             am.detachExpected = try s.bool("detach_expected", am.detachExpected)
+            am.scaled = try s.bool("scale_head", am.scaled)
+            am.scale = try s.double("scale", am.scale)
             try s.finish()
             guard (0..<1).contains(am.momentum) else { throw ConfigError("\(doc.file): am.momentum must be in [0, 1)") }
         }
@@ -58,8 +60,8 @@ public struct RewardConfig: Sendable {
 }
 
 /// Reward model training: Bradley–Terry ranking loss −log σ(r(x, y_c) − r(x, y_r)) on the `score`
-/// head read at each response's EOS. Advantage Model training adds the `expected_reward_head` read at
-/// the prompt's last token and optimises `AdvantageLoss` on a = r − e. Both run on the shared loop.
+/// head read at each response's EOS. Advantage Model training adds the `expected_reward_head` (and in the
+/// scaled form the `advantage_scale_head`) read at the prompt's last token and optimises `AdvantageLoss`. Both run on the shared loop.
 public final class RewardTrainer {
     public let config: RewardConfig
     let loop: TrainingLoop
@@ -75,7 +77,7 @@ public final class RewardTrainer {
 
     public init(config: RewardConfig, resume: Bool, restart: Bool = false) throws {
         self.config = config
-        let heads = config.kind == .advantage ? ["score", "expected_reward_head"] : ["score"]
+        let heads = ScoreHeads.list(advantage: config.kind == .advantage, scaled: config.advantage.scaled)
         loop = try TrainingLoop(optim: config.optim, run: config.run, resume: resume, restart: restart) {
             try Checkpoint.load(config.initFrom).withScalarHeads(heads)
         }
@@ -83,6 +85,11 @@ public final class RewardTrainer {
             throw ConfigError("\(config.run.outDir)/checkpoint: expected scalar heads \(heads), found \(loop.model.config.scalarHeads)")
         }
         taskStats = loop.state.taskStats ?? [:]
+        if config.kind == .advantage && config.advantage.detachExpected {
+            // the probe heads (every head after `score`) are clipped apart from the trunk and r
+            let c = loop.model.config.nEmbd, first = loop.model.layout.heads
+            loop.clippedApart = (1..<heads.count).map { first + $0 * c ..< first + ($0 + 1) * c }
+        }
         let maxLength = min(config.maxLength, loop.model.config.nPositions)
         let tr = try PreferenceData.load(config.trainData, maxLength: maxLength)
         train = tr.encoded
@@ -107,12 +114,14 @@ public final class RewardTrainer {
             let scale = 1 / Double(accum)
             if config.kind == .advantage {
                 let e = (0..<b).map { Double(out[promptLast[$0] * h + 1]) }
-                let r = config.advantage.compute(rChosen: chosen, rRejected: rejected, expected: e, tasks: pairs.map(\.task), stats: taskStats)
+                let z = config.advantage.scaled ? (0..<b).map { Double(out[promptLast[$0] * h + 2]) } : nil
+                let r = config.advantage.compute(rChosen: chosen, rRejected: rejected, expected: e, logScale: z, tasks: pairs.map(\.task), stats: taskStats)
                 taskStats = r.stats
                 for k in 0..<b {
                     model.dHeads[last[k] * h] = Float(r.dChosen[k] * scale)
                     model.dHeads[last[b + k] * h] = Float(r.dRejected[k] * scale)
                     model.dHeads[promptLast[k] * h + 1] = Float(r.dExpected[k] * scale)
+                    if config.advantage.scaled { model.dHeads[promptLast[k] * h + 2] = Float(r.dLogScale[k] * scale) }
                 }
                 loss += r.total * scale
                 for (name, v) in r.terms { terms[name, default: 0] += v * scale }
@@ -124,7 +133,7 @@ public final class RewardTrainer {
                 }
                 loss += r.loss * scale
             }
-            model.backward(logitsGradient: false, detachedHeads: config.kind == .advantage && config.advantage.detachExpected ? [1] : [])
+            model.backward(logitsGradient: false, detachedHeads: config.kind == .advantage && config.advantage.detachExpected ? Array(1..<h) : [])
             correct += PreferenceLosses.accuracy(chosen: chosen, rejected: rejected) / Double(accum)
             tokens += Int(batch.mask.reduce(0, +))
         }
@@ -135,7 +144,7 @@ public final class RewardTrainer {
 
     public func evaluate() -> [String: Double] {
         guard !eval.isEmpty else { return [:] }
-        let s = PreferenceScorer.score(model, eval, expectedHead: config.kind == .advantage ? 1 : nil, batchSize: config.optim.batchSize)
+        let s = PreferenceScorer.score(model, eval, batchSize: config.optim.batchSize)
         let (c, r) = (s.chosen, s.rejected)
         var m = ["eval_loss": PreferenceLosses.ranking(chosen: c, rejected: r).loss,
                  "eval_accuracy": PreferenceLosses.accuracy(chosen: c, rejected: r),
@@ -143,8 +152,7 @@ public final class RewardTrainer {
         let tasks = eval.map(\.task)
         m["eval_r_task_mean_spread"] = RewardReport(chosen: c, rejected: r, tasks: tasks).taskMeanSpread
         if config.kind == .advantage {
-            let ac = zip(c, s.expected).map { $0 - $1 }, ar = zip(r, s.expected).map { $0 - $1 }
-            m["eval_a_task_mean_spread"] = RewardReport(chosen: ac, rejected: ar, tasks: tasks).taskMeanSpread
+            m["eval_a_task_mean_spread"] = RewardReport(chosen: s.advantageChosen, rejected: s.advantageRejected, tasks: tasks).taskMeanSpread
         }
         return m
     }

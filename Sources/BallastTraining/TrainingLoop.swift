@@ -99,6 +99,8 @@ public final class TrainingLoop {
     public var state: TrainerState
     public let progress = Progress()
     public var shouldStop: () -> Bool = { false }
+    /// Parameter ranges clipped by their own gradient norm (see `AdamW.clippedUpdate`).
+    public var clippedApart: [Range<Int>] = []
     public var checkpointDir: String { run.outDir + "/checkpoint" }
 
     /// Holds the run folder's lock while the loop lives.
@@ -163,7 +165,7 @@ public final class TrainingLoop {
             // consumed), count it, and stop when it keeps happening.
             if r.loss.isFinite && norm.isFinite {
                 consecutiveSkips = 0
-                optimizer.clippedUpdate(params: model.params, grads: model.grads, lr: lr, maxGradNorm: optim.maxGradNorm)
+                optimizer.clippedUpdate(params: model.params, grads: model.grads, lr: lr, maxGradNorm: optim.maxGradNorm, clippedApart: clippedApart)
                 lastLoss = r.loss
                 let tps = Double(windowTokens) / max(Date().timeIntervalSince(windowStart), 1e-9)
                 var record: [String: Any] = ["step": state.step, "loss": r.loss, "lr": Double(lr), "grad_norm": Double(norm),

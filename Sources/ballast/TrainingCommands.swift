@@ -71,17 +71,16 @@ struct EvalRM: ParsableCommand {
                 throw FileError(path: model, problem: "no score head (ballast_scalar_heads: \(m.config.scalarHeads))")
             }
             let pairs = try PreferenceData.load(data, maxLength: min(maxLength, m.config.nPositions))
-            let expectedHead = m.config.scalarHeads.firstIndex(of: "expected_reward_head")
-            let s = PreferenceScorer.score(m, pairs.encoded, head: head, expectedHead: expectedHead)
+            let heads = ScoreHeads(m.config)!
+            let s = PreferenceScorer.score(m, pairs.encoded, head: head)
             let tasks = pairs.encoded.map(\.task)
             let rReport = RewardReport(chosen: s.chosen, rejected: s.rejected, tasks: tasks, pairs: pairs.raw)
-            print(expectedHead == nil ? "reward r (score head at EOS):" : "reward r (score head at EOS; accuracy and ECE are the same for a = r - e):")
+            print(heads.expected == nil ? "reward r (score head at EOS):" : "reward r (score head at EOS; a ranks and calibrates within a pair as r does):")
             print(rReport.table())
             var out: [String: Any] = ["r": try JSONSerialization.jsonObject(with: rReport.json())]
-            if expectedHead != nil {
-                let aReport = RewardReport(chosen: zip(s.chosen, s.expected).map { $0 - $1 },
-                                           rejected: zip(s.rejected, s.expected).map { $0 - $1 }, tasks: tasks, pairs: pairs.raw)
-                print("\nadvantage a = r - e (e: expected_reward_head at the prompt's last token):")
+            if heads.expected != nil {
+                let aReport = RewardReport(chosen: s.advantageChosen, rejected: s.advantageRejected, tasks: tasks, pairs: pairs.raw)
+                print("\n\(heads.formula) (e\(heads.logScale == nil ? "" : " and z") read at the prompt's last token):")
                 print(aReport.table())
                 out["a"] = try JSONSerialization.jsonObject(with: aReport.json())
             }

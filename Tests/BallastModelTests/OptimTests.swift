@@ -65,4 +65,37 @@ struct OptimTests {
         #expect(!b.clippedUpdate(params: &fused, grads: bad, lr: 0.01, maxGradNorm: 1).isFinite)
         #expect(fused == before && b.step == 4, "a non-finite gradient leaves weights and step count alone")
     }
+
+    @Test("ranges clipped apart: each moves as under its own clip_grad_norm_, the rest as if those ranges were absent")
+    func clippedApart() {
+        let count = 50_000, apart = [30_000..<30_256, 49_000..<50_000]  // the second crosses the end of a decay span
+        let decay = [0..<49_500]
+        var rng = SeededRNG(seed: 5)
+        let start = (0..<count).map { _ in rng.nextGaussian() }
+        var together = start
+        let opt = AdamW(count: count, decayRanges: decay, hyper: .init(weightDecay: 0.1))
+        // references: the rest with the apart ranges' gradients zeroed, and each range as its own buffer
+        var rest = start
+        let restOpt = AdamW(count: count, decayRanges: decay, hyper: .init(weightDecay: 0.1))
+        var pieces = apart.map { Array(start[$0]) }
+        let pieceOpts = apart.map { r in AdamW(count: r.count, decayRanges: decay.map { $0.clamped(to: r) }.filter { !$0.isEmpty }
+                                                .map { $0.lowerBound - r.lowerBound ..< $0.upperBound - r.lowerBound },
+                                              hyper: .init(weightDecay: 0.1)) }
+        for step in 0..<3 {
+            var g = (0..<count).map { _ in rng.nextGaussian() * 0.02 }
+            for i in apart[0] { g[i] *= Float(50 * (step + 1)) }  // a probe head whose gradient dwarfs the rest
+            let norm = opt.clippedUpdate(params: &together, grads: g, lr: 0.01, maxGradNorm: 1, clippedApart: apart)
+            #expect(norm == GradientClipping.globalNorm(g, count: count))
+            var zeroed = g
+            for r in apart { for i in r { zeroed[i] = 0 } }
+            restOpt.clippedUpdate(params: &rest, grads: zeroed, lr: 0.01, maxGradNorm: 1)
+            for (k, r) in apart.enumerated() { pieceOpts[k].clippedUpdate(params: &pieces[k], grads: Array(g[r]), lr: 0.01, maxGradNorm: 1) }
+            for i in 0..<count where !apart.contains(where: { $0.contains(i) }) {
+                #expect(abs(together[i] - rest[i]) <= 1e-6 * max(1, abs(rest[i])), "step \(step) index \(i)")
+            }
+            for (k, r) in apart.enumerated() {
+                for i in r { #expect(abs(together[i] - pieces[k][i - r.lowerBound]) <= 1e-6 * max(1, abs(together[i])), "step \(step) index \(i)") }
+            }
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import BallastFormats
+import BallastModel
 import BallastTraining
 import Foundation
 import Testing
@@ -51,7 +52,7 @@ struct PreferenceLossTests {
 
 @Suite("Advantage Model objective vs PyTorch")
 struct AdvantageLossTests {
-    @Test("every term, the gradients of r_c, r_r, e and the running statistics match autograd")
+    @Test("unscaled form: every term, the gradients of r_c, r_r, e and the running statistics match autograd")
     func matchesPyTorch() throws {
         let url = try #require(Bundle.module.url(forResource: "losses", withExtension: "safetensors", subdirectory: "Fixtures"))
         let f = try SafeTensorsFile(path: url.path)
@@ -61,7 +62,9 @@ struct AdvantageLossTests {
         // Task 2 has no running statistics yet: it must start from mean 0, variance 1 as in the fixture.
         let old = ["t0": AdvantageLoss.TaskStats(mean: oldMean[0], variance: oldVar[0]),
                    "t1": AdvantageLoss.TaskStats(mean: oldMean[1], variance: oldVar[1])]
-        let out = AdvantageLoss().compute(rChosen: try d("am_r_chosen"), rRejected: try d("am_r_rejected"),
+        var unscaled = AdvantageLoss()
+        unscaled.scaled = false
+        let out = unscaled.compute(rChosen: try d("am_r_chosen"), rRejected: try d("am_r_rejected"),
                                           expected: try d("am_e"), tasks: tasks, stats: old)
         let ref = try d("am_terms")
         for (k, name) in ["ranking", "expected", "bound", "task_mean", "task_spread"].enumerated() {
@@ -78,9 +81,57 @@ struct AdvantageLossTests {
         }
     }
 
+    @Test("scaled form a = (r − e)/exp(z): terms, gradients of r, e, z and running statistics match autograd")
+    func scaledMatchesPyTorch() throws {
+        let url = try #require(Bundle.module.url(forResource: "losses", withExtension: "safetensors", subdirectory: "Fixtures"))
+        let f = try SafeTensorsFile(path: url.path)
+        func d(_ n: String) throws -> [Double] { try PreferenceLossTests.doubles(f, n) }
+        let tasks = try f.ints("ams_task").map { "t\($0)" }
+        let oldMean = try d("ams_old_mean"), oldVar = try d("ams_old_var")
+        let old = ["t0": AdvantageLoss.TaskStats(mean: oldMean[0], variance: oldVar[0]),
+                   "t1": AdvantageLoss.TaskStats(mean: oldMean[1], variance: oldVar[1])]
+        let loss = AdvantageLoss()  // the scaled form is the default
+        let out = loss.compute(rChosen: try d("ams_r_chosen"), rRejected: try d("ams_r_rejected"), expected: try d("ams_e"),
+                               logScale: try d("ams_z"), tasks: tasks, stats: old)
+        let ref = try d("ams_terms")
+        for (k, name) in ["ranking", "expected", "bound", "task_mean", "task_spread", "scale"].enumerated() {
+            #expect(abs(out.terms[name]! - ref[k]) < 1e-12, "\(name): \(out.terms[name]!) vs \(ref[k])")
+        }
+        #expect(abs(out.total - ref[6]) < 1e-12)
+        for (a, b) in zip(out.dChosen, try d("ams_d_chosen")) { #expect(abs(a - b) < 1e-12) }
+        for (a, b) in zip(out.dRejected, try d("ams_d_rejected")) { #expect(abs(a - b) < 1e-12) }
+        for (a, b) in zip(out.dExpected, try d("ams_d_e")) { #expect(abs(a - b) < 1e-12) }
+        for (a, b) in zip(out.dLogScale, try d("ams_d_z")) { #expect(abs(a - b) < 1e-12) }
+        let newMean = try d("ams_new_mean"), newVar = try d("ams_new_var")
+        for t in 0..<3 {
+            #expect(abs(out.stats["t\(t)"]!.mean - newMean[t]) < 1e-12)
+            #expect(abs(out.stats["t\(t)"]!.variance - newVar[t]) < 1e-12)
+        }
+    }
+
+    @Test("scaled form: r gets exactly the reward model's gradient; a clamped z gets none")
+    func scaledRewardIsTheRewardModels() {
+        let rc = [1.2, -0.3, 3.9, 0.4, -2.8], rr = [0.2, 0.5, -3.1, 0.1, 2.6], e = [0.4, -1.0, 0.2, 2.9, 0.0]
+        let z = [0.3, -0.2, 9.0, 0.0, -1.1]
+        let loss = AdvantageLoss()  // the scaled form is the default
+        let out = loss.compute(rChosen: rc, rRejected: rr, expected: e, logScale: z, tasks: ["a", "b", "a", "c", "b"], stats: [:])
+        let rm = PreferenceLosses.ranking(chosen: rc, rejected: rr)
+        #expect(out.dChosen == rm.dChosen && out.dRejected == rm.dRejected)
+        #expect(out.dLogScale[2] == 0, "z = 9 is past the clamp: a does not depend on it")
+        #expect(out.dLogScale.enumerated().allSatisfy { $0.offset == 2 || $0.element != 0 })
+        // a ranks as r does within a pair, whatever e and z are
+        for i in 0..<rc.count {
+            let ac = ScoreHeads.advantage(reward: rc[i], expected: e[i], logScale: z[i])
+            let ar = ScoreHeads.advantage(reward: rr[i], expected: e[i], logScale: z[i])
+            #expect((ac > ar) == (rc[i] > rr[i]))
+        }
+        #expect(abs(ScoreHeads.advantage(reward: 3, expected: 1, logScale: 9) - 2 * exp(-4)) < 1e-15)
+    }
+
     @Test("switching a term off removes it from the total and the gradients")
     func switches() {
         var loss = AdvantageLoss()
+        loss.scaled = false
         loss.expected = 0
         loss.bound = 0
         loss.taskMean = 0
@@ -97,6 +148,7 @@ struct AdvantageLossTests {
         let rc = [1.2, -0.3, 3.9, 0.4, -2.8], rr = [0.2, 0.5, -3.1, 0.1, 2.6], e = [0.4, -1.0, 0.2, 2.9, 0.0]
         let tasks = ["a", "b", "a", "c", "b"]
         var full = AdvantageLoss()
+        full.scaled = false
         full.taskSpread = 0
         var baseline = full
         baseline.baselineOnly = true

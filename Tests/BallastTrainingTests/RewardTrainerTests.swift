@@ -111,14 +111,14 @@ struct AdvantageTrainerTests {
         return try RewardConfig.load(doc, kind: .advantage)
     }
 
-    @Test("learns the preference with r and e heads, keeps running task statistics, resumes exactly")
+    @Test("learns the preference with r, e and z heads, keeps running task statistics, resumes exactly")
     func learnsAndResumes() throws {
         let f = try rewardFixture("am-learn")
         let s = try RewardTrainer(config: try amConfig(f, steps: 30), resume: false).run()
         #expect(s.lastEval["eval_accuracy"]! > 0.9, "\(s.lastEval)")
         #expect(s.lastEval["eval_a_task_mean_spread"] != nil)
         let am = try Checkpoint.load(f.dir + "/am/checkpoint")
-        #expect(am.config.scalarHeads == ["score", "expected_reward_head"])
+        #expect(am.config.scalarHeads == ["score", "expected_reward_head", "advantage_scale_head"])
         let state = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: URL(fileURLWithPath: f.dir + "/am/checkpoint/trainer_state.json")))
         #expect(Set(state.taskStats!.keys) == ["even", "odd"])
 

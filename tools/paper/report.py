@@ -208,8 +208,9 @@ def write_outputs(res, out, figs, args):
     md.append(f"\nLabels: {t1['RM r']['pairs'][0]} test pairs; the Bayes ceiling of the labels is "
               f"{fmt(*mean_ci(t1['RM r']['bayes_ceiling']), pct=True)} and \"the longer response wins\" scores "
               f"{fmt(*mean_ci(t1['RM r']['longer_wins']), pct=True)}. Length-matched: pairs whose responses differ by at most 2 characters. "
-              f"Spreads are over tasks with at least {MIN_PAIRS} test pairs. AM r and AM a rank and calibrate identically (e depends on "
-              "the prompt only, so it cancels within a pair); they differ in score level per task. Per task, mean over seeds:\n")
+              f"Spreads are over tasks with at least {MIN_PAIRS} test pairs. AM r and AM a rank identically (e and the scale "
+              "exp(z) depend on the prompt only); a divides r − e by a per-prompt scale, so its calibration and per-task "
+              "levels and spreads differ from r's. Per task, mean over seeds:\n")
     md.append("| task | pairs | RM accuracy | AM accuracy | RM r mean / std | AM a mean / std |")
     md.append("|---|---|---|---|---|---|")
     per = lambda m, t, k: mean_ci([pt[t][k] for pt in t1[m]["per_task"] if t in pt])

@@ -120,7 +120,7 @@ def test_benchmark_label_rm_am_chain(tmp_path):
     run("train-am", "--config", "configs/am-benchmark.yaml", *common, "--set", f"run.out_dir={tmp_path / 'am'}")
     report = tmp_path / "am.json"
     r = run("eval-rm", "--model", tmp_path / "am" / "checkpoint", "--data", prefs["pref_test_prompts"], "--json", report)
-    assert "advantage a = r - e" in r.stdout and "Bayes ceiling" in r.stdout and '"longer wins"' in r.stdout
+    assert "advantage a = (r - e) / exp(z)" in r.stdout and "Bayes ceiling" in r.stdout and '"longer wins"' in r.stdout
     j = json.loads(report.read_text())
     tasks = {row["task"] for row in j["a"]["rows"]}
     assert "all" in tasks and len(tasks) > 2
