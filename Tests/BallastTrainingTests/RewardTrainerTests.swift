@@ -134,6 +134,23 @@ struct AdvantageTrainerTests {
         #expect((0..<a.parameterCount).allSatisfy { a.params[$0] == b.params[$0] }, "resume is exact, running statistics included")
     }
 
+    @Test("the scaled AM with probe heads trains its trunk and r bit for bit as the reward model of the same seed")
+    func trunkIsTheRewardModels() throws {
+        let f = try rewardFixture("am-equals-rm")
+        _ = try RewardTrainer(config: try rmConfig(f, steps: 15), resume: false).run()
+        _ = try RewardTrainer(config: try amConfig(f, steps: 15), resume: false).run()  // same seed, same batches
+        let rm = try Checkpoint.load(f.dir + "/rm/checkpoint"), am = try Checkpoint.load(f.dir + "/am/checkpoint")
+        var differing: [String] = []
+        for e in rm.layout.entries {
+            let o = try #require(am.layout.entry(named: e.name))
+            if !(0..<e.count).allSatisfy({ rm.params[e.offset + $0] == am.params[o.offset + $0] }) { differing.append(e.name) }
+        }
+        #expect(differing.isEmpty, "tensors that differ from the RM's: \(differing)")
+        // the probes did train
+        let z = try #require(am.layout.entry(named: "advantage_scale_head.weight"))
+        #expect((0..<z.count).contains { am.params[z.offset + $0] != 0 })
+    }
+
     @Test func amSectionIsValidated() throws {
         let f = try rewardFixture("am-cfg")
         #expect(throws: ConfigError.self) { try amConfig(f, steps: 2, extra: ["am.bund=1"]) }
