@@ -37,6 +37,9 @@ let package = Package(
         // Dataset records (SFT examples, prompts, preference pairs) and their JSONL readers; the byte
         // tokenizer and its special tokens; the built-in SFT data.
         .target(name: "BallastData", dependencies: ["BallastFormats", "BallastRandom"], swiftSettings: fastMath),
+        // Hugging Face byte-level BPE tokenizers (tokenizer.json, vocab.json + merges.txt): pre-tokenizer
+        // patterns of GPT-2, Llama 3 and Qwen2, added tokens, post-processor templates, decoding.
+        .target(name: "BallastTokenizers", swiftSettings: fastMath),
         // GPT-2 model: config and presets, planned parameter/activation/gradient buffers, forward/backward,
         // scalar heads, sequence scoring, KV-cache sampling, checkpoint folders.
         .target(name: "BallastModel", dependencies: ["BallastKernels", "BallastFormats", "BallastData", "BallastRandom"], swiftSettings: fastMath),
@@ -100,6 +103,7 @@ let package = Package(
         ]),
         .testTarget(name: "BallastWireTests", dependencies: ["BallastWire", "BallastFormats", "BallastKernels", "BallastRandom"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastRLTests", dependencies: ["BallastRL", "BallastFormats", "BallastRandom"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BallastTokenizersTests", dependencies: ["BallastTokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastTrainingTests", dependencies: ["BallastTestSupport", 
             "BallastTraining", "BallastConfig", "BallastRL", "BallastPipeline", "BallastData", "BallastBenchmark", "BallastModel", "BallastTransport",
             "BallastFormats", "BallastKernels", "BallastRandom",
