@@ -86,7 +86,7 @@ let package = Package(
         .executableTarget(name: "ballast", dependencies: [
             "BallastPipeline", "BallastEvaluation", "BallastRL", "BallastTraining", "BallastConfig", "BallastDistributed", "BallastModel",
             "BallastOptim", "BallastKernels", "BallastData", "BallastBenchmark", "BallastTransport", "BallastWire", "BallastCluster",
-            "BallastHTTP", "BallastFormats", "BallastRandom",
+            "BallastHTTP", "BallastFormats", "BallastRandom", "BallastTokenizers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
 
