@@ -9,7 +9,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks against PyTorch on the same config, batch and threads (medians and ratios).",
-        subcommands: [BenchTrain.self, BenchGenerate.self, BenchPPOStep.self, BenchSgemm.self, BenchWire.self, BenchTransfer.self, BenchCoordinator.self])
+        subcommands: [BenchTrain.self, BenchGenerate.self, BenchPPOStep.self, BenchTokenize.self, BenchSgemm.self, BenchWire.self, BenchTransfer.self, BenchCoordinator.self])
 }
 
 struct BenchModelOptions: ParsableArguments {
