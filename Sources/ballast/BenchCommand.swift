@@ -1,4 +1,6 @@
 import ArgumentParser
+import BallastConfig
+import BallastData
 import BallastFormats
 import BallastKernels
 import BallastModel
@@ -71,16 +73,25 @@ struct BenchTrain: ParsableCommand {
 }
 
 struct BenchGenerate: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "generate", abstract: "KV-cache greedy decoding, new tokens/s, against transformers generate.")
+    static let configuration = CommandConfiguration(
+        commandName: "generate", abstract: "KV-cache decoding, new tokens/s, against transformers generate.",
+        discussion: """
+        Default: greedy decoding of exactly --new-tokens tokens from a random-initialised --preset model.         With --sample: temperature-1 sampling without top-k/top-p that stops each row at EOS, from a trained         --policy on real --prompts (both sides start from the same first --batch prompts; lengths follow the         model, so throughput counts the tokens each side actually generated, up to and including EOS).
+        """)
     @OptionGroup var opts: BenchModelOptions
     @Option var batch = 32
     @Option(name: .customLong("prompt-len")) var promptLen = 16
     @Option(name: .customLong("new-tokens")) var newTokens = 64
     @Option var repeats = 5
+    @Flag(help: "Sampling with EOS stopping from a trained policy (--policy, --prompts).") var sample = false
+    @Option(help: "--sample: policy checkpoint.") var policy = "runs/bench/ppo-step/sft/checkpoint"
+    @Option(help: "--sample: prompts JSONL.") var prompts = "runs/bench/ppo-step/data/rl_prompts.jsonl"
+    @Option(name: .customLong("max-new-tokens"), help: "--sample: response budget.") var maxNewTokens = 96
 
     func run() throws {
         opts.apply()
         try failing {
+            if sample { return try runSampling() }
             let cfg = try opts.config()
             let r = try Bench.generate(config: cfg, batch: batch, promptLength: promptLen, newTokens: newTokens, repeats: repeats)
             print("config: n_layer \(cfg.nLayer) n_head \(cfg.nHead) n_embd \(cfg.nEmbd), batch \(batch), prompt \(promptLen), new tokens \(newTokens), threads \(opts.threads)")
@@ -92,6 +103,42 @@ struct BenchGenerate: ParsableCommand {
             print("transformers generate: \(fmt(py["ms_median"] as? Double ?? .nan)) ms median, \(fmt(ptps, 0)) new tokens/s")
             print("ratio ballast/transformers: \(fmt(r.newTokensPerSecond / ptps, 2))x")
         }
+    }
+
+    func runSampling() throws {
+        guard FileManager.default.fileExists(atPath: policy + "/config.json") else {
+            throw ConfigError("\(policy): no checkpoint (train one, or run `ballast bench ppo-step` once to make runs/bench/ppo-step)")
+        }
+        let records = Array(try PromptRecord.read(prompts).prefix(batch))
+        guard records.count == batch else { throw ConfigError("\(prompts): fewer than \(batch) prompts") }
+        let tok = ByteTokenizer()
+        let ids = records.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+        let model = try Checkpoint.load(policy)
+        let gen = Generator(model: model)
+        var rates: [Double] = [], lengths: [Double] = []
+        for r in 0...repeats {
+            let opts = SamplingOptions(temperature: 1, maxNewTokens: maxNewTokens, seed: UInt64(r), stopAtEOS: true)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let out = try gen.generate(prompts: ids, options: opts)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let tokens = out.reduce(0) { $0 + $1.outputIds.count }
+            if r > 0 {  // the first call warms up
+                rates.append(Double(tokens) / seconds)
+                lengths.append(Double(tokens) / Double(batch))
+            }
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ballast-bench-sample-prompts.json").path
+        try JSONSerialization.data(withJSONObject: ids.map { $0.map(Int.init) }).write(to: URL(fileURLWithPath: file))
+        print("policy \(policy), \(batch) prompts of \(prompts) (mean \(fmt(Double(ids.reduce(0) { $0 + $1.count }) / Double(batch))) tokens), "
+              + "temperature 1, up to \(maxNewTokens) new tokens, EOS stops, \(opts.threads) threads, median of \(repeats)")
+        let ours = Bench.median(rates)
+        print("ballast: \(fmt(ours, 0)) new tokens/s, mean response \(fmt(Bench.median(lengths))) tokens")
+        guard !opts.noTorch else { return }
+        let py = try Bench.runPython(["sample", "--model", policy, "--prompts-json", file, "--max-new-tokens", "\(maxNewTokens)",
+                                      "--repeats", "\(repeats)", "--threads", "\(opts.threads)"])
+        let theirs = py["new_tokens_per_s"] as? Double ?? .nan
+        print("transformers generate(do_sample=True): \(fmt(theirs, 0)) new tokens/s, mean response \(fmt(py["mean_new_tokens"] as? Double ?? .nan)) tokens")
+        print("ratio ballast/transformers: \(fmt(ours / theirs, 2))x")
     }
 }
 

@@ -91,9 +91,45 @@ def bench_generate(args, torch, transformers, rss_import):
             "rss_after_import_mb": rss_import}
 
 
+def bench_sample(args, torch, transformers, rss_import):
+    """Sampling at temperature 1 (no top-k/top-p) with EOS stopping from a trained checkpoint; prompts left-padded
+    as transformers needs for batched decoder-only generation. Counts each row's new tokens up to its first EOS."""
+    model = transformers.GPT2LMHeadModel.from_pretrained(args.model, torch_dtype=torch.float32)
+    model.eval()
+    prompts = json.load(open(args.prompts_json))
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), 258, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    kw = dict(attention_mask=mask, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=args.max_new_tokens,
+              pad_token_id=258, eos_token_id=257, use_cache=True)
+    rates, lengths = [], []
+    with torch.inference_mode():
+        for r in range(args.repeats + 1):
+            torch.manual_seed(r)
+            t0 = time.perf_counter()
+            out = model.generate(ids, **kw)
+            dt = time.perf_counter() - t0
+            new = out[:, width:]
+            n = 0
+            for row in new.tolist():
+                n += row.index(257) + 1 if 257 in row else len(row)
+            if r > 0:
+                rates.append(n / dt)
+                lengths.append(n / len(prompts))
+    return {"impl": "transformers", "torch": torch.__version__, "transformers": transformers.__version__,
+            "threads": torch.get_num_threads(), "new_tokens_per_s": statistics.median(rates),
+            "mean_new_tokens": statistics.median(lengths), "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": rss_import}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["train", "generate"])
+    ap.add_argument("mode", choices=["train", "generate", "sample"])
+    ap.add_argument("--model", help="sample: checkpoint folder")
+    ap.add_argument("--prompts-json", help="sample: JSON list of prompt id lists")
+    ap.add_argument("--max-new-tokens", type=int, default=96)
     for name, default in [("n-layer", 4), ("n-head", 4), ("n-embd", 256), ("n-positions", 256), ("vocab-size", 259),
                           ("threads", 2), ("seed", 0), ("seq", 128), ("batch", 16), ("steps", 20), ("warmup", 3),
                           ("prompt-len", 16), ("new-tokens", 64), ("repeats", 5)]:
@@ -119,7 +155,9 @@ def main():
     rss_import = peak_rss_mb()
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
-    run = bench_train if args.mode == "train" else bench_generate
+    if args.mode == "sample" and not (args.model and args.prompts_json):
+        ap.error("sample needs --model and --prompts-json")
+    run = {"train": bench_train, "generate": bench_generate, "sample": bench_sample}[args.mode]
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON line
         result = run(args, torch, transformers, rss_import)
     print(json.dumps(result), flush=True)
