@@ -34,6 +34,8 @@ public final class CoordinatorService: @unchecked Sendable {
     var countedStep = 0
     /// Lease requests answered "wait" because the learner could not train more work before it went stale.
     public private(set) var flowWaits = 0
+    /// Group commits made by `serve`, and the messages they covered.
+    public private(set) var groups = 0, groupedMessages = 0
     public let started: Double
 
     public init(ledger: PromptLedger, heartbeatTimeout: Double = 10, leaseTimeout: Double = 600, prompts: [String]? = nil, now: Double = 0) {
@@ -234,10 +236,27 @@ public final class CoordinatorService: @unchecked Sendable {
 
     /// Serves until `shouldStop()`: receive, handle, reply to the sender, expire silent actors.
     /// `afterEach` runs after every message or timeout (the HTTP status snapshot is refreshed there).
-    public func serve(_ socket: MessageSocket, clock: () -> Double, shouldStop: () -> Bool, afterEach: () -> Void = {}) throws {
+    /// Serves until `shouldStop`. Group commit: every message already waiting (up to `maxGroup`) is
+    /// handled, the journal records they caused are made durable with one fsync, and only then do their
+    /// answers leave, so no peer ever acts on a lease or a count the journal could lose.
+    public func serve(_ socket: MessageSocket, clock: () -> Double, shouldStop: () -> Bool, afterEach: () -> Void = {},
+                      maxGroup: Int = 256) throws {
+        var answers: [[Data]] = []
         while !shouldStop() {
-            if let parts = try socket.receive(), let out = try handle(parts, now: clock(), role: socket.peerRole) {
-                try socket.send([parts[0]] + out)
+            if var parts = try socket.receive() {
+                ledger.beginGroup()
+                var handled = 0
+                while true {
+                    if let out = try handle(parts, now: clock(), role: socket.peerRole) { answers.append([parts[0]] + out) }
+                    handled += 1
+                    guard handled < maxGroup, let next = try socket.receiveNow() else { break }
+                    parts = next
+                }
+                try ledger.commitGroup()
+                groups += 1
+                groupedMessages += handled
+                for a in answers { try socket.send(a) }
+                answers.removeAll(keepingCapacity: true)
             }
             try tick(now: clock())
             afterEach()

@@ -4,9 +4,16 @@ import Foundation
 import Glibc
 #endif
 
-/// Append-only journal of ledger events; `FileJournal` fsyncs every record, `MemoryJournal` is for tests.
+/// Append-only journal of ledger events; `FileJournal` fsyncs every record, or once per group
+/// (group commit), `MemoryJournal` is for tests.
 public protocol Journal: AnyObject {
+    /// Writes a record; it is durable when this returns, or, inside a group, when `commitGroup` returns.
     func append(_ record: [String: Any]) throws
+    /// Starts a group: appends until `commitGroup` share one fsync. The caller must not act on any of
+    /// them (answer a peer) before `commitGroup` returns.
+    func beginGroup()
+    /// Makes every record of the group durable (one fsync) and ends the group.
+    func commitGroup() throws
     /// Every complete record written so far, in order.
     func records() throws -> [[String: Any]]
     /// Replaces the whole journal by `records` at once (compaction): a crash leaves the old journal or
@@ -16,8 +23,19 @@ public protocol Journal: AnyObject {
 
 public final class MemoryJournal: Journal {
     public private(set) var lines: [Data] = []
+    /// Groups committed so far, and records appended inside groups (for tests).
+    public private(set) var commits = 0, groupedRecords = 0
+    var inGroup = false
     public init() {}
-    public func append(_ record: [String: Any]) throws { lines.append(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) }
+    public func append(_ record: [String: Any]) throws {
+        lines.append(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]))
+        if inGroup { groupedRecords += 1 }
+    }
+    public func beginGroup() { inGroup = true }
+    public func commitGroup() throws {
+        inGroup = false
+        commits += 1
+    }
     public func records() throws -> [[String: Any]] { lines.compactMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } }
     public func rewrite(_ records: [[String: Any]]) throws {
         lines = try records.map { try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
@@ -32,7 +50,10 @@ public final class FileJournal: Journal {
     public let path: String
     /// Bytes of a torn last line removed when the journal was opened (0 when it ended cleanly).
     public private(set) var truncatedTail = 0
+    /// fsync calls made by appends and group commits (for benchmarks and tests).
+    public private(set) var syncs = 0
     var fd: Int32
+    var inGroup = false, unsynced = false
 
     public init(path: String) throws {
         self.path = path
@@ -65,11 +86,24 @@ public final class FileJournal: Journal {
             }
             return true
         }
-        guard ok, fsync(fd) == 0 else {
+        guard ok, inGroup || fsync(fd) == 0 else {
             let msg = String(cString: strerror(errno))
             if start >= 0 { _ = ftruncate(fd, start) }  // take back a partial record so a later append stays whole
             throw FileError(path: path, problem: "journal write failed (\(msg))")
         }
+        if inGroup { unsynced = true } else { syncs += 1 }
+    }
+
+    public func beginGroup() { inGroup = true }
+
+    /// One fsync for the group's records. If it fails, which of them reached the disk is unknown: the
+    /// caller must stop without answering anyone (a restart replays what did).
+    public func commitGroup() throws {
+        inGroup = false
+        guard unsynced else { return }
+        unsynced = false
+        syncs += 1
+        guard fsync(fd) == 0 else { throw FileError(path: path, problem: "journal fsync failed (\(String(cString: strerror(errno)))); nothing of this group was answered") }
     }
 
     /// Writes `records` to a temporary file, fsyncs it, renames it over the journal and fsyncs the folder.
@@ -84,6 +118,7 @@ public final class FileJournal: Journal {
         guard fresh >= 0 else { throw FileError(path: path, problem: "cannot reopen the compacted journal (\(String(cString: strerror(errno))))") }
         close(fd)
         fd = fresh
+        unsynced = false  // AtomicFile fsynced the snapshot, which holds every record so far
     }
 
     public func records() throws -> [[String: Any]] {

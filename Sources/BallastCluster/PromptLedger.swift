@@ -101,6 +101,10 @@ public final class PromptLedger: @unchecked Sendable {
         recordsSinceSnapshot += 1
     }
 
+    /// See `Journal.beginGroup` / `commitGroup`.
+    public func beginGroup() { journal.beginGroup() }
+    public func commitGroup() throws { try journal.commitGroup() }
+
     /// Rewrites the journal as one snapshot record of the current state.
     public func compact() throws {
         try journal.rewrite([snapshot()])

@@ -7,6 +7,8 @@ public protocol MessageSocket: AnyObject {
     @discardableResult func send(_ parts: [Data]) throws -> Bool
     /// One multipart message, or nil when the receive timeout expired.
     func receive() throws -> [Data]?
+    /// One multipart message if one is already waiting, else nil at once.
+    func receiveNow() throws -> [Data]?
     /// The role bound to the sender's CURVE key (see `CurveSecurity`), nil when unauthenticated.
     var peerRole: String? { get }
 }

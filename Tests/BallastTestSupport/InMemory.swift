@@ -64,6 +64,7 @@ public final class InMemoryHub: @unchecked Sendable {
         }
 
         func receive() throws -> [Data]? { hub.pop({ hub.routerInbox }, timeoutMS: timeoutMS) }
+        func receiveNow() throws -> [Data]? { hub.pop({ hub.routerInbox }, timeoutMS: 0) }
     }
 
     final class DealerEnd: MessageSocket {
@@ -75,5 +76,6 @@ public final class InMemoryHub: @unchecked Sendable {
         func send(_ parts: [Data]) throws -> Bool { hub.push(hub.routerInbox, [Data(id.utf8)] + parts) }
 
         func receive() throws -> [Data]? { hub.pop({ hub.dealerInboxes[id] }, timeoutMS: timeoutMS) }
+        func receiveNow() throws -> [Data]? { hub.pop({ hub.dealerInboxes[id] }, timeoutMS: 0) }
     }
 }

@@ -1,0 +1,81 @@
+import BallastCluster
+import BallastFormats
+import BallastTransport
+import BallastWire
+import Foundation
+import Testing
+
+/// Records the order of journal appends, group commits and socket sends.
+final class EventLog { var events: [String] = [] }
+
+final class LoggingJournal: Journal {
+    let log: EventLog
+    let inner = MemoryJournal()
+    init(_ log: EventLog) { self.log = log }
+    func append(_ record: [String: Any]) throws { log.events.append("append"); try inner.append(record) }
+    func beginGroup() { inner.beginGroup() }
+    func commitGroup() throws { log.events.append("commit"); try inner.commitGroup() }
+    func records() throws -> [[String: Any]] { try inner.records() }
+    func rewrite(_ records: [[String: Any]]) throws { try inner.rewrite(records) }
+}
+
+/// A ROUTER stand-in whose inbox is filled before serving starts; it asks to stop once it is drained.
+final class ScriptedRouter: MessageSocket {
+    var inbox: [[Data]]
+    var sent: [[Data]] = []
+    let log: EventLog
+    var drained = false
+    init(_ inbox: [[Data]], _ log: EventLog) { self.inbox = inbox; self.log = log }
+    func send(_ parts: [Data]) throws -> Bool { log.events.append("send"); sent.append(parts); return true }
+    func receive() throws -> [Data]? {
+        if inbox.isEmpty { drained = true; return nil }
+        return inbox.removeFirst()
+    }
+    func receiveNow() throws -> [Data]? { inbox.isEmpty ? nil : inbox.removeFirst() }
+}
+
+@Suite("Journal group commit")
+struct GroupCommitTests {
+    @Test("messages waiting together share one commit, and no answer leaves before the records it depends on are committed")
+    func answersFollowTheirCommit() throws {
+        let log = EventLog()
+        let journal = LoggingJournal(log)
+        let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 64, journal: journal), heartbeatTimeout: 1e9)
+        let inbox = (0..<10).map { message("a\($0)", ready("a\($0)", 4)) } + [message("a0", consumed("a0", [0, 1, 2, 3]))]
+        let socket = ScriptedRouter(inbox, log)
+        try svc.serve(socket, clock: { 0 }, shouldStop: { socket.drained }, maxGroup: 4)
+        #expect(socket.sent.count == 11, "every message answered")
+        let leased = try socket.sent.prefix(10).map { try decoded(Array($0.dropFirst()), as: LeaseReply.self).grant?.promptIDs ?? [] }
+        #expect(Set(leased.flatMap { $0 }).count == 40, "ten distinct leases of four")
+        #expect(svc.ledger.completed == 4)
+        // 11 messages in groups of at most 4: 3 commits, each before its group's answers
+        #expect(journal.inner.commits == 3 && svc.groups == 3 && svc.groupedMessages == 11)
+        var uncommitted = 0
+        for e in log.events {
+            switch e {
+            case "append": uncommitted += 1
+            case "commit": uncommitted = 0
+            default: #expect(uncommitted == 0, "an answer left with \(uncommitted) record(s) not yet durable: \(log.events)")
+            }
+        }
+    }
+
+    @Test("a file journal syncs once per group, and every grouped record is there after reopening")
+    func fileJournalSyncsOncePerGroup() throws {
+        let path = NSTemporaryDirectory() + "ballast-group-\(getpid()).journal"
+        try? FileManager.default.removeItem(atPath: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let j = try FileJournal(path: path)
+        try j.append(["t": "solo"])
+        #expect(j.syncs == 1)
+        j.beginGroup()
+        for i in 0..<20 { try j.append(["t": "g", "i": i]) }
+        #expect(j.syncs == 1, "no fsync inside the group")
+        try j.commitGroup()
+        #expect(j.syncs == 2)
+        j.beginGroup()
+        try j.commitGroup()
+        #expect(j.syncs == 2, "an empty group costs nothing")
+        #expect(try FileJournal(path: path).records().count == 21)
+    }
+}
