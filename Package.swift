@@ -90,7 +90,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
 
-        .testTarget(name: "BallastKernelsTests", dependencies: ["BallastKernels", "BallastRandom"]),
+        .testTarget(name: "BallastKernelsTests", dependencies: ["BallastKernels", "BallastRandom", "BallastFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastModelTests", dependencies: ["BallastTestSupport", "BallastModel", "BallastOptim", "BallastFormats", "BallastRandom", "BallastData"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels", "BallastRandom"]),
