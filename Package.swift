@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "BallastTokenizers", swiftSettings: fastMath),
         // GPT-2 model: config and presets, planned parameter/activation/gradient buffers, forward/backward,
         // scalar heads, sequence scoring, KV-cache sampling, checkpoint folders.
-        .target(name: "BallastModel", dependencies: ["BallastKernels", "BallastFormats", "BallastData", "BallastRandom"], swiftSettings: fastMath),
+        .target(name: "BallastModel", dependencies: ["BallastKernels", "BallastFormats", "BallastData", "BallastRandom", "BallastTokenizers"], swiftSettings: fastMath),
         // AdamW, gradient clipping, LR schedules.
         .target(name: "BallastOptim", dependencies: ["BallastKernels"], swiftSettings: fastMath),
         // The built-in multi-task benchmark: task families, gold scorers, simulated annotators.

@@ -1,5 +1,6 @@
 import BallastData
 import BallastFormats
+import BallastTokenizers
 import Foundation
 
 /// Hugging Face-compatible checkpoint folders: `config.json` (GPT2Config fields) and
@@ -44,6 +45,11 @@ public enum Checkpoint {
         var meta = extraMetadata
         meta["format"] = "pt"
         try SafeTensorsWriter.write(tensors, metadata: meta, to: dir + "/" + weightsFile)
+        // the byte tokenizer as Hugging Face files: AutoTokenizer.from_pretrained(dir) gives Ballast's ids
+        for (name, data) in try ByteTokenizerFiles.files(bos: ByteTokenizer.bos, eos: ByteTokenizer.eos, pad: ByteTokenizer.pad,
+                                                         modelMaxLength: model.config.nPositions) {
+            try AtomicFile.write(data, to: dir + "/" + name)
+        }
     }
 
     /// Reads `config.json` into a GPTConfig, checking the fields Ballast relies on.

@@ -104,3 +104,23 @@ struct TokenizerParityTests {
         try refused({ $0["post_processor"] = ["type": "RobertaProcessing"] }, mentioning: "RobertaProcessing")
     }
 }
+
+@Suite("The byte tokenizer as Hugging Face files")
+struct ByteTokenizerFilesTests {
+    @Test("loaded back, the files encode every string as BOS + its UTF-8 bytes and decode it again")
+    func roundTrip() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ballast-bytetok-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (name, data) in try ByteTokenizerFiles.files(bos: 256, eos: 257, pad: 258, modelMaxLength: 64) {
+            try data.write(to: URL(fileURLWithPath: dir + "/" + name))
+        }
+        let tok = try BPETokenizer.load(directory: dir)
+        #expect(tok.vocabSize == 259)
+        for c in TokenizerParityTests.cases.prefix(500) {
+            let ids = tok.encode(c.text)
+            #expect(ids == [256] + c.text.utf8.map { Int32($0) })
+            #expect(try tok.decode(ids, skipSpecialTokens: true) == c.text)
+        }
+        #expect(tok.encode("a<eos>", addSpecialTokens: false) == [97, 257])
+    }
+}

@@ -93,3 +93,16 @@ def test_reward_model_loads_as_sequence_classifier(tmp_path, heads):
     last = mask.sum(1) - 1
     ours = scores[torch.arange(3), last]
     assert (hf - ours).abs().max().item() < 1e-4
+
+
+def test_auto_tokenizer_loads_a_ballast_checkpoint(tmp_path):
+    """Checkpoints carry the byte tokenizer as Hugging Face files: AutoTokenizer gives Ballast's ids."""
+    from transformers import AutoTokenizer
+    ckpt = tmp_path / "ballast"
+    ic.ballast("init", "--preset", "tiny", "--seed", 7, "--out", ckpt)
+    tok = AutoTokenizer.from_pretrained(str(ckpt))
+    for text in PROMPTS + ["naïve café 😀 中文\r\n\t  x", ""]:
+        ids = tok(text).input_ids
+        assert ids == [256] + list(text.encode("utf-8")), text
+        assert tok.decode(ids, skip_special_tokens=True) == text
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (256, 257, 258)
