@@ -48,25 +48,47 @@ public enum Attention {
     /// saves probabilities att[B,NH,T,T] (zero where not visible). keyMask[B,T] is 1 for tokens, 0 for padding.
     public static func forward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Float>,
-                               b: Int, t: Int, c: Int, nHead: Int) {
-        forward(out: out, att: att, qkv: qkv, keyMask: keyMask, segments: .rectangular(b: b, t: t, nHead: nHead), c: c, nHead: nHead)
+                               b: Int, t: Int, c: Int, nHead: Int, block: Int = causalBlock) {
+        forward(out: out, att: att, qkv: qkv, keyMask: keyMask, segments: .rectangular(b: b, t: t, nHead: nHead), c: c, nHead: nHead,
+                block: block)
     }
+
+    /// Rows per block of the causal computation: a block of queries r0 ..< r1 only needs keys 0 ..< r1,
+    /// so the products above the diagonal blocks are skipped.
+    public static let causalBlock = 64
 
     /// qkv[N,3C] → out[N,C] per segment (see `Segments`); keyMask[N] is 1 for tokens, 0 for padding.
     ///
-    /// Per (segment, head): S = scale·Q Kᵀ and O = P V are sgemm calls on strided views of qkv (ld = 3C),
-    /// run single-threaded inside our own (segment, head) parallel loop.
+    /// Per (segment, head) and block of `block` query rows r0 ..< r1: S = scale·Q Kᵀ and O = P V over keys
+    /// 0 ..< r1 only, as sgemm calls on strided views of qkv (ld = 3C), run single-threaded inside our own
+    /// (segment, head) parallel loop.
     public static func forward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Float>,
-                               segments: Segments, c: Int, nHead: Int) {
+                               segments: Segments, c: Int, nHead: Int, block: Int = causalBlock) {
         let hs = c / nHead, scale = 1 / Float(hs).squareRoot(), c3 = 3 * c
         forEachHead(segments, nHead: nHead) { start, t, p, h in
             let q = qkv + start * c3 + h * hs
-            // S[T,T] = scale · Q[T,hs] · K[T,hs]ᵀ
-            BLAS.gemm(transB: true, m: t, n: t, k: hs, alpha: scale, a: q, lda: c3, b: q + c, ldb: c3, c: att + p, ldc: t)
+            forEachBlock(t, block) { r0, r1 in
+                // S[r0:r1, 0:r1] = scale · Q[r0:r1, hs] · K[0:r1, hs]ᵀ
+                BLAS.gemm(transB: true, m: r1 - r0, n: r1, k: hs, alpha: scale, a: q + r0 * c3, lda: c3, b: q + c, ldb: c3,
+                          c: att + p + r0 * t, ldc: t)
+            }
             maskedSoftmaxRows(att + p, t: t, keyMask: keyMask + start)
-            // O[T,hs] = P[T,T] · V[T,hs]
-            BLAS.gemm(m: t, n: hs, k: t, a: att + p, lda: t, b: q + 2 * c, ldb: c3, c: out + start * c + h * hs, ldc: c)
+            forEachBlock(t, block) { r0, r1 in
+                // O[r0:r1, hs] = P[r0:r1, 0:r1] · V[0:r1, hs]
+                BLAS.gemm(m: r1 - r0, n: hs, k: r1, a: att + p + r0 * t, lda: t, b: q + 2 * c, ldb: c3,
+                          c: out + (start + r0) * c + h * hs, ldc: c)
+            }
+        }
+    }
+
+    @inline(__always)
+    static func forEachBlock(_ t: Int, _ block: Int, _ body: (_ r0: Int, _ r1: Int) -> Void) {
+        var r0 = 0
+        while r0 < t {
+            let r1 = min(t, r0 + block)
+            body(r0, r1)
+            r0 = r1
         }
     }
 
@@ -85,35 +107,39 @@ public enum Attention {
     }
 
     /// Row i of scores[T,T] becomes softmax over the keys query i sees; hidden entries are exactly 0.
+    /// Only entries j ≤ i are read (those above the diagonal blocks were never computed).
     @inline(__always)
     static func maskedSoftmaxRows(_ scores: UnsafeMutablePointer<Float>, t: Int, keyMask: UnsafePointer<Float>) {
         for i in 0..<t {
             let row = scores + i * t
             var m = -Float.infinity
-            for j in 0..<t {
-                if j == i || (j < i && keyMask[j] != 0) {
+            for j in 0...i {
+                if j == i || keyMask[j] != 0 {
                     if row[j] > m { m = row[j] }
                 } else {
                     row[j] = -.infinity
                 }
             }
-            let inv = 1 / FastMath.expShiftedInPlace(row, t, shift: m)
+            let inv = 1 / FastMath.expShiftedInPlace(row, i + 1, shift: m)
             for j in 0...i { row[j] *= inv }
+            if i + 1 < t { (row + i + 1).update(repeating: 0, count: t - i - 1) }
         }
     }
 
     /// dqkv[B,T,3C] += gradients of q, k, v given dout[B,T,C] and the saved probabilities.
     public static func backward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
-                                b: Int, t: Int, c: Int, nHead: Int) {
-        backward(dqkv: dqkv, dout: dout, qkv: qkv, att: att, segments: .rectangular(b: b, t: t, nHead: nHead), c: c, nHead: nHead)
+                                b: Int, t: Int, c: Int, nHead: Int, block: Int = causalBlock) {
+        backward(dqkv: dqkv, dout: dout, qkv: qkv, att: att, segments: .rectangular(b: b, t: t, nHead: nHead), c: c, nHead: nHead,
+                 block: block)
     }
 
     /// dqkv[N,3C] += gradients of q, k, v given dout[N,C] and the saved probabilities, per segment.
-    /// Per (segment, h): dP = dO Vᵀ, dV += Pᵀ dO, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ += scale·dS K, dK += scale·dSᵀ Q.
+    /// Per (segment, h), block of query rows r0 ..< r1 against keys 0 ..< r1: dP = dO Vᵀ, dV += Pᵀ dO,
+    /// dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ += scale·dS K, dK += scale·dSᵀ Q.
     public static func backward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
-                                segments: Segments, c: Int, nHead: Int) {
+                                segments: Segments, c: Int, nHead: Int, block: Int = causalBlock) {
         let hs = c / nHead, scale = 1 / Float(hs).squareRoot(), c3 = 3 * c
         forEachHead(segments, nHead: nHead) { start, t, po, h in
             let q = qkv + start * c3 + h * hs
@@ -122,19 +148,22 @@ public enum Attention {
             let p = att + po
             withUnsafeTemporaryAllocation(of: Float.self, capacity: t * t) { buf in
                 let ds = buf.baseAddress!
-                // dP[T,T] = dO[T,hs] · V[T,hs]ᵀ
-                BLAS.gemm(transB: true, m: t, n: t, k: hs, a: dO, lda: c, b: q + 2 * c, ldb: c3, c: ds, ldc: t)
-                // dV[T,hs] += Pᵀ · dO
-                BLAS.gemm(transA: true, m: t, n: hs, k: t, a: p, lda: t, b: dO, ldb: c, beta: 1, c: dq + 2 * c, ldc: c3)
-                for i in 0..<t {
-                    let pr = p + i * t, dr = ds + i * t
-                    let dot = Vec.dot(pr, dr, i + 1)
-                    for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                    if i + 1 < t { (dr + i + 1).update(repeating: 0, count: t - i - 1) }
+                forEachBlock(t, block) { r0, r1 in
+                    let rows = r1 - r0, dsb = ds + r0 * t, pb = p + r0 * t, dOb = dO + r0 * c
+                    // dP[r0:r1, 0:r1] = dO[r0:r1, hs] · V[0:r1, hs]ᵀ
+                    BLAS.gemm(transB: true, m: rows, n: r1, k: hs, a: dOb, lda: c, b: q + 2 * c, ldb: c3, c: dsb, ldc: t)
+                    // dV[0:r1, hs] += P[r0:r1, 0:r1]ᵀ · dO[r0:r1, hs]
+                    BLAS.gemm(transA: true, m: r1, n: hs, k: rows, a: pb, lda: t, b: dOb, ldb: c, beta: 1, c: dq + 2 * c, ldc: c3)
+                    for i in r0..<r1 {
+                        let pr = p + i * t, dr = ds + i * t
+                        let dot = Vec.dot(pr, dr, i + 1)
+                        for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                        if i + 1 < r1 { (dr + i + 1).update(repeating: 0, count: r1 - i - 1) }
+                    }
+                    // dQ[r0:r1, hs] += dS[r0:r1, 0:r1] · K[0:r1, hs] ;  dK[0:r1, hs] += dS[r0:r1, 0:r1]ᵀ · Q[r0:r1, hs]
+                    BLAS.gemm(m: rows, n: hs, k: r1, a: dsb, lda: t, b: q + c, ldb: c3, beta: 1, c: dq + r0 * c3, ldc: c3)
+                    BLAS.gemm(transA: true, m: r1, n: hs, k: rows, a: dsb, lda: t, b: q + r0 * c3, ldb: c3, beta: 1, c: dq + c, ldc: c3)
                 }
-                // dQ[T,hs] += dS · K ;  dK[T,hs] += dSᵀ · Q
-                BLAS.gemm(m: t, n: hs, k: t, a: ds, lda: t, b: q + c, ldb: c3, beta: 1, c: dq, ldc: c3)
-                BLAS.gemm(transA: true, m: t, n: hs, k: t, a: ds, lda: t, b: q, ldb: c3, beta: 1, c: dq + c, ldc: c3)
             }
         }
     }

@@ -91,21 +91,29 @@ struct GradientCheckTests {
         }, "gelu")
     }
 
-    @Test("attention with left and right padding", arguments: [[1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1]])
-    func attention(maskRow: [Float]) {
+    @Test("attention with left and right padding, in causal blocks of 3 rows and in one block",
+          arguments: [[1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1]] as [[Float]], [3, 64])
+    func attention(maskRow: [Float], block: Int) {
         let b = 2, t = 7, c = 8, nh = 2
         var qkv = randoms(b * t * 3 * c, seed: 11)
         let mask = [Float](repeating: 1, count: t) + maskRow
         let r = randoms(b * t * c, seed: 12)
-        func run(_ qkv: [Float]) -> ([Float], [Float]) {
-            var out = [Float](repeating: 0, count: b * t * c), att = [Float](repeating: 0, count: b * nh * t * t)
-            Attention.forward(out: &out, att: &att, qkv: qkv, keyMask: mask, b: b, t: t, c: c, nHead: nh)
+        func run(_ qkv: [Float], block: Int = block) -> ([Float], [Float]) {
+            // the attention buffer starts as garbage: blocks above the diagonal are never written before the softmax
+            var out = [Float](repeating: 0, count: b * t * c), att = [Float](repeating: .nan, count: b * nh * t * t)
+            Attention.forward(out: &out, att: &att, qkv: qkv, keyMask: mask, b: b, t: t, c: c, nHead: nh, block: block)
             return (out, att)
         }
-        let (_, att) = run(qkv)
+        let (out, att) = run(qkv)
         var d = [Float](repeating: 0, count: qkv.count)
-        Attention.backward(dqkv: &d, dout: r, qkv: qkv, att: att, b: b, t: t, c: c, nHead: nh)
+        Attention.backward(dqkv: &d, dout: r, qkv: qkv, att: att, b: b, t: t, c: c, nHead: nh, block: block)
         expectGradientsClose(d, numericGradient(&qkv, eps: 3e-3) { weightedSum(run($0).0, r) }, "attention dqkv")
+        // blocks change which products are computed, not the result
+        let (whole, wholeAtt) = run(qkv, block: t)
+        var dWhole = [Float](repeating: 0, count: qkv.count)
+        Attention.backward(dqkv: &dWhole, dout: r, qkv: qkv, att: wholeAtt, b: b, t: t, c: c, nHead: nh, block: t)
+        #expect(zip(out, whole).allSatisfy { abs($0 - $1) < 1e-6 } && zip(att, wholeAtt).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(zip(d, dWhole).allSatisfy { abs($0 - $1) < 1e-5 })
         // Padding keys get zero probability from every other query; rows still sum to one.
         for bh in 0..<(b * nh) {
             let bi = bh / nh
