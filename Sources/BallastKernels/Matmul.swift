@@ -65,20 +65,26 @@ public enum Linear {
         }
     }
 
-    /// dinp[N,IC] += dout · wᵀ;  dweight[IC,OC] += inpᵀ · dout;  dbias[OC] += Σ_n dout.
-    /// `dinp` may be nil when the input needs no gradient.
+    /// dinp[N,IC] += dout · wᵀ (or = with `overwriteInput`, which saves zeroing it first);
+    /// dweight[IC,OC] += inpᵀ · dout;  dbias[OC] += Σ_n dout. `dinp` may be nil when the input needs no gradient.
     public static func backward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
                                 dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                                 inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                n: Int, inC: Int, outC: Int) {
+                                n: Int, inC: Int, outC: Int, overwriteInput: Bool = false) {
         if let dinp {
             BLAS.gemm(transB: true, m: n, n: inC, k: outC, a: dout, lda: outC, b: weight, ldb: outC,
-                      beta: 1, c: dinp, ldc: inC)
+                      beta: overwriteInput ? 0 : 1, c: dinp, ldc: inC)
         }
         BLAS.gemm(transA: true, m: inC, n: outC, k: n, a: inp, lda: inC, b: dout, ldb: outC,
                   beta: 1, c: dweight, ldc: outC)
-        if let dbias {
-            for r in 0..<n { Vec.axpy(1, dout + r * outC, dbias, outC) }
+        if let dbias { columnSums(dout, n: n, width: outC, into: dbias) }
+    }
+
+    /// into[W] += Σ_rows x[N,W]: columns split across threads, each column summed in row order (the
+    /// result does not depend on the thread count).
+    public static func columnSums(_ x: UnsafePointer<Float>, n: Int, width: Int, into: UnsafeMutablePointer<Float>) {
+        Parallel.forEachChunk(width, grain: max(64, width / max(Parallel.threads, 1))) { cols in
+            for r in 0..<n { Vec.axpy(1, x + r * width + cols.lowerBound, into + cols.lowerBound, cols.count) }
         }
     }
 }

@@ -341,30 +341,26 @@ public final class GPT: @unchecked Sendable {
             let resIn = l == 0 ? a.encoded : a.layer(l - 1).res3
             // MLP: res3 = res2 + gelu(fch)·Wp + bp; recompute gelu(fch) rather than keep it per layer.
             GELU.forward(out: a.gelu, inp: la.fch, n: n * 4 * c)
-            s.dfch.update(repeating: 0, count: n * 4 * c)
             Linear.backward(dinp: s.dfch, dweight: g + w.fcProjW, dbias: g + w.fcProjB, dout: dres,
-                            inp: a.gelu, weight: p + w.fcProjW, n: n, inC: 4 * c, outC: c)
+                            inp: a.gelu, weight: p + w.fcProjW, n: n, inC: 4 * c, outC: c, overwriteInput: true)
             GELU.backwardInPlace(s.dfch, inp: la.fch, n: n * 4 * c)
-            dln.update(repeating: 0, count: n * c)
             LayerNorm.forward(out: s.ln, mean: s.stats, rstd: s.stats, inp: la.res2, weight: p + w.ln2w, bias: p + w.ln2b,
                               n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
             Linear.backward(dinp: dln, dweight: g + w.fcW, dbias: g + w.fcB, dout: s.dfch,
-                            inp: s.ln, weight: p + w.fcW, n: n, inC: c, outC: 4 * c)
+                            inp: s.ln, weight: p + w.fcW, n: n, inC: c, outC: 4 * c, overwriteInput: true)
             LayerNorm.backward(dinp: dres, dweight: g + w.ln2w, dbias: g + w.ln2b, dout: dln, inp: la.res2,
                                weight: p + w.ln2w, mean: la.ln2Mean, rstd: la.ln2Rstd, n: n, c: c)
             // Attention: res2 = resIn + atty·Wo + bo
             // ∂L/∂atty reuses the dln buffer, which is free until the qkv projection's backward.
             let datty = dln
-            datty.update(repeating: 0, count: n * c)
             Linear.backward(dinp: datty, dweight: g + w.attnProjW, dbias: g + w.attnProjB, dout: dres,
-                            inp: la.atty, weight: p + w.attnProjW, n: n, inC: c, outC: c)
+                            inp: la.atty, weight: p + w.attnProjW, n: n, inC: c, outC: c, overwriteInput: true)
             s.dqkv.update(repeating: 0, count: n * 3 * c)
             Attention.backward(dqkv: s.dqkv, dout: datty, qkv: la.qkv, att: la.att, segments: a.segments, c: c, nHead: cfg.nHead)
-            dln.update(repeating: 0, count: n * c)
             LayerNorm.forward(out: s.ln, mean: s.stats, rstd: s.stats, inp: resIn, weight: p + w.ln1w, bias: p + w.ln1b,
                               n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
             Linear.backward(dinp: dln, dweight: g + w.attnW, dbias: g + w.attnB, dout: s.dqkv,
-                            inp: s.ln, weight: p + w.attnW, n: n, inC: c, outC: 3 * c)
+                            inp: s.ln, weight: p + w.attnW, n: n, inC: c, outC: 3 * c, overwriteInput: true)
             LayerNorm.backward(dinp: dres, dweight: g + w.ln1w, dbias: g + w.ln1b, dout: dln, inp: resIn,
                                weight: p + w.ln1w, mean: la.ln1Mean, rstd: la.ln1Rstd, n: n, c: c)
         }
