@@ -33,9 +33,7 @@ public enum LayerNorm {
             for r in rows {
                 let x = inp + r * c, o = out + r * c
                 let m = Vec.sum(x, c) / Float(c)
-                var v: Float = 0
-                for j in 0..<c { let d = x[j] - m; v += d * d }
-                let s = 1 / (v / Float(c) + eps).squareRoot()
+                let s = 1 / (Vec.squaredDeviation(x, mean: m, c) / Float(c) + eps).squareRoot()
                 for j in 0..<c { o[j] = (x[j] - m) * s * weight[j] + bias[j] }
                 if saveStats {
                     mean[r] = m

@@ -48,7 +48,9 @@ public enum Linear {
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                n: Int, inC: Int, outC: Int) {
         if let bias {
-            for r in 0..<n { (out + r * outC).update(from: bias, count: outC) }
+            Parallel.forEachChunk(n, grain: 64) { rows in
+                for r in rows { (out + r * outC).update(from: bias, count: outC) }
+            }
         }
         multiply(out: out, inp: inp, weight: weight, n: n, inC: inC, outC: outC, accumulate: bias != nil)
     }

@@ -82,6 +82,35 @@ public enum Vec {
         return s
     }
 
+    /// out = a + b
+    @inline(__always)
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b), ro = UnsafeMutableRawPointer(out)
+        var i = 0
+        while i + 16 <= n {
+            ro.storeBytes(of: ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                          + rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n { out[i] = a[i] + b[i]; i += 1 }
+    }
+
+    /// Σ (a[i] − m)², with 16-wide partial sums.
+    @inline(__always)
+    public static func squaredDeviation(_ a: UnsafePointer<Float>, mean m: Float, _ n: Int) -> Float {
+        var acc = SIMD16<Float>()
+        let ra = UnsafeRawPointer(a), mv = SIMD16<Float>(repeating: m)
+        var i = 0
+        while i + 16 <= n {
+            let d = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - mv
+            acc.addProduct(d, d)
+            i += 16
+        }
+        var s = acc.sum()
+        while i < n { let d = a[i] - m; s += d * d; i += 1 }
+        return s
+    }
+
     /// y += alpha * x
     @inline(__always)
     public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {

@@ -237,9 +237,8 @@ public final class GPT: @unchecked Sendable {
     static func residualLinear(out: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>,
                                inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                n: Int, inC: Int, outC: Int) {
-        for r in 0..<n {
-            let o = out + r * outC, x = residual + r * outC
-            for j in 0..<outC { o[j] = x[j] + bias[j] }
+        Parallel.forEachChunk(n, grain: 64) { rows in
+            for r in rows { Vec.add(residual + r * outC, bias, into: out + r * outC, outC) }
         }
         Linear.multiply(out: out, inp: inp, weight: weight, n: n, inC: inC, outC: outC, accumulate: true)
     }
