@@ -2,7 +2,8 @@
 # End-to-end throughput of distributed PPO on this host: rollouts/s and the learner's busy fraction
 # for 1 and 2 actors (`ballast launch local`), against the single-process `ballast ppo` on the same
 # config. Models are randomly initialised `small` GPT-2s (throughput does not depend on training).
-#   tools/bench/distributed.sh [STEPS] [BATCH]        (ACTORS="1 2 4" for other actor counts, BALLAST_BIN for another binary)
+#   tools/bench/distributed.sh [STEPS] [BATCH]        (ACTORS="1 2 4" for other actor counts, BALLAST_BIN for another binary,
+#                                                     LAUNCH_FLAGS="--learner-threads 2 --actor-threads 1" to override thread shares)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS=${1:-8}; BATCH=${2:-32}
@@ -31,7 +32,7 @@ printf "%-28s %8.1f %12.1f %14s %9s %9s\n" "single process (2 threads)" "$(echo 
 for actors in ${ACTORS:-1 2}; do
   rm -rf "$W/run"
   t0=$(date +%s.%N)
-  $BIN launch local --actors $actors --config "$W/ppo.yaml" > "$W/launch-$actors.log" 2>&1
+  $BIN launch local --actors $actors ${LAUNCH_FLAGS:-} --config "$W/ppo.yaml" > "$W/launch-$actors.log" 2>&1
   t1=$(date +%s.%N)
   busy=$(grep -Eo "busy [0-9.]+" "$W/launch-$actors.log" | tail -1 | awk '{print $2}')
   dropped=$(grep -Eo "[0-9]+ stale rollout messages dropped" "$W/launch-$actors.log" | tail -1 | awk '{print $1}')
