@@ -94,7 +94,8 @@ public final class ActorNode {
             if let reply {
                 let weights = try Weights(frame: reply)
                 guard weights.policyVersion <= UInt64(Int.max) else { throw WireError.payload("weights: policy version \(weights.policyVersion) out of range") }
-                return (try WeightsWire.model(from: weights), Int(weights.policyVersion))
+                // a new policy version overwrites the policy model in place
+                return (try WeightsWire.model(from: weights, reuse: model == .policy ? models[.policy] : nil), Int(weights.policyVersion))
             }
             if replaced {
                 log("the learner restarted while a \(model.rawValue) request was pending; asking the new process")

@@ -57,6 +57,8 @@ struct BenchTransfer: ParsableCommand {
             let model = try GPT(config: cfg)
             model.initializeRandom(seed: 1)
             let weights = try WeightsWire.message(model, policyVersion: 1).frame(sequence: 1)
+            final class Receiver: @unchecked Sendable { var value: GPT? }
+            let receiver = Receiver()
             let message = RolloutMessage(rollout, promptIDs: Array(0..<rows), epoch: 0, lease: 1, actor: "bench")
             let rolloutParts = message.frame(sequence: 1).encode(), weightParts = weights.encode()
             print("message sizes: rollout \(fmt(Double(rolloutParts.payload.count) / 1e6, 3)) MB (\(rows) rows × \(tokens) tokens), weights \(fmt(Double(weightParts.payload.count) / 1e6, 2)) MB (\(preset), \(model.parameterCount) parameters)")
@@ -65,7 +67,10 @@ struct BenchTransfer: ParsableCommand {
                 ("rollout", 2000, { @Sendable () -> [Data] in let (e, p) = message.frame(sequence: 1).encode(); return [e, p] },
                  { @Sendable (parts: [Data]) throws in _ = RolloutBatch(try RolloutMessage(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0)) }),
                 ("weights", 60, { @Sendable () -> [Data] in let (e, p) = weights.encode(); return [e, p] },
-                 { @Sendable (parts: [Data]) throws in _ = try Frame.decode(envelope: parts[0], payload: parts[1]) }),
+                 { @Sendable (parts: [Data]) throws in
+                     // into the model, as an actor receives a new policy version
+                     receiver.value = try WeightsWire.model(from: try Weights(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0),
+                                                            reuse: receiver.value) }),
             ] as [(String, Int, @Sendable () -> [Data], @Sendable ([Data]) throws -> Void)] {
                 let raw = name == "rollout" ? [rolloutParts.envelope, rolloutParts.payload] : [weightParts.envelope, weightParts.payload]
                 var ours: [Double] = [], base: [Double] = []

@@ -93,4 +93,29 @@ struct WeightsWireTests {
         broken.tensors.removeLast()
         #expect(throws: FileError.self) { try WeightsWire.model(from: broken) }
     }
+
+    @Test("a later version overwrites a reused model in place; a bad frame leaves it as it was")
+    func reuse() throws {
+        let cfg = GPTConfig(nLayer: 1, nHead: 2, nEmbd: 16, nPositions: 32, vocabSize: 259)
+        let a = try GPT(config: cfg), b = try GPT(config: cfg)
+        a.initializeRandom(seed: 1)
+        b.initializeRandom(seed: 2)
+        func weights(_ m: GPT) throws -> Weights {
+            let (env, payload) = try WeightsWire.message(m, policyVersion: 3).frame(sequence: 1).encode()
+            return try Weights(frame: try Frame.decode(envelope: env, payload: payload).0)
+        }
+        let held = try WeightsWire.model(from: try weights(a))
+        let again = try WeightsWire.model(from: try weights(b), reuse: held)
+        #expect(again === held, "same config: no new model")
+        #expect((0..<b.parameterCount).allSatisfy { held.params[$0] == b.params[$0] })
+        var wrong = try weights(a)
+        wrong.tensors[0].1 = TensorData(floats: [Float](repeating: 0, count: 7), shape: [7])
+        #expect(throws: FileError.self) { try WeightsWire.model(from: wrong, reuse: held) }
+        #expect((0..<b.parameterCount).allSatisfy { held.params[$0] == b.params[$0] }, "checked before anything was written")
+        var extra = try weights(a)
+        extra.tensors.append(("surplus", TensorData(floats: [1], shape: [1])))
+        #expect(throws: FileError.self) { try WeightsWire.model(from: extra) }
+        let other = try GPT(config: GPTConfig(nLayer: 2, nHead: 2, nEmbd: 16, nPositions: 32, vocabSize: 259))
+        #expect(try WeightsWire.model(from: try weights(a), reuse: other) !== other, "another config: a new model")
+    }
 }
