@@ -52,62 +52,42 @@ struct PreferenceLossTests {
 
 @Suite("Advantage Model objective vs PyTorch")
 struct AdvantageLossTests {
-    @Test("unscaled form: every term, the gradients of r_c, r_r, e and the running statistics match autograd")
-    func matchesPyTorch() throws {
+    /// The fixture's `prefix`_* inputs through `AdvantageLoss` (scaled when it has `prefix`_z), against autograd.
+    func checkAgainstFixture(_ prefix: String) throws {
         let url = try #require(Bundle.module.url(forResource: "losses", withExtension: "safetensors", subdirectory: "Fixtures"))
         let f = try SafeTensorsFile(path: url.path)
-        func d(_ n: String) throws -> [Double] { try PreferenceLossTests.doubles(f, n) }
-        let tasks = try f.ints("am_task").map { "t\($0)" }
-        let oldMean = try d("am_old_mean"), oldVar = try d("am_old_var")
+        func d(_ n: String) throws -> [Double] { try PreferenceLossTests.doubles(f, prefix + "_" + n) }
+        let tasks = try f.ints(prefix + "_task").map { "t\($0)" }
+        let oldMean = try d("old_mean"), oldVar = try d("old_var")
         // Task 2 has no running statistics yet: it must start from mean 0, variance 1 as in the fixture.
         let old = ["t0": AdvantageLoss.TaskStats(mean: oldMean[0], variance: oldVar[0]),
                    "t1": AdvantageLoss.TaskStats(mean: oldMean[1], variance: oldVar[1])]
-        var unscaled = AdvantageLoss()
-        unscaled.scaled = false
-        let out = unscaled.compute(rChosen: try d("am_r_chosen"), rRejected: try d("am_r_rejected"),
-                                          expected: try d("am_e"), tasks: tasks, stats: old)
-        let ref = try d("am_terms")
-        for (k, name) in ["ranking", "expected", "bound", "task_mean", "task_spread"].enumerated() {
-            #expect(abs(out.terms[name]! - ref[k]) < 1e-12, "\(name): \(out.terms[name]!) vs \(ref[k])")
+        let z = f.names.contains(prefix + "_z") ? try d("z") : nil
+        var loss = AdvantageLoss()
+        loss.scaled = z != nil
+        let out = loss.compute(rChosen: try d("r_chosen"), rRejected: try d("r_rejected"), expected: try d("e"), logScale: z, tasks: tasks, stats: old)
+        let names = ["ranking", "expected", "bound", "task_mean", "task_spread"] + (z == nil ? [] : ["scale"])
+        let ref = try d("terms")
+        for (k, name) in names.enumerated() { #expect(abs(out.terms[name]! - ref[k]) < 1e-12, "\(name): \(out.terms[name]!) vs \(ref[k])") }
+        #expect(abs(out.total - ref[names.count]) < 1e-12)
+        var grads = [(out.dChosen, "d_chosen"), (out.dRejected, "d_rejected"), (out.dExpected, "d_e")]
+        if z != nil { grads.append((out.dLogScale, "d_z")) }
+        for (ours, name) in grads {
+            let theirs = try d(name)
+            #expect(ours.count == theirs.count && zip(ours, theirs).allSatisfy { abs($0 - $1) < 1e-12 }, "\(name)")
         }
-        #expect(abs(out.total - ref[5]) < 1e-12)
-        for (a, b) in zip(out.dChosen, try d("am_d_chosen")) { #expect(abs(a - b) < 1e-12) }
-        for (a, b) in zip(out.dRejected, try d("am_d_rejected")) { #expect(abs(a - b) < 1e-12) }
-        for (a, b) in zip(out.dExpected, try d("am_d_e")) { #expect(abs(a - b) < 1e-12) }
-        let newMean = try d("am_new_mean"), newVar = try d("am_new_var")
+        let newMean = try d("new_mean"), newVar = try d("new_var")
         for t in 0..<3 {
             #expect(abs(out.stats["t\(t)"]!.mean - newMean[t]) < 1e-12)
             #expect(abs(out.stats["t\(t)"]!.variance - newVar[t]) < 1e-12)
         }
     }
 
+    @Test("unscaled form: every term, the gradients of r_c, r_r, e and the running statistics match autograd")
+    func matchesPyTorch() throws { try checkAgainstFixture("am") }
+
     @Test("scaled form a = (r − e)/exp(z): terms, gradients of r, e, z and running statistics match autograd")
-    func scaledMatchesPyTorch() throws {
-        let url = try #require(Bundle.module.url(forResource: "losses", withExtension: "safetensors", subdirectory: "Fixtures"))
-        let f = try SafeTensorsFile(path: url.path)
-        func d(_ n: String) throws -> [Double] { try PreferenceLossTests.doubles(f, n) }
-        let tasks = try f.ints("ams_task").map { "t\($0)" }
-        let oldMean = try d("ams_old_mean"), oldVar = try d("ams_old_var")
-        let old = ["t0": AdvantageLoss.TaskStats(mean: oldMean[0], variance: oldVar[0]),
-                   "t1": AdvantageLoss.TaskStats(mean: oldMean[1], variance: oldVar[1])]
-        let loss = AdvantageLoss()  // the scaled form is the default
-        let out = loss.compute(rChosen: try d("ams_r_chosen"), rRejected: try d("ams_r_rejected"), expected: try d("ams_e"),
-                               logScale: try d("ams_z"), tasks: tasks, stats: old)
-        let ref = try d("ams_terms")
-        for (k, name) in ["ranking", "expected", "bound", "task_mean", "task_spread", "scale"].enumerated() {
-            #expect(abs(out.terms[name]! - ref[k]) < 1e-12, "\(name): \(out.terms[name]!) vs \(ref[k])")
-        }
-        #expect(abs(out.total - ref[6]) < 1e-12)
-        for (a, b) in zip(out.dChosen, try d("ams_d_chosen")) { #expect(abs(a - b) < 1e-12) }
-        for (a, b) in zip(out.dRejected, try d("ams_d_rejected")) { #expect(abs(a - b) < 1e-12) }
-        for (a, b) in zip(out.dExpected, try d("ams_d_e")) { #expect(abs(a - b) < 1e-12) }
-        for (a, b) in zip(out.dLogScale, try d("ams_d_z")) { #expect(abs(a - b) < 1e-12) }
-        let newMean = try d("ams_new_mean"), newVar = try d("ams_new_var")
-        for t in 0..<3 {
-            #expect(abs(out.stats["t\(t)"]!.mean - newMean[t]) < 1e-12)
-            #expect(abs(out.stats["t\(t)"]!.variance - newVar[t]) < 1e-12)
-        }
-    }
+    func scaledMatchesPyTorch() throws { try checkAgainstFixture("ams") }
 
     @Test("scaled form: r gets exactly the reward model's gradient; a clamped z gets none")
     func scaledRewardIsTheRewardModels() {
