@@ -135,8 +135,8 @@ struct LaunchLocal: ParsableCommand {
         """)
     @Option(help: "Number of actor processes.") var actors = 2
     @OptionGroup var options: TrainingOptions
-    @Option(name: .customLong("learner-threads"), help: "Compute threads of the learner (default: cores / (actors + 1), at least 1).") var learnerThreads: Int?
-    @Option(name: .customLong("actor-threads"), help: "Compute threads per actor (same default).") var actorThreads: Int?
+    @Option(name: .customLong("learner-threads"), help: "Compute threads of the learner (default: every core).") var learnerThreads: Int?
+    @Option(name: .customLong("actor-threads"), help: "Compute threads per actor (default: every core).") var actorThreads: Int?
 
     func validate() throws {
         guard actors >= 1 else { throw ValidationError("--actors must be at least 1") }
@@ -144,7 +144,10 @@ struct LaunchLocal: ParsableCommand {
 
     func run() throws {
         try failing {
-            let share = max(1, ProcessInfo.processInfo.activeProcessorCount / (actors + 1))
+            // Every process may use every core: the learner waits for rollouts while actors sample and actors
+            // wait on back-pressure while it trains, so a fixed share leaves cores idle (on 2 cores, 1 actor:
+            // 0.72x the single process with one thread each, 0.84-0.97x with all cores; tools/bench/distributed.sh).
+            let share = ProcessInfo.processInfo.activeProcessorCount
             let stop = StopSignal.install()
             let cluster = LocalCluster(actors: actors, learnerThreads: learnerThreads ?? share, actorThreads: actorThreads ?? share,
                                        shouldStop: { stop.requested })
