@@ -17,7 +17,7 @@ public enum RunReport {
         // 1. Score distributions per task.
         body += "<h2>Per-task score distributions (RM r vs AM a)</h2>"
         body += "<p>Histograms of the scores of all responses in the held-out preference pairs, per task. A reward model learns different score ranges for different tasks; the Advantage Model is trained to keep each task's advantage centred with a shared spread.</p><div class=\"row\">"
-        for (label, file, key) in [("RM: reward r", "rm/eval.json", "r"), ("AM: advantage a = r − e", "am/eval.json", "a")] {
+        for (label, file, key) in [("RM: reward r", "rm/eval.json", "r"), ("AM: advantage a = (r − e) / exp(z)", "am/eval.json", "a")] {
             guard let j = readJSON(runDir + "/" + file) as? [String: Any], let rep = j[key] as? [String: Any],
                   let rows = rep["rows"] as? [[String: Any]] else { missing.append(file); continue }
             body += "<div class=\"card\"><h3>\(escape(label))</h3>" + distributionChart(rows: rows, range: rep["histogram_range"] as? [Double] ?? [0, 1])

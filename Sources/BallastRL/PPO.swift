@@ -19,7 +19,7 @@ public struct RolloutBatch: Sendable {
     public var logp: [[Double]]
     public var refLogp: [[Double]]
     public var values: [[Double]]
-    /// Sequence-level score (AM advantage a = r − e, or RM reward r) and gold score for logging.
+    /// Sequence-level score (the AM's advantage a, or RM reward r; see `ScoreHeads`) and gold score for logging.
     public var scores: [Double]
     public var gold: [Double]
     public var tasks: [String]
@@ -59,8 +59,8 @@ public enum ScoreRule: String, Sendable, CaseIterable {
 public enum RolloutMaker {
     /// Samples one response per prompt with `policy`, then scores it: log-probs under the policy (the
     /// sampler's own, read from the decoding logits: no second policy pass) and under the reference
-    /// (a forward pass), critic values, and the scorer's sequence score (a = r − e when the scorer has
-    /// an expected-reward head).
+    /// (a forward pass), critic values, and the scorer's sequence score (`ScoreHeads`: the advantage a
+    /// for an Advantage Model, r for a reward model).
     /// With `rule`, the score is that rule's and `scorer` is not used.
     public static func make(policy: GPT, reference: GPT, critic: GPT?, scorer: GPT?, prompts: [PromptRecord],
                             sampling: SamplingOptions, policyVersion: Int, rule: ScoreRule? = nil) throws -> RolloutBatch {

@@ -24,8 +24,8 @@ public struct ClusteredPrompt: Codable, Sendable, Equatable {
 }
 
 /// `ballast select`: SFT responses for the PPO prompts, embeddings (mean-pooled final hidden state of
-/// the encoder over [BOS] prompt response [EOS]), scores by the advantage model (a = r − e; r for a
-/// plain reward model), k-means clusters, top-k per cluster as the rehearsal set.
+/// the encoder over [BOS] prompt response [EOS]), scores by the advantage model (its a, see `ScoreHeads`;
+/// r for a plain reward model), k-means clusters, top-k per cluster as the rehearsal set.
 public struct SelectionJob {
     public var clusters = 16
     public var perCluster = 8

@@ -3,7 +3,8 @@ import Foundation
 
 /// The Advantage Model objective (DESIGN §1 reconstruction; the report's exact Eqs. 5–9 are not
 /// available). Per pair: reward r at each response's EOS, expected reward e at the prompt's last token,
-/// advantage a = r − e. Terms (each with its own coefficient; 0 switches it off):
+/// advantage a = r − e (the unscaled form; the scaled form below divides by exp(z)). Terms (each with its
+/// own coefficient; 0 switches it off):
 ///
 /// | term | definition (batch means) |
 /// |---|---|
@@ -18,10 +19,10 @@ import Foundation
 ///
 /// The scaled form (`scaled`, the recipe) adds a log-scale z read at the prompt's last token and uses
 /// a = (r − e) / exp(z). Then r takes only the ranking gradient: e and z, which depend on the prompt
-/// alone, take every regulating term. Within one prompt a ranks as r does, so the advantage keeps the
-/// ranking accuracy of a reward model, while e and z carry the per-task offsets and scales that the
-/// regulating terms ask for (asking r itself to carry them cost about a point of accuracy in every
-/// pilot; tools/paper/README.md).
+/// alone, take every regulating term. Within one prompt a ranks as r does, and e and z carry the per-task
+/// offsets and scales the regulating terms ask for. With `detachExpected` as well (e and z probes of the
+/// trunk, their gradients clipped apart from it by `RewardTrainer`), the trunk and r train bit for bit as
+/// a reward model's of the same seed (tools/paper/README.md, the fourth round of pilots).
 public struct AdvantageLoss: Sendable, Equatable {
     public var ranking = 1.0
     public var expected = 1.0
@@ -36,8 +37,8 @@ public struct AdvantageLoss: Sendable, Equatable {
     public var scaled = true
     /// Coefficient of the scale term (scaled form only).
     public var scale = 1.0
-    /// When set, the bound and task-mean terms (which a per-prompt baseline can satisfy) move only e:
-    /// their gradients with respect to r are dropped, so r is shaped by the ranking and spread terms alone.
+    /// Unscaled form only: the bound and task-mean terms (which a per-prompt baseline can satisfy) move only
+    /// e; their gradients with respect to r are dropped, so r is shaped by the ranking and spread terms alone.
     public var baselineOnly = false
     /// When set, the prompt's heads (e, and z in the scaled form) are probes of the trunk's features: their
     /// terms train the heads' weights but send no gradient into the shared trunk, which r's terms alone shape.

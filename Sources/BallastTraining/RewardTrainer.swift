@@ -39,6 +39,9 @@ public struct RewardConfig: Sendable {
             am.scale = try s.double("scale", am.scale)
             try s.finish()
             guard (0..<1).contains(am.momentum) else { throw ConfigError("\(doc.file): am.momentum must be in [0, 1)") }
+            if am.scaled && am.baselineOnly {
+                throw ConfigError("\(doc.file): am.baseline_only applies to the unscaled form only (with scale_head: true, r already takes only the ranking gradient)")
+            }
         }
         let m = try top.section("model")
         guard let initFrom = try m.string("init_from", nil) else {

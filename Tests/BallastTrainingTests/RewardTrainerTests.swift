@@ -155,6 +155,8 @@ struct AdvantageTrainerTests {
         let f = try rewardFixture("am-cfg")
         #expect(throws: ConfigError.self) { try amConfig(f, steps: 2, extra: ["am.bund=1"]) }
         #expect(throws: ConfigError.self) { try amConfig(f, steps: 2, extra: ["am.momentum=1.5"]) }
+        #expect(throws: ConfigError.self) { try amConfig(f, steps: 2, extra: ["am.baseline_only=true"]) }
+        #expect(try amConfig(f, steps: 2, extra: ["am.baseline_only=true", "am.scale_head=false"]).advantage.baselineOnly)
         // The am section belongs to train-am only.
         let doc = try ConfigDocument(yaml: "model: {init_from: m}\ndata: {train: t}\nam: {bound: 0}\n", name: "rm.yaml")
         #expect(throws: ConfigError("rm.yaml: unknown key \"am\"")) { try RewardConfig.load(doc) }
