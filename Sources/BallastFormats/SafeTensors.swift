@@ -217,20 +217,55 @@ public enum SafeTensorsWriter {
     /// Serialises tensors (in the given order) with optional string metadata. The header is padded with
     /// spaces to a multiple of 8 bytes so that the data buffer is aligned.
     public static func encode(_ tensors: [(String, TensorData)], metadata: [String: String] = [:]) -> Data {
-        var header: [String: Any] = [:]
+        var entries: [(key: String, value: String)] = []
         var offset = 0
         for (name, t) in tensors {
-            header[name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.count]]
+            let shape = t.shape.map(String.init).joined(separator: ",")
+            entries.append((name, "{\"data_offsets\":[\(offset),\(offset + t.bytes.count)],\"dtype\":\(jsonString(t.dtype.rawValue)),\"shape\":[\(shape)]}"))
             offset += t.bytes.count
         }
-        if !metadata.isEmpty { header["__metadata__"] = metadata }
-        var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8)
+        if !metadata.isEmpty {
+            let fields = metadata.sorted { keyOrder($0.key, $1.key) }.map { jsonString($0.key) + ":" + jsonString($0.value) }
+            entries.append(("__metadata__", "{" + fields.joined(separator: ",") + "}"))
+        }
+        var json = Data(("{" + entries.sorted { keyOrder($0.key, $1.key) }.map { jsonString($0.key) + ":" + $0.value }.joined(separator: ",") + "}").utf8)
         while json.count % 8 != 0 { json.append(0x20) }
         var out = Data(capacity: 8 + json.count + offset)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
         for (_, t) in tensors { out.append(t.bytes) }
         return out
+    }
+
+    /// A JSON string literal written as Foundation's JSONSerialization writes it (sorted keys and this
+    /// escaping give the same header bytes, which the golden wire frames pin). Hand-written because
+    /// JSONSerialization was most of a coordinator's CPU time: every small frame carries such a header.
+    /// JSONSerialization's `sortedKeys` order: the system locale's collation with numeric search.
+    static func keyOrder(_ a: String, _ b: String) -> Bool {
+        a.compare(b, options: .numeric, range: nil, locale: systemLocale) == .orderedAscending
+    }
+
+    static let systemLocale = Locale(identifier: "")
+
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "/": out += "\\/"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            case _ where u.value < 0x20:
+                let hex = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
     }
 
     /// Writes atomically: temporary file, fsync, rename, fsync of the directory.
