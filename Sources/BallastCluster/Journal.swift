@@ -23,19 +23,12 @@ public protocol Journal: AnyObject {
 
 public final class MemoryJournal: Journal {
     public private(set) var lines: [Data] = []
-    /// Groups committed so far, and records appended inside groups (for tests).
-    public private(set) var commits = 0, groupedRecords = 0
-    var inGroup = false
+    /// Groups committed so far (for tests).
+    public private(set) var commits = 0
     public init() {}
-    public func append(_ record: [String: Any]) throws {
-        lines.append(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]))
-        if inGroup { groupedRecords += 1 }
-    }
-    public func beginGroup() { inGroup = true }
-    public func commitGroup() throws {
-        inGroup = false
-        commits += 1
-    }
+    public func append(_ record: [String: Any]) throws { lines.append(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) }
+    public func beginGroup() {}
+    public func commitGroup() throws { commits += 1 }
     public func records() throws -> [[String: Any]] { lines.compactMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } }
     public func rewrite(_ records: [[String: Any]]) throws {
         lines = try records.map { try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }

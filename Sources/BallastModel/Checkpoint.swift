@@ -48,7 +48,8 @@ public enum Checkpoint {
         // the byte tokenizer as Hugging Face files: AutoTokenizer.from_pretrained(dir) gives Ballast's ids
         for (name, data) in try ByteTokenizerFiles.files(bos: ByteTokenizer.bos, eos: ByteTokenizer.eos, pad: ByteTokenizer.pad,
                                                          modelMaxLength: model.config.nPositions) {
-            try AtomicFile.write(data, to: dir + "/" + name)
+            // unchanged across a run's checkpoints: written (and fsynced) only when missing or different
+            if FileManager.default.contents(atPath: dir + "/" + name) != data { try AtomicFile.write(data, to: dir + "/" + name) }
         }
     }
 

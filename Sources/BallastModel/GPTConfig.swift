@@ -95,10 +95,14 @@ public struct ParameterLayout: Sendable {
     public let wte: Int, wpe: Int, lnfW: Int, lnfB: Int
     /// Offset of the first scalar head; the heads are stored consecutively as a [H, C] matrix.
     public let heads: Int
+    /// The parameters of scalar head h ([1, C]).
+    public func headRange(_ h: Int) -> Range<Int> { heads + h * headWidth ..< heads + (h + 1) * headWidth }
+    let headWidth: Int
     public let blocks: [Block]
 
     public init(_ cfg: GPTConfig) {
         let c = cfg.nEmbd
+        headWidth = c
         var entries: [Entry] = []
         var offset = 0
         func add(_ name: String, _ shape: [Int]) -> Int {

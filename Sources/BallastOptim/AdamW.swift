@@ -79,7 +79,7 @@ public final class AdamW: @unchecked Sendable {
     }
 
     /// Decay, moments and step for every parameter in one parallel pass; g = grads[i]·gradScale, or the
-    /// scale of the `apart` range that holds i.
+    /// scale of the `apart` range (sorted, disjoint) that holds i.
     func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float, gradScale: Float,
                 apart: [(range: Range<Int>, scale: Float)] = []) {
         step += 1
@@ -94,7 +94,7 @@ public final class AdamW: @unchecked Sendable {
         var spans: [(range: Range<Int>, decays: Bool, scale: Float)] = []
         for span in decaySpans {
             var at = span.range.lowerBound
-            for a in apart.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) where a.range.overlaps(span.range) {
+            for a in apart where a.range.overlaps(span.range) {
                 let inside = a.range.clamped(to: span.range)
                 if inside.lowerBound > at { spans.append((at..<inside.lowerBound, span.decays, gradScale)) }
                 spans.append((inside, span.decays, a.scale))

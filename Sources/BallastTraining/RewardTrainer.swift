@@ -90,8 +90,7 @@ public final class RewardTrainer {
         taskStats = loop.state.taskStats ?? [:]
         if config.kind == .advantage && config.advantage.detachExpected {
             // the probe heads (every head after `score`) are clipped apart from the trunk and r
-            let c = loop.model.config.nEmbd, first = loop.model.layout.heads
-            loop.clippedApart = (1..<heads.count).map { first + $0 * c ..< first + ($0 + 1) * c }
+            loop.clippedApart = (1..<heads.count).map(loop.model.layout.headRange)
         }
         let maxLength = min(config.maxLength, loop.model.config.nPositions)
         let tr = try PreferenceData.load(config.trainData, maxLength: maxLength)
