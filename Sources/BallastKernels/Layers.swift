@@ -1,24 +1,29 @@
 import Foundation
 
-/// Token + position embedding.
+/// Token embedding, plus a learned position embedding when `wpe` is given (GPT-2; Llama has none).
 public enum Embedding {
-    /// out[N,C] = wte[tokens[n], :] + wpe[positions[n], :]
+    /// out[N,C] = wte[tokens[n], :] (+ wpe[positions[n], :])
     public static func forward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
                                positions: UnsafePointer<Int32>, wte: UnsafePointer<Float>,
-                               wpe: UnsafePointer<Float>, n: Int, c: Int) {
+                               wpe: UnsafePointer<Float>?, n: Int, c: Int) {
         for i in 0..<n {
-            let o = out + i * c, t = wte + Int(tokens[i]) * c, p = wpe + Int(positions[i]) * c
-            for j in 0..<c { o[j] = t[j] + p[j] }
+            let o = out + i * c, t = wte + Int(tokens[i]) * c
+            if let wpe {
+                let p = wpe + Int(positions[i]) * c
+                for j in 0..<c { o[j] = t[j] + p[j] }
+            } else {
+                o.update(from: t, count: c)
+            }
         }
     }
 
     /// dwte[tokens[n]] += dout[n]; dwpe[positions[n]] += dout[n]
-    public static func backward(dwte: UnsafeMutablePointer<Float>, dwpe: UnsafeMutablePointer<Float>,
+    public static func backward(dwte: UnsafeMutablePointer<Float>, dwpe: UnsafeMutablePointer<Float>?,
                                 dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
                                 positions: UnsafePointer<Int32>, n: Int, c: Int) {
         for i in 0..<n {
             Vec.axpy(1, dout + i * c, dwte + Int(tokens[i]) * c, c)
-            Vec.axpy(1, dout + i * c, dwpe + Int(positions[i]) * c, c)
+            if let dwpe { Vec.axpy(1, dout + i * c, dwpe + Int(positions[i]) * c, c) }
         }
     }
 }

@@ -121,4 +121,30 @@ public enum SwiGLU {
             }
         }
     }
+
+    /// Row-wise form for a fused gate|up projection: gateUp[N, 2I] holds gate in columns 0 ..< I and up
+    /// in I ..< 2I of each row; out[N, I] = silu(gate) ⊙ up.
+    public static func forward(out: UnsafeMutablePointer<Float>, gateUp: UnsafePointer<Float>, n: Int, width i: Int) {
+        Parallel.forEachChunk(n, grain: max(1, (1 << 14) / max(i, 1))) { rows in
+            for r in rows {
+                let g = gateUp + r * 2 * i, o = out + r * i
+                for j in 0..<i { o[j] = g[j] * sigmoid(g[j]) * g[i + j] }
+            }
+        }
+    }
+
+    /// dgateUp[N, 2I] (written) from dout[N, I] and the fused gateUp[N, 2I].
+    public static func backward(dgateUp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, gateUp: UnsafePointer<Float>,
+                                n: Int, width i: Int) {
+        Parallel.forEachChunk(n, grain: max(1, (1 << 14) / max(i, 1))) { rows in
+            for r in rows {
+                let gu = gateUp + r * 2 * i, d = dgateUp + r * 2 * i, dy = dout + r * i
+                for j in 0..<i {
+                    let g = gu[j], s = sigmoid(g)
+                    d[i + j] = dy[j] * g * s
+                    d[j] = dy[j] * gu[i + j] * s * (1 + g * (1 - s))
+                }
+            }
+        }
+    }
 }

@@ -90,3 +90,51 @@ public enum Linear {
         }
     }
 }
+
+/// PyTorch `nn.Linear` layer: weight stored [out, in] (Llama's projections, as `transformers` saves them),
+/// y = x Wᵀ + b. Keeping the checkpoint's layout lets fused projections be plain views: q, k and v
+/// weights stored one after another are one [(q+k+v), in] matrix, as are gate and up.
+public enum LinearOutIn {
+    /// out[N,OC] (+)= inp[N,IC] · w[OC,IC]ᵀ (+ bias[OC])
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                               n: Int, inC: Int, outC: Int, accumulate: Bool = false) {
+        if n <= SmallGemm.maxRows {
+            // a few rows (decoding): one dot per (row, output), weights streamed once per call
+            Parallel.forEachChunk(outC, grain: 64) { cols in
+                for o in cols {
+                    let wr = weight + o * inC, b = bias?[o] ?? 0
+                    for r in 0..<n {
+                        let y = Vec.dot(inp + r * inC, wr, inC) + b
+                        out[r * outC + o] = accumulate ? out[r * outC + o] + y : y
+                    }
+                }
+            }
+            return
+        }
+        if let bias {
+            Parallel.forEachChunk(n, grain: 64) { rows in
+                for r in rows {
+                    if accumulate { Vec.axpy(1, bias, out + r * outC, outC) } else { (out + r * outC).update(from: bias, count: outC) }
+                }
+            }
+        }
+        BLAS.gemm(transB: true, m: n, n: outC, k: inC, a: inp, lda: inC, b: weight, ldb: inC,
+                  beta: (accumulate || bias != nil) ? 1 : 0, c: out, ldc: outC)
+    }
+
+    /// dinp[N,IC] += dout · w (or = with `overwriteInput`); dweight[OC,IC] += doutᵀ · inp;
+    /// dbias[OC] += Σ_n dout.
+    public static func backward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                                dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
+                                inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                n: Int, inC: Int, outC: Int, overwriteInput: Bool = false) {
+        if let dinp {
+            BLAS.gemm(m: n, n: inC, k: outC, a: dout, lda: outC, b: weight, ldb: inC,
+                      beta: overwriteInput ? 0 : 1, c: dinp, ldc: inC)
+        }
+        BLAS.gemm(transA: true, m: outC, n: inC, k: n, a: dout, lda: outC, b: inp, ldb: inC,
+                  beta: 1, c: dweight, ldc: inC)
+        if let dbias { Linear.columnSums(dout, n: n, width: outC, into: dbias) }
+    }
+}

@@ -91,11 +91,14 @@ public struct TokenBatch: Sendable {
     }
 }
 
-/// A GPT-2 network with optional scalar heads. Parameters, gradients and activations each live in
+/// A decoder-only transformer, GPT-2 or Llama family (`config.architecture`; the Llama blocks are in
+/// LlamaBlocks.swift), with optional scalar heads. Parameters, gradients and activations each live in
 /// one planned allocation; forward keeps what backward needs, backward accumulates into `grads`.
 public final class GPT: @unchecked Sendable {
     public let config: GPTConfig
     public let layout: ParameterLayout
+    /// The Llama family's rotary table, for positions 0 ..< n_positions.
+    let rotary: RotaryEmbedding?
     /// Flat parameters in `layout` order.
     public let params: UnsafeMutablePointer<Float>
     private var gradStorage: UnsafeMutablePointer<Float>?
@@ -133,6 +136,8 @@ public final class GPT: @unchecked Sendable {
         try config.validate()
         self.config = config
         self.layout = ParameterLayout(config)
+        rotary = config.architecture.isLlamaFamily
+            ? RotaryEmbedding(headDim: config.headDim, maxPositions: config.nPositions, theta: config.ropeTheta) : nil
         params = .allocate(capacity: layout.count)
         params.initialize(repeating: 0, count: layout.count)
     }
@@ -149,13 +154,15 @@ public final class GPT: @unchecked Sendable {
     }
 
     /// GPT-2's initialisation: N(0, 0.02) weights and embeddings, residual output projections scaled by
-    /// 1/√(2·n_layer), zero biases, unit LayerNorm gains.
+    /// 1/√(2·n_layer), zero biases, unit norm gains. The Llama family's (`transformers`' `_init_weights`)
+    /// is the same without the residual scaling.
     public func initializeRandom(seed: UInt64) {
         var rng = SeededRNG(seed: seed)
         let residualStd = 0.02 / Float(2 * config.nLayer).squareRoot()
+        let gains = Set(layout.blocks.flatMap { [$0.ln1w, $0.ln2w] } + [layout.lnfW])
         for e in layout.entries {
             let p = params + e.offset
-            if e.name.hasSuffix("ln_1.weight") || e.name.hasSuffix("ln_2.weight") || e.name.hasSuffix("ln_f.weight") {
+            if gains.contains(e.offset) {
                 p.update(repeating: 1, count: e.count)
             } else if e.shape.count == 1 {
                 p.update(repeating: 0, count: e.count)
@@ -195,31 +202,18 @@ public final class GPT: @unchecked Sendable {
         }
 
         Embedding.forward(out: a.encoded, tokens: a.tokens, positions: a.positions,
-                          wte: p + layout.wte, wpe: p + layout.wpe, n: n, c: c)
-        for l in 0..<cfg.nLayer {
-            let w = layout.blocks[l]
-            let la = a.layer(l)
-            let resIn = l == 0 ? a.encoded : a.layer(l - 1).res3
-            // LayerNorm outputs go to one shared buffer; backward recomputes them (saves 2C floats per token per layer).
-            LayerNorm.forward(out: a.ln, mean: la.ln1Mean, rstd: la.ln1Rstd, inp: resIn,
-                              weight: p + w.ln1w, bias: p + w.ln1b, n: n, c: c, eps: cfg.layerNormEpsilon)
-            Linear.forward(out: la.qkv, inp: a.ln, weight: p + w.attnW, bias: p + w.attnB, n: n, inC: c, outC: 3 * c)
-            Attention.forward(out: la.atty, att: la.att, qkv: la.qkv, keyMask: a.mask, segments: a.segments, c: c, nHead: cfg.nHead)
-            GPT.residualLinear(out: la.res2, residual: resIn, inp: la.atty, weight: p + w.attnProjW,
-                               bias: p + w.attnProjB, n: n, inC: c, outC: c)
-            LayerNorm.forward(out: a.ln, mean: la.ln2Mean, rstd: la.ln2Rstd, inp: la.res2,
-                              weight: p + w.ln2w, bias: p + w.ln2b, n: n, c: c, eps: cfg.layerNormEpsilon)
-            Linear.forward(out: la.fch, inp: a.ln, weight: p + w.fcW, bias: p + w.fcB, n: n, inC: c, outC: 4 * c)
-            GELU.forward(out: a.gelu, inp: la.fch, n: n * 4 * c)
-            GPT.residualLinear(out: la.res3, residual: la.res2, inp: a.gelu, weight: p + w.fcProjW,
-                               bias: p + w.fcProjB, n: n, inC: 4 * c, outC: c)
-        }
+                          wte: p + layout.wte, wpe: layout.wpe.map { p + $0 }, n: n, c: c)
+        if cfg.architecture.isLlamaFamily { forwardLlamaBlocks(a) } else { forwardGPT2Blocks(a) }
         let last = a.layer(cfg.nLayer - 1).res3
-        LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: last,
-                          weight: p + layout.lnfW, bias: p + layout.lnfB, n: n, c: c, eps: cfg.layerNormEpsilon)
+        if cfg.architecture.isLlamaFamily {
+            RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, inp: last, weight: p + layout.lnfW, n: n, c: c, eps: cfg.layerNormEpsilon)
+        } else {
+            LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: last,
+                              weight: p + layout.lnfW, bias: p + layout.lnfB!, n: n, c: c, eps: cfg.layerNormEpsilon)
+        }
         if computeLogits {
-            // logits[N,V] = lnf[N,C] · wteᵀ (tied LM head)
-            BLAS.gemm(transB: true, m: n, n: cfg.vocabSize, k: c, a: a.lnf, lda: c, b: p + layout.wte, ldb: c,
+            // logits[N,V] = lnf[N,C] · Wᵀ, W the LM head [V,C] (tied: wte)
+            BLAS.gemm(transB: true, m: n, n: cfg.vocabSize, k: c, a: a.lnf, lda: c, b: p + lmHeadOffset, ldb: c,
                       c: a.logits, ldc: cfg.vocabSize)
         }
         let nh = cfg.scalarHeads.count
@@ -230,6 +224,32 @@ public final class GPT: @unchecked Sendable {
             Parallel.forEachChunk(n, grain: 256) { rows in
                 for i in rows { for h in 0..<nh { heads[i * nh + h] = Vec.dot(lnf + i * c, w + h * c, c) } }
             }
+        }
+    }
+
+    /// Where the LM head's [V, C] weights are: `lm_head` when untied, else the token embedding.
+    var lmHeadOffset: Int { layout.lmHead ?? layout.wte }
+
+    /// GPT-2 blocks: x += attn(LN(x)); x += MLP(LN(x)), GELU MLP of width 4C.
+    private func forwardGPT2Blocks(_ a: Activations) {
+        let cfg = config, p = params, n = a.n, c = cfg.nEmbd
+        for l in 0..<cfg.nLayer {
+            let w = layout.blocks[l]
+            let la = a.layer(l)
+            let resIn = l == 0 ? a.encoded : a.layer(l - 1).res3
+            // LayerNorm outputs go to one shared buffer; backward recomputes them (saves 2C floats per token per layer).
+            LayerNorm.forward(out: a.ln, mean: la.ln1Mean, rstd: la.ln1Rstd, inp: resIn,
+                              weight: p + w.ln1w, bias: p + w.ln1b!, n: n, c: c, eps: cfg.layerNormEpsilon)
+            Linear.forward(out: la.qkv, inp: a.ln, weight: p + w.attnW, bias: p + w.attnB!, n: n, inC: c, outC: 3 * c)
+            Attention.forward(out: la.atty, att: la.att, qkv: la.qkv, keyMask: a.mask, segments: a.segments, c: c, nHead: cfg.nHead)
+            GPT.residualLinear(out: la.res2, residual: resIn, inp: la.atty, weight: p + w.attnProjW,
+                               bias: p + w.attnProjB!, n: n, inC: c, outC: c)
+            LayerNorm.forward(out: a.ln, mean: la.ln2Mean, rstd: la.ln2Rstd, inp: la.res2,
+                              weight: p + w.ln2w, bias: p + w.ln2b!, n: n, c: c, eps: cfg.layerNormEpsilon)
+            Linear.forward(out: la.fch, inp: a.ln, weight: p + w.fcW, bias: p + w.fcB!, n: n, inC: c, outC: 4 * c)
+            GELU.forward(out: a.gelu, inp: la.fch, n: n * 4 * c)
+            GPT.residualLinear(out: la.res3, residual: la.res2, inp: a.gelu, weight: p + w.fcProjW,
+                               bias: p + w.fcProjB!, n: n, inC: 4 * c, outC: c)
         }
     }
 
@@ -311,10 +331,10 @@ public final class GPT: @unchecked Sendable {
         dln.update(repeating: 0, count: n * c)
         if logitsGradient {
             precondition(a.computedLogits, "backward through logits needs forward(computeLogits: true)")
-            // dlnf[N,C] += dlogits[N,V] · wte[V,C];  dwte[V,C] += dlogitsᵀ · lnf
-            BLAS.gemm(m: n, n: c, k: v, a: s.dlogits, lda: v, b: p + layout.wte, ldb: c, beta: 1, c: dln, ldc: c)
+            // dlnf[N,C] += dlogits[N,V] · W[V,C];  dW[V,C] += dlogitsᵀ · lnf (W the LM head, tied: wte)
+            BLAS.gemm(m: n, n: c, k: v, a: s.dlogits, lda: v, b: p + lmHeadOffset, ldb: c, beta: 1, c: dln, ldc: c)
             BLAS.gemm(transA: true, m: v, n: c, k: n, a: s.dlogits, lda: v, b: a.lnf, ldb: c, beta: 1,
-                      c: g + layout.wte, ldc: c)
+                      c: g + lmHeadOffset, ldc: c)
         }
         if nh > 0 && headsGradient {
             // dheadW[H,C] += dheadsᵀ · lnf;  dlnf[N,C] += dheads[N,H] · headW[H,C] over the heads not detached.
@@ -331,47 +351,61 @@ public final class GPT: @unchecked Sendable {
             }
         }
         dres.update(repeating: 0, count: n * c)
-        LayerNorm.backward(dinp: dres, dweight: g + layout.lnfW, dbias: g + layout.lnfB, dout: dln,
-                           inp: a.layer(cfg.nLayer - 1).res3, weight: p + layout.lnfW,
-                           mean: a.lnfMean, rstd: a.lnfRstd, n: n, c: c)
+        let last = a.layer(cfg.nLayer - 1).res3
+        if cfg.architecture.isLlamaFamily {
+            RMSNorm.backward(dinp: dres, dweight: g + layout.lnfW, dout: dln, inp: last, weight: p + layout.lnfW,
+                             rstd: a.lnfRstd, n: n, c: c)
+            backwardLlamaBlocks(a, s)
+        } else {
+            LayerNorm.backward(dinp: dres, dweight: g + layout.lnfW, dbias: g + layout.lnfB!, dout: dln,
+                               inp: last, weight: p + layout.lnfW, mean: a.lnfMean, rstd: a.lnfRstd, n: n, c: c)
+            backwardGPT2Blocks(a, s)
+        }
+        Embedding.backward(dwte: g + layout.wte, dwpe: layout.wpe.map { g + $0 }, dout: dres, tokens: a.tokens,
+                           positions: a.positions, n: n, c: c)
+    }
+
+    /// Backward through the GPT-2 blocks: ∂L/∂(last residual) in `s.dres` in, ∂L/∂(embedding output) out.
+    private func backwardGPT2Blocks(_ a: Activations, _ s: BackwardScratch) {
+        let p = params, g = grads, cfg = config, n = a.n, c = cfg.nEmbd
+        let dres = s.dres, dln = s.dln
         for l in stride(from: cfg.nLayer - 1, through: 0, by: -1) {
             let w = layout.blocks[l]
             let la = a.layer(l)
             let resIn = l == 0 ? a.encoded : a.layer(l - 1).res3
             // MLP: res3 = res2 + gelu(fch)·Wp + bp; recompute gelu(fch) rather than keep it per layer.
             GELU.forward(out: a.gelu, inp: la.fch, n: n * 4 * c)
-            Linear.backward(dinp: s.dfch, dweight: g + w.fcProjW, dbias: g + w.fcProjB, dout: dres,
+            Linear.backward(dinp: s.dfch, dweight: g + w.fcProjW, dbias: g + w.fcProjB!, dout: dres,
                             inp: a.gelu, weight: p + w.fcProjW, n: n, inC: 4 * c, outC: c, overwriteInput: true)
             GELU.backwardInPlace(s.dfch, inp: la.fch, n: n * 4 * c)
-            LayerNorm.forward(out: s.ln, mean: s.stats, rstd: s.stats, inp: la.res2, weight: p + w.ln2w, bias: p + w.ln2b,
+            LayerNorm.forward(out: s.ln, mean: s.stats, rstd: s.stats, inp: la.res2, weight: p + w.ln2w, bias: p + w.ln2b!,
                               n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
-            Linear.backward(dinp: dln, dweight: g + w.fcW, dbias: g + w.fcB, dout: s.dfch,
+            Linear.backward(dinp: dln, dweight: g + w.fcW, dbias: g + w.fcB!, dout: s.dfch,
                             inp: s.ln, weight: p + w.fcW, n: n, inC: c, outC: 4 * c, overwriteInput: true)
-            LayerNorm.backward(dinp: dres, dweight: g + w.ln2w, dbias: g + w.ln2b, dout: dln, inp: la.res2,
+            LayerNorm.backward(dinp: dres, dweight: g + w.ln2w, dbias: g + w.ln2b!, dout: dln, inp: la.res2,
                                weight: p + w.ln2w, mean: la.ln2Mean, rstd: la.ln2Rstd, n: n, c: c)
             // Attention: res2 = resIn + atty·Wo + bo
             // ∂L/∂atty reuses the dln buffer, which is free until the qkv projection's backward.
             let datty = dln
-            Linear.backward(dinp: datty, dweight: g + w.attnProjW, dbias: g + w.attnProjB, dout: dres,
+            Linear.backward(dinp: datty, dweight: g + w.attnProjW, dbias: g + w.attnProjB!, dout: dres,
                             inp: la.atty, weight: p + w.attnProjW, n: n, inC: c, outC: c, overwriteInput: true)
             s.dqkv.update(repeating: 0, count: n * 3 * c)
             Attention.backward(dqkv: s.dqkv, dout: datty, qkv: la.qkv, att: la.att, segments: a.segments, c: c, nHead: cfg.nHead)
-            LayerNorm.forward(out: s.ln, mean: s.stats, rstd: s.stats, inp: resIn, weight: p + w.ln1w, bias: p + w.ln1b,
+            LayerNorm.forward(out: s.ln, mean: s.stats, rstd: s.stats, inp: resIn, weight: p + w.ln1w, bias: p + w.ln1b!,
                               n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
-            Linear.backward(dinp: dln, dweight: g + w.attnW, dbias: g + w.attnB, dout: s.dqkv,
+            Linear.backward(dinp: dln, dweight: g + w.attnW, dbias: g + w.attnB!, dout: s.dqkv,
                             inp: s.ln, weight: p + w.attnW, n: n, inC: c, outC: 3 * c, overwriteInput: true)
-            LayerNorm.backward(dinp: dres, dweight: g + w.ln1w, dbias: g + w.ln1b, dout: dln, inp: resIn,
+            LayerNorm.backward(dinp: dres, dweight: g + w.ln1w, dbias: g + w.ln1b!, dout: dln, inp: resIn,
                                weight: p + w.ln1w, mean: la.ln1Mean, rstd: la.ln1Rstd, n: n, c: c)
         }
-        Embedding.backward(dwte: g + layout.wte, dwpe: g + layout.wpe, dout: dres, tokens: a.tokens,
-                           positions: a.positions, n: n, c: c)
     }
 }
 
 /// Forward activations for up to `capacityTokens` token rows, carved from one allocation.
 final class Activations: @unchecked Sendable {
     struct Layer {
-        // Per token: qkv 3C, atty C, res2 C, fch 4C, res3 C and LayerNorm statistics; per (segment, h): att L×L.
+        // Per token: qkv (GPT-2 3C), atty C, res2 C, fch (the MLP's first projection: GPT-2 4C, Llama 2I),
+        // res3 C and norm statistics; per (segment, h): att L×L.
         let ln1Mean, ln1Rstd, qkv, atty, att, res2, ln2Mean, ln2Rstd, fch, res3: UnsafeMutablePointer<Float>
     }
 
@@ -389,6 +423,7 @@ final class Activations: @unchecked Sendable {
     let tokens: UnsafeMutablePointer<Int32>
     let positions: UnsafeMutablePointer<Int32>
     let mask: UnsafeMutablePointer<Float>
+    /// `gelu` holds the MLP's activation (GPT-2: GELU [N, 4C]; Llama: SwiGLU [N, I]).
     let encoded, ln, lnf, lnfMean, lnfRstd, logits, heads, gelu: UnsafeMutablePointer<Float>
     private var layers: [Layer] = []
     let config: GPTConfig
@@ -399,13 +434,13 @@ final class Activations: @unchecked Sendable {
 
     init(config: GPTConfig, tokens n: Int, att: Int, layerSlots: Int, headsWidth: Int) {
         self.config = config
-        let c = config.nEmbd
+        let c = config.nEmbd, qkvWidth = config.attentionHeads.qkvWidth
         capacityTokens = n
         attCapacity = att
         self.layerSlots = layerSlots
         self.headsWidth = headsWidth
-        let perLayer = n * (10 * c + 4) + attCapacity
-        let total = n * (1 + 3 * c + 2 + config.vocabSize + headsWidth + 4 * c) + layerSlots * perLayer
+        let perLayer = n * (qkvWidth + 3 * c + config.mlpInWidth + 4) + attCapacity
+        let total = n * (1 + 3 * c + 2 + config.vocabSize + headsWidth + config.mlpHiddenWidth) + layerSlots * perLayer
         storage = zeroedFloats(total)
         tokens = .allocate(capacity: n)
         positions = .allocate(capacity: n)
@@ -419,11 +454,11 @@ final class Activations: @unchecked Sendable {
         lnfRstd = take(n)
         logits = take(n * config.vocabSize)
         heads = take(n * headsWidth)
-        gelu = take(n * 4 * c)
+        gelu = take(n * config.mlpHiddenWidth)
         for _ in 0..<layerSlots {
-            layers.append(Layer(ln1Mean: take(n), ln1Rstd: take(n), qkv: take(3 * n * c),
+            layers.append(Layer(ln1Mean: take(n), ln1Rstd: take(n), qkv: take(n * qkvWidth),
                                 atty: take(n * c), att: take(attCapacity), res2: take(n * c),
-                                ln2Mean: take(n), ln2Rstd: take(n), fch: take(4 * n * c), res3: take(n * c)))
+                                ln2Mean: take(n), ln2Rstd: take(n), fch: take(n * config.mlpInWidth), res3: take(n * c)))
         }
         precondition(cursor - storage == total)
     }
@@ -473,14 +508,16 @@ final class BackwardScratch: @unchecked Sendable {
     let headsWidth: Int
     let shape: [Int]
     let storage: UnsafeMutablePointer<Float>
-    let dres, dln, ln, stats, dqkv, dfch, dlogits, dheads: UnsafeMutablePointer<Float>
+    /// `dmlp` is ∂L/∂(Llama's SwiGLU output) [N, I] (GPT-2 takes the GELU's gradient in place in `dfch`).
+    let dres, dln, ln, stats, dqkv, dfch, dmlp, dlogits, dheads: UnsafeMutablePointer<Float>
 
     init(config: GPTConfig, tokens n: Int, headsWidth: Int) {
         capacityTokens = n
         self.headsWidth = headsWidth
         shape = config.bufferShape
-        let c = config.nEmbd
-        let total = n * (c + c + c + 3 * c + 4 * c + config.vocabSize + max(headsWidth, 1)) + 1
+        let c = config.nEmbd, qkvWidth = config.attentionHeads.qkvWidth
+        let mlp = config.architecture.isLlamaFamily ? config.mlpHiddenWidth : 0
+        let total = n * (c + c + c + qkvWidth + config.mlpInWidth + mlp + config.vocabSize + max(headsWidth, 1)) + 1
         storage = zeroedFloats(total)
         var cursor = storage
         func take(_ k: Int) -> UnsafeMutablePointer<Float> { defer { cursor += k }; return cursor }
@@ -488,8 +525,9 @@ final class BackwardScratch: @unchecked Sendable {
         dln = take(n * c)
         ln = take(n * c)
         stats = take(1)
-        dqkv = take(3 * n * c)
-        dfch = take(4 * n * c)
+        dqkv = take(n * qkvWidth)
+        dfch = take(n * config.mlpInWidth)
+        dmlp = take(n * mlp)
         dlogits = take(n * config.vocabSize)
         dheads = take(n * max(headsWidth, 1))
     }

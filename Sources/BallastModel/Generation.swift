@@ -225,7 +225,8 @@ final class DecodeState {
     }
     let keyMask: UnsafeMutablePointer<Float>
     let kCache: [UnsafeMutablePointer<Float>], vCache: [UnsafeMutablePointer<Float>]
-    let x, ln, qkv, atty, fch, lnf, stats, logits: UnsafeMutablePointer<Float>
+    /// `hidden` is the Llama family's SwiGLU output [n, I] (GPT-2 applies GELU in place in `fch`).
+    let x, ln, qkv, atty, fch, hidden, lnf, stats, logits: UnsafeMutablePointer<Float>
     let tok: UnsafeMutablePointer<Int32>, pos: UnsafeMutablePointer<Int32>, rowMap: UnsafeMutablePointer<Int32>
     private var owned: [UnsafeMutablePointer<Float>] = []
 
@@ -245,14 +246,16 @@ final class DecodeState {
             owned.append(p)
             return p
         }
+        let heads = config.attentionHeads, kvWidth = heads.kvHeads * heads.headDim
         keyMask = alloc(batch * capacity)
-        kCache = (0..<config.nLayer).map { _ in alloc(batch * capacity * config.nEmbd) }
-        vCache = (0..<config.nLayer).map { _ in alloc(batch * capacity * config.nEmbd) }
+        kCache = (0..<config.nLayer).map { _ in alloc(batch * capacity * kvWidth) }
+        vCache = (0..<config.nLayer).map { _ in alloc(batch * capacity * kvWidth) }
         x = alloc(n * c)
         ln = alloc(n * c)
-        qkv = alloc(3 * n * c)
-        atty = alloc(n * c)
-        fch = alloc(4 * n * c)
+        qkv = alloc(n * heads.qkvWidth)
+        atty = alloc(n * heads.outWidth)
+        fch = alloc(n * config.mlpInWidth)
+        hidden = alloc(config.architecture.isLlamaFamily ? n * config.mlpHiddenWidth : 0)
         lnf = alloc(batch * c)
         stats = alloc(2 * batch)
         logits = alloc(batch * config.vocabSize)
@@ -280,32 +283,65 @@ final class DecodeState {
         tokens.withUnsafeBufferPointer { tok.update(from: $0.baseAddress!, count: n) }
         positions.withUnsafeBufferPointer { pos.update(from: $0.baseAddress!, count: n) }
         cacheRows?.withUnsafeBufferPointer { rowMap.update(from: $0.baseAddress!, count: b) }
-        Embedding.forward(out: x, tokens: tok, positions: pos, wte: p + L.wte, wpe: p + L.wpe, n: n, c: c)
-        for l in 0..<cfg.nLayer {
-            let w = L.blocks[l]
-            LayerNorm.forward(out: ln, mean: stats, rstd: stats + b, inp: x, weight: p + w.ln1w, bias: p + w.ln1b,
-                              n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
-            Linear.forward(out: qkv, inp: ln, weight: p + w.attnW, bias: p + w.attnB, n: n, inC: c, outC: 3 * c)
-            Attention.forwardCached(out: atty, qkv: qkv, kCacheT: kCache[l], vCache: vCache[l], keyMask: keyMask,
-                                    b: b, tNew: tNew, start: start, capacity: capacity, c: c, nHead: cfg.nHead,
-                                    cacheRows: cacheRows == nil ? nil : UnsafePointer(rowMap))
-            GPT.residualLinear(out: x, residual: x, inp: atty, weight: p + w.attnProjW, bias: p + w.attnProjB,
-                               n: n, inC: c, outC: c)
-            LayerNorm.forward(out: ln, mean: stats, rstd: stats + b, inp: x, weight: p + w.ln2w, bias: p + w.ln2b,
-                              n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
-            Linear.forward(out: fch, inp: ln, weight: p + w.fcW, bias: p + w.fcB, n: n, inC: c, outC: 4 * c)
-            GELU.forward(out: fch, inp: fch, n: n * 4 * c)
-            GPT.residualLinear(out: x, residual: x, inp: fch, weight: p + w.fcProjW, bias: p + w.fcProjB,
-                               n: n, inC: 4 * c, outC: c)
+        Embedding.forward(out: x, tokens: tok, positions: pos, wte: p + L.wte, wpe: L.wpe.map { p + $0 }, n: n, c: c)
+        let rows = cacheRows == nil ? nil : UnsafePointer(rowMap)
+        if cfg.architecture.isLlamaFamily {
+            llamaBlocks(model: model, n: n, b: b, tNew: tNew, start: start, cacheRows: rows)
+        } else {
+            gpt2Blocks(model: model, n: n, b: b, tNew: tNew, start: start, cacheRows: rows)
         }
         for r in 0..<b {
-            LayerNorm.forward(out: lnf + r * c, mean: stats + r, rstd: stats + b + r, inp: x + (r * tNew + tNew - 1) * c,
-                              weight: p + L.lnfW, bias: p + L.lnfB, n: 1, c: c, eps: cfg.layerNormEpsilon)
+            let last = x + (r * tNew + tNew - 1) * c
+            if cfg.architecture.isLlamaFamily {
+                RMSNorm.forward(out: lnf + r * c, rstd: nil, inp: last, weight: p + L.lnfW, n: 1, c: c, eps: cfg.layerNormEpsilon)
+            } else {
+                LayerNorm.forward(out: lnf + r * c, mean: stats + r, rstd: stats + b + r, inp: last,
+                                  weight: p + L.lnfW, bias: p + L.lnfB!, n: 1, c: c, eps: cfg.layerNormEpsilon)
+            }
         }
         // A few rows: waking OpenBLAS's second thread costs more than it saves.
         BLAS.singleThreaded {
-            BLAS.gemm(transB: true, m: b, n: cfg.vocabSize, k: c, a: lnf, lda: c, b: p + L.wte, ldb: c,
+            BLAS.gemm(transB: true, m: b, n: cfg.vocabSize, k: c, a: lnf, lda: c, b: p + model.lmHeadOffset, ldb: c,
                       c: logits, ldc: cfg.vocabSize)
+        }
+    }
+
+    private func gpt2Blocks(model: GPT, n: Int, b: Int, tNew: Int, start: Int, cacheRows: UnsafePointer<Int32>?) {
+        let cfg = model.config, L = model.layout, p = model.params
+        for l in 0..<cfg.nLayer {
+            let w = L.blocks[l]
+            LayerNorm.forward(out: ln, mean: stats, rstd: stats + b, inp: x, weight: p + w.ln1w, bias: p + w.ln1b!,
+                              n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
+            Linear.forward(out: qkv, inp: ln, weight: p + w.attnW, bias: p + w.attnB!, n: n, inC: c, outC: 3 * c)
+            Attention.forwardCached(out: atty, qkv: qkv, kCacheT: kCache[l], vCache: vCache[l], keyMask: keyMask,
+                                    b: b, tNew: tNew, start: start, capacity: capacity, c: c, nHead: cfg.nHead, cacheRows: cacheRows)
+            GPT.residualLinear(out: x, residual: x, inp: atty, weight: p + w.attnProjW, bias: p + w.attnProjB!,
+                               n: n, inC: c, outC: c)
+            LayerNorm.forward(out: ln, mean: stats, rstd: stats + b, inp: x, weight: p + w.ln2w, bias: p + w.ln2b!,
+                              n: n, c: c, eps: cfg.layerNormEpsilon, saveStats: false)
+            Linear.forward(out: fch, inp: ln, weight: p + w.fcW, bias: p + w.fcB!, n: n, inC: c, outC: 4 * c)
+            GELU.forward(out: fch, inp: fch, n: n * 4 * c)
+            GPT.residualLinear(out: x, residual: x, inp: fch, weight: p + w.fcProjW, bias: p + w.fcProjB!,
+                               n: n, inC: 4 * c, outC: c)
+        }
+    }
+
+    private func llamaBlocks(model: GPT, n: Int, b: Int, tNew: Int, start: Int, cacheRows: UnsafePointer<Int32>?) {
+        let cfg = model.config, L = model.layout, p = model.params, i = cfg.intermediateSize
+        let heads = cfg.attentionHeads, rotary = model.rotary!
+        for l in 0..<cfg.nLayer {
+            let w = L.blocks[l]
+            RMSNorm.forward(out: ln, rstd: nil, inp: x, weight: p + w.ln1w, n: n, c: c, eps: cfg.layerNormEpsilon)
+            LinearOutIn.forward(out: qkv, inp: ln, weight: p + w.attnW, bias: w.attnB.map { p + $0 }, n: n, inC: c, outC: heads.qkvWidth)
+            rotary.apply(qkv, positions: pos, n: n, heads: heads.heads + heads.kvHeads, rowStride: heads.qkvWidth)
+            Attention.forwardCached(out: atty, qkv: qkv, kCacheT: kCache[l], vCache: vCache[l], keyMask: keyMask,
+                                    b: b, tNew: tNew, start: start, capacity: capacity, heads: heads, cacheRows: cacheRows)
+            LinearOutIn.forward(out: x, inp: atty, weight: p + w.attnProjW, bias: w.attnProjB.map { p + $0 },
+                                n: n, inC: heads.outWidth, outC: c, accumulate: true)
+            RMSNorm.forward(out: ln, rstd: nil, inp: x, weight: p + w.ln2w, n: n, c: c, eps: cfg.layerNormEpsilon)
+            LinearOutIn.forward(out: fch, inp: ln, weight: p + w.fcW, bias: nil, n: n, inC: c, outC: 2 * i)
+            SwiGLU.forward(out: hidden, gateUp: fch, n: n, width: i)
+            LinearOutIn.forward(out: x, inp: hidden, weight: p + w.fcProjW, bias: nil, n: n, inC: i, outC: c, accumulate: true)
         }
     }
 }

@@ -5,7 +5,8 @@ import BallastOptim
 import Foundation
 import Testing
 
-/// Loads the PyTorch fixture written by tools/fixtures/make_parity_fixtures.py.
+/// Loads a PyTorch fixture: `parity_tiny` (GPT-2, tools/fixtures/make_parity_fixtures.py) or
+/// `parity_llama` / `parity_qwen2` (tools/fixtures/make_llama_parity_fixtures.py, config.json in metadata).
 struct ParityFixture {
     let file: SafeTensorsFile
     let config: GPTConfig
@@ -15,14 +16,19 @@ struct ParityFixture {
     let headTargets: [Float]
     let hyper: [String: Double]
 
-    init() throws {
-        let url = try #require(Bundle.module.url(forResource: "parity_tiny", withExtension: "safetensors", subdirectory: "Fixtures"))
+    init(_ name: String = "parity_tiny") throws {
+        let url = try #require(Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures"))
         file = try SafeTensorsFile(path: url.path)
-        let cfg = try JSONSerialization.jsonObject(with: Data(file.metadata["config"]!.utf8)) as! [String: Any]
-        let heads = try JSONSerialization.jsonObject(with: Data(file.metadata["heads"]!.utf8)) as! [String]
         hyper = try JSONSerialization.jsonObject(with: Data(file.metadata["hyper"]!.utf8)) as! [String: Double]
-        config = GPTConfig(nLayer: cfg["n_layer"] as! Int, nHead: cfg["n_head"] as! Int, nEmbd: cfg["n_embd"] as! Int,
-                           nPositions: cfg["n_positions"] as! Int, vocabSize: cfg["vocab_size"] as! Int, scalarHeads: heads)
+        if let headsJSON = file.metadata["heads"] {
+            let cfg = try JSONSerialization.jsonObject(with: Data(file.metadata["config"]!.utf8)) as! [String: Any]
+            let heads = try JSONSerialization.jsonObject(with: Data(headsJSON.utf8)) as! [String]
+            config = GPTConfig(nLayer: cfg["n_layer"] as! Int, nHead: cfg["n_head"] as! Int, nEmbd: cfg["n_embd"] as! Int,
+                               nPositions: cfg["n_positions"] as! Int, vocabSize: cfg["vocab_size"] as! Int, scalarHeads: heads)
+        } else {
+            // config.json as transformers' save_pretrained writes it, read by the checkpoint loader
+            config = try Checkpoint.config(json: Data(file.metadata["config"]!.utf8), path: name)
+        }
         let shape = try file.info("tokens").shape
         batch = TokenBatch(tokens: try file.ints("tokens").map { Int32($0) }, mask: try file.floats("mask"),
                            batch: shape[0], length: shape[1])
@@ -77,20 +83,24 @@ func expectClose(_ a: UnsafeBufferPointer<Float>, _ b: [Float], atol: Float, rto
             sourceLocation: sourceLocation)
 }
 
-@Suite("Parity with PyTorch (tools/fixtures/make_parity_fixtures.py)")
+/// GPT-2 against a PyTorch reference, and the Llama family (GQA, untied head; Qwen2's QKV biases, tied
+/// head) against `transformers`' LlamaForCausalLM and Qwen2ForCausalLM.
+let parityFixtures = ["parity_tiny", "parity_llama", "parity_qwen2"]
+
+@Suite("Parity with PyTorch (tools/fixtures/make_parity_fixtures.py, make_llama_parity_fixtures.py)")
 struct ParityTests {
-    @Test("logits and scalar heads match PyTorch, padding included")
-    func forwardMatches() throws {
-        let f = try ParityFixture()
+    @Test("logits and scalar heads match PyTorch, padding included", arguments: parityFixtures)
+    func forwardMatches(_ fixture: String) throws {
+        let f = try ParityFixture(fixture)
         let m = try f.model()
         m.forward(f.batch)
         expectClose(m.logits, try f.file.floats("logits"), atol: 2e-5, rtol: 1e-4, "logits")
         expectClose(m.headOutputs, try f.file.floats("heads"), atol: 2e-5, rtol: 1e-4, "heads")
     }
 
-    @Test("loss and every parameter gradient match PyTorch")
-    func gradientsMatch() throws {
-        let f = try ParityFixture()
+    @Test("loss and every parameter gradient match PyTorch", arguments: parityFixtures)
+    func gradientsMatch(_ fixture: String) throws {
+        let f = try ParityFixture(fixture)
         let m = try f.model()
         m.zeroGrad()
         m.forward(f.batch)
@@ -104,9 +114,9 @@ struct ParityTests {
         }
     }
 
-    @Test("ten AdamW steps with clipping follow PyTorch's loss trajectory")
-    func adamTrajectory() throws {
-        let f = try ParityFixture()
+    @Test("ten AdamW steps with clipping follow PyTorch's loss trajectory", arguments: parityFixtures)
+    func adamTrajectory(_ fixture: String) throws {
+        let f = try ParityFixture(fixture)
         let m = try f.model()
         let h = f.hyper
         let opt = AdamW(count: m.parameterCount,
