@@ -94,6 +94,21 @@ public struct GPTConfig: Equatable, Sendable, Codable {
     var mlpInWidth: Int { architecture.isLlamaFamily ? 2 * intermediateSize : 4 * nEmbd }
     var mlpHiddenWidth: Int { architecture.isLlamaFamily ? intermediateSize : 4 * nEmbd }
 
+    /// This shape (layers, heads, width, context, vocabulary, heads) as `architecture`. Into the Llama
+    /// family with the choices small Llama-architecture models make (SmolLM2, Qwen2.5-0.5B): half as many
+    /// key/value heads as query heads (when the count is even), a SwiGLU width of 8/3·n_embd rounded up
+    /// to a multiple of 32 (the FLOPs of GPT-2's 4·n_embd GELU MLP), tied embeddings, θ = 10 000.
+    public func converted(to architecture: Architecture) -> GPTConfig {
+        guard architecture != self.architecture else { return self }
+        if architecture == .gpt2 {
+            return GPTConfig(nLayer: nLayer, nHead: nHead, nEmbd: nEmbd, nPositions: nPositions, vocabSize: vocabSize,
+                             scalarHeads: scalarHeads)
+        }
+        return .llama(architecture, nLayer: nLayer, nHead: nHead, nKVHead: nHead % 2 == 0 ? nHead / 2 : nHead, nEmbd: nEmbd,
+                      intermediateSize: (8 * nEmbd / 3 + 31) / 32 * 32, nPositions: nPositions, vocabSize: vocabSize,
+                      tieWordEmbeddings: true, scalarHeads: scalarHeads)
+    }
+
     /// A Llama-family config (`transformers` defaults for what is not given).
     public static func llama(_ architecture: Architecture = .llama, nLayer: Int, nHead: Int, nKVHead: Int, nEmbd: Int,
                              intermediateSize: Int, nPositions: Int, vocabSize: Int, rmsNormEps: Float = 1e-6,

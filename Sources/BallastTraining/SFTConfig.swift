@@ -10,8 +10,9 @@ public struct ModelSpec: Sendable, Equatable {
 
     public static func read(_ s: ConfigSection) throws -> ModelSpec {
         let initFrom = try s.string("init_from", nil)
-        let architecture = ["preset", "n_layer", "n_head", "n_embd", "n_positions", "vocab_size"]
-        if initFrom != nil, let clash = architecture.first(where: { s.values[$0] != nil }) {
+        let shapeKeys = ["architecture", "preset", "n_layer", "n_head", "n_embd", "n_positions", "vocab_size",
+                         "n_kv_head", "intermediate_size", "rope_theta", "tie_word_embeddings"]
+        if initFrom != nil, let clash = shapeKeys.first(where: { s.values[$0] != nil }) {
             throw ConfigError("\(s.origin(clash)): \"\(s.full(clash))\" cannot be combined with model.init_from (the checkpoint's config.json defines the architecture)")
         }
         let preset = try s.string("preset", "small")!
@@ -23,6 +24,20 @@ public struct ModelSpec: Sendable, Equatable {
         cfg.nEmbd = try s.positive("n_embd", cfg.nEmbd)
         cfg.nPositions = try s.positive("n_positions", cfg.nPositions)
         cfg.vocabSize = try s.positive("vocab_size", cfg.vocabSize)
+        let name = try s.string("architecture", "gpt2")!
+        guard let architecture = Architecture(rawValue: name) else {
+            throw ConfigError("\(s.origin("architecture")): unknown architecture \"\(name)\" (known: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        cfg = cfg.converted(to: architecture)
+        let llamaKeys = ["n_kv_head", "intermediate_size", "rope_theta", "tie_word_embeddings"]
+        if architecture.isLlamaFamily {
+            cfg.nKVHead = try s.positive("n_kv_head", cfg.nKVHead)
+            cfg.intermediateSize = try s.positive("intermediate_size", cfg.intermediateSize)
+            cfg.ropeTheta = try s.double("rope_theta", cfg.ropeTheta)
+            cfg.tieWordEmbeddings = try s.bool("tie_word_embeddings", cfg.tieWordEmbeddings)
+        } else if let key = llamaKeys.first(where: { s.values[$0] != nil }) {
+            throw ConfigError("\(s.origin(key)): \"\(s.full(key))\" applies to architecture llama or qwen2, not gpt2")
+        }
         try s.finish()
         do { try cfg.validate() } catch { throw ConfigError("\(s.document.file): \(error)") }
         return ModelSpec(initFrom: initFrom, config: cfg)

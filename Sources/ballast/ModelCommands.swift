@@ -21,6 +21,10 @@ struct Init: ParsableCommand {
     @Option(name: .customLong("n-embd")) var nEmbd: Int?
     @Option(name: .customLong("n-positions")) var nPositions: Int?
     @Option(name: .customLong("vocab-size")) var vocabSize: Int?
+    @Option(help: "gpt2, llama or qwen2 (the Llama family: RMSNorm, RoPE, SwiGLU, grouped-query attention).") var architecture: String?
+    @Option(name: .customLong("n-kv-head"), help: "Llama family: key/value heads.") var nKVHead: Int?
+    @Option(name: .customLong("intermediate-size"), help: "Llama family: SwiGLU width.") var intermediateSize: Int?
+    @Flag(name: .customLong("untied"), help: "Llama family: a separate LM head instead of the token embedding.") var untied = false
     @Option(name: .customLong("head"), help: "Add a scalar head (score, value_head, expected_reward_head); repeatable.") var heads: [String] = []
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output checkpoint folder.") var out: String
@@ -45,11 +49,25 @@ struct Init: ParsableCommand {
             if let nEmbd { cfg.nEmbd = nEmbd }
             if let nPositions { cfg.nPositions = nPositions }
             if let vocabSize { cfg.vocabSize = vocabSize }
+            if let architecture {
+                guard let a = Architecture(rawValue: architecture) else {
+                    throw ValidationError("unknown architecture \(architecture) (known: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                cfg = cfg.converted(to: a)
+            }
+            if nKVHead != nil || intermediateSize != nil || untied {
+                guard cfg.architecture.isLlamaFamily else { throw ValidationError("--n-kv-head, --intermediate-size and --untied need --architecture llama or qwen2") }
+                if let nKVHead { cfg.nKVHead = nKVHead }
+                if let intermediateSize { cfg.intermediateSize = intermediateSize }
+                if untied { cfg.tieWordEmbeddings = false }
+            }
             cfg.scalarHeads = heads
             let model = try GPT(config: cfg)
             model.initializeRandom(seed: seed)
             try Checkpoint.save(model, to: out)
-            print("wrote \(out): \(model.parameterCount) parameters (n_layer \(cfg.nLayer), n_head \(cfg.nHead), n_embd \(cfg.nEmbd), n_positions \(cfg.nPositions), vocab \(cfg.vocabSize))")
+            let family = cfg.architecture.isLlamaFamily
+                ? ", n_kv_head \(cfg.nKVHead), intermediate \(cfg.intermediateSize), \(cfg.tieWordEmbeddings ? "tied" : "untied")" : ""
+            print("wrote \(out): \(cfg.architecture.rawValue), \(model.parameterCount) parameters (n_layer \(cfg.nLayer), n_head \(cfg.nHead), n_embd \(cfg.nEmbd), n_positions \(cfg.nPositions), vocab \(cfg.vocabSize)\(family))")
         }
     }
 }

@@ -396,10 +396,12 @@ def test_curve_keys_admit_keyed_peers_and_refuse_others(tmp_path, artifacts):
         r.stop()
 
 
-def test_launch_local_runs_a_whole_pipeline_with_distributed_ppo_arms(tmp_path):
-    """The README's first command on tiny sizes: pipeline stages in the launcher, PPO arms as processes."""
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_launch_local_runs_a_whole_pipeline_with_distributed_ppo_arms(tmp_path, architecture):
+    """The README's first command on tiny sizes: pipeline stages in the launcher, PPO arms as processes;
+    with a GPT-2 and with a Llama-architecture model (actors and learner exchange its weights)."""
     ports = free_ports(5)
-    sets = [f"run_dir={tmp_path / 'run'}", f"ppo.cluster.coordinator=tcp://127.0.0.1:{ports[0]}",
+    sets = [f"run_dir={tmp_path / 'run'}", f"sft.model.architecture={architecture}", f"ppo.cluster.coordinator=tcp://127.0.0.1:{ports[0]}",
             f"ppo.cluster.rollouts=tcp://127.0.0.1:{ports[1]}", f"ppo.cluster.weights=tcp://127.0.0.1:{ports[2]}",
             f"ppo.cluster.notices=tcp://127.0.0.1:{ports[3]}", f"ppo.cluster.http=127.0.0.1:{ports[4]}"]
     r = subprocess.run([BIN, "launch", "local", "--actors", "2", "--config", "configs/pipeline-tiny.yaml",
@@ -410,6 +412,8 @@ def test_launch_local_runs_a_whole_pipeline_with_distributed_ppo_arms(tmp_path):
         assert (tmp_path / "run" / arm / "ppo.yaml").exists() and len(metrics(tmp_path / "run" / arm)) == 2
     ev = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert set(ev) == {"rm-ppo", "am-ppo", "am-ppo-sr"}
+    config = json.loads((tmp_path / "run" / "am-ppo-sr" / "checkpoint" / "config.json").read_text())
+    assert config["model_type"] == architecture
 
 
 @pytest.fixture
