@@ -59,21 +59,35 @@ public final class BPETokenizer: @unchecked Sendable {
     /// Token ids of `text`; `addSpecialTokens` applies the post-processor's template (BOS for Llama 3).
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int32] {
         var out = addSpecialTokens ? prefix : []
-        let scalars = Array(text.unicodeScalars)
+        encode(Array(text.unicodeScalars), into: &out, offsets: nil)
+        if addSpecialTokens { out += suffix }
+        return out
+    }
+
+    /// Token ids of `text` (no post-processor tokens) with the range of Unicode scalars of `text` each
+    /// token covers: a BPE token the scalars its bytes come from (a scalar split across tokens belongs to
+    /// each), an added token its match. Where the NFC normalizer changes a stretch of text, every token of
+    /// that stretch gets the whole stretch.
+    public func encodeWithOffsets(_ text: String) -> (ids: [Int32], offsets: [Range<Int>]) {
+        var ids: [Int32] = [], offsets: [Range<Int>] = []
+        encode(Array(text.unicodeScalars), into: &ids, offsets: &offsets)
+        return (ids, offsets)
+    }
+
+    private func encode(_ scalars: [Unicode.Scalar], into out: inout [Int32], offsets: UnsafeMutablePointer<[Range<Int>]>?) {
         var start = 0, i = 0
         while i < scalars.count {
             guard let (token, end) = addedToken(in: scalars, at: i) else { i += 1; continue }
             var textEnd = i, next = end
             if token.lstrip { while textEnd > start && CharacterClass.isWhitespace(scalars[textEnd - 1]) { textEnd -= 1 } }
             if token.rstrip { while next < scalars.count && CharacterClass.isWhitespace(scalars[next]) { next += 1 } }
-            encodeText(scalars[start..<textEnd], into: &out)
+            encodeText(scalars[start..<textEnd], into: &out, offsets: offsets)
             out.append(token.id)
+            offsets?.pointee.append(i..<end)
             start = next
             i = next
         }
-        encodeText(scalars[start..<scalars.count], into: &out)
-        if addSpecialTokens { out += suffix }
-        return out
+        encodeText(scalars[start..<scalars.count], into: &out, offsets: offsets)
     }
 
     func addedToken(in s: [Unicode.Scalar], at i: Int) -> (AddedToken, Int)? {
@@ -83,13 +97,16 @@ public final class BPETokenizer: @unchecked Sendable {
         return nil
     }
 
-    func encodeText(_ text: ArraySlice<Unicode.Scalar>, into out: inout [Int32]) {
+    func encodeText(_ text: ArraySlice<Unicode.Scalar>, into out: inout [Int32], offsets: UnsafeMutablePointer<[Range<Int>]>? = nil) {
         guard !text.isEmpty else { return }
         var s = Array(text)
+        var stable = true
         if nfc {
             var v = String.UnicodeScalarView()
             v.append(contentsOf: s)
-            s = Array(String(v).precomposedStringWithCanonicalMapping.unicodeScalars)
+            let normalized = Array(String(v).precomposedStringWithCanonicalMapping.unicodeScalars)
+            stable = normalized == s
+            s = normalized
         }
         for piece in pattern.split(s) {
             var bytes: [UInt8] = []
@@ -97,14 +114,33 @@ public final class BPETokenizer: @unchecked Sendable {
             lock.lock()
             let hit = cache[bytes]
             lock.unlock()
-            if let hit { out += hit; continue }
-            var ids: [Int32] = []
-            model.encode(bytes, into: &ids)
+            let ids: [Int32]
+            if let hit {
+                ids = hit
+            } else {
+                var fresh: [Int32] = []
+                model.encode(bytes, into: &fresh)
+                lock.lock()
+                if cache.count > 200_000 { cache.removeAll(keepingCapacity: true) }
+                cache[bytes] = fresh
+                lock.unlock()
+                ids = fresh
+            }
             out += ids
-            lock.lock()
-            if cache.count > 200_000 { cache.removeAll(keepingCapacity: true) }
-            cache[bytes] = ids
-            lock.unlock()
+            guard let offsets else { continue }
+            if !stable {
+                for _ in ids { offsets.pointee.append(text.startIndex..<text.endIndex) }
+                continue
+            }
+            // byte position → scalar of the piece, to give each token the scalars its bytes come from
+            var scalarOfByte: [Int] = []
+            for k in piece { scalarOfByte += [Int](repeating: text.startIndex + k, count: String(s[k]).utf8.count) }
+            var at = 0
+            for id in ids {
+                let n = max(spelled[Int(id)].count, 1)
+                offsets.pointee.append(scalarOfByte[at]..<(scalarOfByte[min(at + n, scalarOfByte.count) - 1] + 1))
+                at += n
+            }
         }
     }
 
