@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "BallastFormats", dependencies: ["CCRC32C"], swiftSettings: fastMath),
         // Dataset records (SFT examples, prompts, preference pairs) and their JSONL readers; the byte
         // tokenizer and its special tokens; the built-in SFT data.
-        .target(name: "BallastData", dependencies: ["BallastFormats", "BallastRandom"], swiftSettings: fastMath),
+        .target(name: "BallastData", dependencies: ["BallastFormats", "BallastRandom", "BallastTokenizers"], swiftSettings: fastMath),
         // Hugging Face byte-level BPE tokenizers (tokenizer.json, vocab.json + merges.txt): pre-tokenizer
         // patterns of GPT-2, Llama 3 and Qwen2, added tokens, post-processor templates, decoding.
         .target(name: "BallastTokenizers", swiftSettings: fastMath),
@@ -58,6 +58,7 @@ let package = Package(
         // and selection of the rehearsal set), over-optimisation fits.
         .target(name: "BallastRL", dependencies: [
             "BallastTraining", "BallastConfig", "BallastModel", "BallastOptim", "BallastData", "BallastBenchmark", "BallastKernels", "BallastRandom", "BallastFormats",
+            "BallastTokenizers",
         ], swiftSettings: fastMath),
         // Evaluation of policies against SFT (win/lose, gold, KL curves, forget sets) and the HTML run report.
         .target(name: "BallastEvaluation", dependencies: [

@@ -124,6 +124,7 @@ public struct ActorCore {
         guard let data = grant.promptsJSON?.data(using: .utf8),
               let objects = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]],
               objects.count == grant.promptIDs.count else { return nil }
-        return objects.map { PromptRecord(prompt: $0["prompt"] as? String ?? "", task: $0["task"] as? String ?? "", id: $0["id"] as? String ?? "") }
+        let rows = objects.compactMap { PromptRecord(json: $0) }
+        return rows.count == objects.count ? rows : nil
     }
 }

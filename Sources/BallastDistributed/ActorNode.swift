@@ -193,6 +193,8 @@ public final class ActorNode {
                     step = core.obtained(model, version: 0)
                 } else {
                     guard let (m, v) = try fetch(links!.weights, model) else { return finish() }
+                    // policy frames carry no tokenizer: the policy reads text as its reference (the SFT model) does
+                    if model == .policy, let reference = models[.reference] { m.codec = reference.codec }
                     models[model] = m
                     step = core.obtained(model, version: v)
                     if model == .policy {

@@ -127,7 +127,8 @@ public final class LearnerNode {
         let version = request.model == .policy ? trainer.step : 0
         if weightCache[name]?.version != version {
             sequence += 1
-            let (e, p) = try WeightsWire.message(model, policyVersion: UInt64(version)).frame(sequence: sequence).encode()
+            let (e, p) = try WeightsWire.message(model, policyVersion: UInt64(version), withTokenizer: request.model != .policy)
+                .frame(sequence: sequence).encode()
             weightCache[name] = (version, [e, p])
         }
         try router.send([parts[0]] + weightCache[name]!.parts)

@@ -7,8 +7,15 @@ import Foundation
 /// config.json, so the payload is exactly a model.safetensors and an actor without a shared
 /// filesystem can rebuild the model.
 public enum WeightsWire {
-    public static func message(_ model: GPT, policyVersion: UInt64) throws -> Weights {
-        let config = try JSONSerialization.data(withJSONObject: Checkpoint.configJSON(model.config), options: [.sortedKeys])
+    /// `withTokenizer` adds the model's tokenizer files (a BPE model's; none for the byte tokenizer) to the
+    /// config as "ballast_tokenizer_files": sent with the reference and scorer, once per actor, not with
+    /// every policy version.
+    public static func message(_ model: GPT, policyVersion: UInt64, withTokenizer: Bool = false) throws -> Weights {
+        var json = Checkpoint.configJSON(model.config, codec: model.codec)
+        if withTokenizer && !model.codec.files.isEmpty {
+            json[tokenizerKey] = model.codec.files.mapValues { String(decoding: $0, as: UTF8.self) }
+        }
+        let config = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
         let tensors = model.layout.entries.map { e in
             (e.name, TensorData(floats: UnsafeBufferPointer(start: model.params + e.offset, count: e.count), shape: e.shape))
         }
@@ -21,6 +28,7 @@ public enum WeightsWire {
     public static func model(from weights: Weights, reuse: GPT? = nil) throws -> GPT {
         let name = "weights frame (policy version \(weights.policyVersion))"
         let cfg = try Checkpoint.config(json: Data(weights.configJSON.utf8), path: name)
+        let codec = try tokenizer(in: weights.configJSON, name: name)
         func fail(_ problem: String) -> FileError { FileError(path: name, problem: problem) }
         var byName: [String: TensorData] = [:]
         for (n, t) in weights.tensors {
@@ -39,6 +47,24 @@ public enum WeightsWire {
         for (e, t) in entries {
             t.bytes.withUnsafeBytes { raw in UnsafeMutableRawPointer(model.params + e.offset).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
         }
+        if let codec { model.codec = codec }
         return model
+    }
+
+    static let tokenizerKey = "ballast_tokenizer_files"
+
+    /// The codec of the tokenizer files a frame's config carries, read through a temporary folder (the
+    /// loader reads folders); nil when it carries none.
+    static func tokenizer(in configJSON: String, name: String) throws -> TextCodec? {
+        guard let json = (try? JSONSerialization.jsonObject(with: Data(configJSON.utf8))) as? [String: Any],
+              let files = json[tokenizerKey] else { return nil }
+        guard let texts = files as? [String: String], texts.keys.allSatisfy(TextCodec.fileNames.contains) else {
+            throw FileError(path: name, problem: "\(tokenizerKey) must map tokenizer file names (\(TextCodec.fileNames.joined(separator: ", "))) to their text")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ballast-tokenizer-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (file, text) in texts { try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/" + file)) }
+        do { return try TextCodec.load(directory: dir) } catch { throw FileError(path: name, problem: "its tokenizer: \(error)") }
     }
 }

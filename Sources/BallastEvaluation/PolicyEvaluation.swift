@@ -62,19 +62,19 @@ public struct PolicyEvaluation {
 
     /// `samplesPerPrompt` sampled responses per prompt (prompt-major), seeded.
     public func sample(_ model: GPT, _ prompts: [PromptRecord], seed: UInt64) throws -> Samples {
-        let tok = ByteTokenizer()
+        let codec = model.codec
         var rows: [PromptRecord] = []
         for p in prompts { rows += Array(repeating: p, count: samplesPerPrompt) }
         var out = Samples(prompts: rows, texts: [], ids: [], logp: [], gold: [])
         var start = 0
         while start < rows.count {
             let chunk = rows[start..<min(start + batchSize, rows.count)]
-            let ids = chunk.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+            let ids = try chunk.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
             let room = model.config.nPositions - (ids.map(\.count).max() ?? 0)
-            var opts = SamplingOptions(temperature: temperature, maxNewTokens: min(maxNewTokens, room))
+            var opts = SamplingOptions(temperature: temperature, maxNewTokens: min(maxNewTokens, room), eosId: codec.eos, padId: codec.pad)
             opts.seed = seed &+ UInt64(start)
             for g in try Generator(model: model).generate(prompts: ids, options: opts) {
-                out.texts.append(tok.decode(g.outputIds.filter { $0 != ByteTokenizer.eos }))
+                out.texts.append(codec.decodeResponse(g.outputIds))
                 out.ids.append(g.outputIds)
                 out.logp.append(g.logprobs)
             }
@@ -88,9 +88,8 @@ public struct PolicyEvaluation {
     /// is the SFT model, whose samples the curve already holds).
     public func curvePoint(policy: GPT, reference: GPT, scorer: GPT?, prompts: [PromptRecord], seed: UInt64,
                            sftSamples: Samples? = nil, samples: Samples? = nil) throws -> CurvePoint {
-        let tok = ByteTokenizer()
         let s = try samples ?? sample(policy, prompts, seed: seed)
-        let prefix = s.prompts.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+        let prefix = try s.prompts.map { try policy.codec.promptIds(text: $0.prompt, messages: $0.messages) }
         var kl = 0.0
         var start = 0
         while start < s.prompts.count {
@@ -116,7 +115,7 @@ public struct PolicyEvaluation {
         var point = CurvePoint(gold: mean(s.gold.filter { !$0.isNaN }), answerScore: mean(answers),
                                tailLength: mean(s.texts.map { Double(Verbosity.tail($0).count) }), proxy: proxy, kl: kl / n,
                                length: mean(s.texts.map { Double($0.count) }),
-                               noEOS: Double(s.ids.filter { $0.last != ByteTokenizer.eos }.count) / n,
+                               noEOS: Double(s.ids.filter { $0.last != policy.codec.eos }.count) / n,
                                goldByTask: byTask.mapValues(mean))
         if let sft = sftSamples, sft.gold.count == s.gold.count {
             let judged = s.gold.indices.filter { !s.gold[$0].isNaN && !sft.gold[$0].isNaN }
@@ -145,15 +144,16 @@ public struct PolicyEvaluation {
 
     /// Greedy responses of `model` and their per-token log-probs under `reference` and the model.
     public func respond(_ model: GPT, _ prompts: [PromptRecord]) throws -> [(text: String, ids: [Int32], logp: [Float])] {
-        let tok = ByteTokenizer()
+        let codec = model.codec
         var out: [(String, [Int32], [Float])] = []
         var start = 0
         while start < prompts.count {
             let chunk = prompts[start..<min(start + batchSize, prompts.count)]
-            let ids = chunk.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+            let ids = try chunk.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
             let room = model.config.nPositions - (ids.map(\.count).max() ?? 0)
-            let gens = try Generator(model: model).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room)))
-            out += gens.map { (tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }), $0.outputIds, $0.logprobs) }
+            let gens = try Generator(model: model).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room),
+                                                                                                  eosId: codec.eos, padId: codec.pad))
+            out += gens.map { (codec.decodeResponse($0.outputIds), $0.outputIds, $0.logprobs) }
             start += chunk.count
         }
         return out
@@ -179,9 +179,8 @@ public struct PolicyEvaluation {
     /// compares every snapshot with the same SFT responses).
     public func compare(policy: GPT, sft: GPT, reference: GPT, scorer: GPT?, prompts: [PromptRecord],
                         sftResponses: [(text: String, ids: [Int32], logp: [Float])]? = nil) throws -> [Row] {
-        let tok = ByteTokenizer()
         let pol = try respond(policy, prompts), base = try sftResponses ?? respond(sft, prompts)
-        let prefix = prompts.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+        let prefix = try prompts.map { try policy.codec.promptIds(text: $0.prompt, messages: $0.messages) }
         // KL(π‖π_ref) estimated on the policy's greedy responses: mean over tokens of log π − log π_ref.
         var kl = [Double](repeating: 0, count: prompts.count)
         var start = 0

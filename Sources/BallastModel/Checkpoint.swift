@@ -13,8 +13,20 @@ public enum Checkpoint {
     /// What `save_pretrained` writes instead of `weightsFile` when it shards a model.
     public static let shardIndexFile = "model.safetensors.index.json"
 
-    public static func configJSON(_ cfg: GPTConfig) -> [String: Any] {
-        if cfg.architecture.isLlamaFamily { return llamaConfigJSON(cfg) }
+    /// config.json for `cfg`, with the special-token ids of `codec` (generation stops on eos_token_id).
+    public static func configJSON(_ cfg: GPTConfig, codec: TextCodec = .bytes) -> [String: Any] {
+        var json = cfg.architecture.isLlamaFamily ? llamaConfigJSON(cfg) : gpt2ConfigJSON(cfg)
+        json["eos_token_id"] = Int(codec.eos)
+        json["pad_token_id"] = Int(codec.pad)
+        if let tokenizer = codec.tokenizer {
+            json["bos_token_id"] = tokenizer.prefix.first.map { Int($0) } ?? NSNull()
+        } else {
+            json["bos_token_id"] = Int(ByteTokenizer.bos)
+        }
+        return json
+    }
+
+    static func gpt2ConfigJSON(_ cfg: GPTConfig) -> [String: Any] {
         var architectures = ["GPT2LMHeadModel"]
         if cfg.scalarHeads.first == "score" { architectures = ["GPT2ForSequenceClassification"] }
         var json: [String: Any] = [
@@ -27,7 +39,6 @@ public enum Checkpoint {
             "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
             "initializer_range": 0.02, "scale_attn_weights": true, "use_cache": true,
             "tie_word_embeddings": true,
-            "bos_token_id": Int(ByteTokenizer.bos), "eos_token_id": Int(ByteTokenizer.eos), "pad_token_id": Int(ByteTokenizer.pad),
             "ballast_scalar_heads": cfg.scalarHeads,
         ]
         if cfg.scalarHeads.contains("score") { json["num_labels"] = 1 }
@@ -49,7 +60,6 @@ public enum Checkpoint {
             "rope_parameters": ["rope_type": "default", "rope_theta": cfg.ropeTheta] as [String: Any],
             "tie_word_embeddings": cfg.tieWordEmbeddings, "hidden_act": "silu",
             "attention_dropout": 0.0, "initializer_range": 0.02, "use_cache": true, "torch_dtype": "float32",
-            "bos_token_id": Int(ByteTokenizer.bos), "eos_token_id": Int(ByteTokenizer.eos), "pad_token_id": Int(ByteTokenizer.pad),
             "ballast_scalar_heads": cfg.scalarHeads,
         ]
         if cfg.architecture == .llama {
@@ -65,7 +75,7 @@ public enum Checkpoint {
     /// Writes `config.json` and `model.safetensors` into `dir` (created if needed), each atomically.
     public static func save(_ model: GPT, to dir: String, extraMetadata: [String: String] = [:]) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let json = try JSONSerialization.data(withJSONObject: configJSON(model.config), options: [.prettyPrinted, .sortedKeys])
+        let json = try JSONSerialization.data(withJSONObject: configJSON(model.config, codec: model.codec), options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(json, to: dir + "/" + configFile)
         var tensors: [(String, TensorData)] = []
         for e in model.layout.entries {
@@ -74,9 +84,12 @@ public enum Checkpoint {
         var meta = extraMetadata
         meta["format"] = "pt"
         try SafeTensorsWriter.write(tensors, metadata: meta, to: dir + "/" + weightsFile)
-        // the byte tokenizer as Hugging Face files: AutoTokenizer.from_pretrained(dir) gives Ballast's ids
-        for (name, data) in try ByteTokenizerFiles.files(bos: ByteTokenizer.bos, eos: ByteTokenizer.eos, pad: ByteTokenizer.pad,
-                                                         modelMaxLength: model.config.nPositions) {
+        // the model's tokenizer files (the byte tokenizer's, as Hugging Face files: AutoTokenizer.from_pretrained(dir)
+        // gives Ballast's ids), so that the folder is complete on its own
+        let files = model.codec.files.isEmpty
+            ? try ByteTokenizerFiles.files(bos: ByteTokenizer.bos, eos: ByteTokenizer.eos, pad: ByteTokenizer.pad, modelMaxLength: model.config.nPositions)
+            : model.codec.files
+        for (name, data) in files {
             // unchanged across a run's checkpoints: written (and fsynced) only when missing or different
             if FileManager.default.contents(atPath: dir + "/" + name) != data { try AtomicFile.write(data, to: dir + "/" + name) }
         }
@@ -165,13 +178,20 @@ public enum Checkpoint {
     public static func load(_ dir: String) throws -> GPT {
         let cfg = try loadConfig(dir)
         let path = dir + "/" + weightsFile, index = dir + "/" + shardIndexFile
+        let m: GPT
         if FileManager.default.fileExists(atPath: path) {
-            return try model(config: cfg, weights: try SafeTensorsFile(path: path), path: path)
+            m = try model(config: cfg, weights: try SafeTensorsFile(path: path), path: path)
+        } else {
+            guard FileManager.default.fileExists(atPath: index) else {
+                throw FileError(path: path, problem: "missing (a checkpoint folder needs config.json and model.safetensors or \(shardIndexFile))")
+            }
+            m = try model(config: cfg, weights: try ShardedWeights(index: index), path: index)
         }
-        guard FileManager.default.fileExists(atPath: index) else {
-            throw FileError(path: path, problem: "missing (a checkpoint folder needs config.json and model.safetensors or \(shardIndexFile))")
+        do { m.codec = try TextCodec.load(directory: dir) } catch { throw FileError(path: dir, problem: "\(error)") }
+        guard m.codec.vocabSize <= cfg.vocabSize else {
+            throw FileError(path: dir, problem: "the tokenizer has \(m.codec.vocabSize) ids but the model's vocab_size is \(cfg.vocabSize)")
         }
-        return try model(config: cfg, weights: try ShardedWeights(index: index), path: index)
+        return m
     }
 
     /// The model `cfg` with its tensors from `file` (a model.safetensors, on disk or in memory).

@@ -99,6 +99,8 @@ public final class GPT: @unchecked Sendable {
     public let layout: ParameterLayout
     /// The Llama family's rotary table, for positions 0 ..< n_positions.
     let rotary: RotaryEmbedding?
+    /// How this model reads and writes text; a checkpoint's comes from its tokenizer files and is saved with it.
+    public var codec: TextCodec = .bytes
     /// Flat parameters in `layout` order.
     public let params: UnsafeMutablePointer<Float>
     private var gradStorage: UnsafeMutablePointer<Float>?
@@ -542,6 +544,7 @@ extension GPT {
         var cfg = config
         cfg.scalarHeads = heads
         let m = try GPT(config: cfg)
+        m.codec = codec
         for e in m.layout.entries {
             guard let src = layout.entry(named: e.name), src.shape == e.shape else { continue }
             (m.params + e.offset).update(from: params + src.offset, count: e.count)

@@ -98,12 +98,14 @@ public struct GPTConfig: Equatable, Sendable, Codable {
     /// family with the choices small Llama-architecture models make (SmolLM2, Qwen2.5-0.5B): half as many
     /// key/value heads as query heads (when the count is even), a SwiGLU width of 8/3·n_embd rounded up
     /// to a multiple of 32 (the FLOPs of GPT-2's 4·n_embd GELU MLP), tied embeddings, θ = 10 000.
+    /// Into GPT-2, the derived fields (key/value heads, MLP width) follow the shape, so a GPT-2 config
+    /// whose heads or width were edited is made consistent again.
     public func converted(to architecture: Architecture) -> GPTConfig {
-        guard architecture != self.architecture else { return self }
         if architecture == .gpt2 {
             return GPTConfig(nLayer: nLayer, nHead: nHead, nEmbd: nEmbd, nPositions: nPositions, vocabSize: vocabSize,
                              scalarHeads: scalarHeads)
         }
+        guard architecture != self.architecture else { return self }
         return .llama(architecture, nLayer: nLayer, nHead: nHead, nKVHead: nHead % 2 == 0 ? nHead / 2 : nHead, nEmbd: nEmbd,
                       intermediateSize: (8 * nEmbd / 3 + 31) / 32 * 32, nPositions: nPositions, vocabSize: vocabSize,
                       tieWordEmbeddings: true, scalarHeads: scalarHeads)

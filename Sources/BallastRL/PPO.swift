@@ -64,9 +64,11 @@ public enum RolloutMaker {
     /// With `rule`, the score is that rule's and `scorer` is not used.
     public static func make(policy: GPT, reference: GPT, critic: GPT?, scorer: GPT?, prompts: [PromptRecord],
                             sampling: SamplingOptions, policyVersion: Int, rule: ScoreRule? = nil) throws -> RolloutBatch {
-        let tok = ByteTokenizer()
-        let ids = prompts.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+        let codec = policy.codec
+        let ids = try prompts.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
         var opts = sampling
+        opts.eosId = codec.eos
+        opts.padId = codec.pad
         opts.maxNewTokens = min(opts.maxNewTokens, policy.config.nPositions - (ids.map(\.count).max() ?? 0))
         let gens = try Generator(model: policy).generate(prompts: ids, options: opts)
         policy.releaseDecodeCaches()  // one generate per PPO step: keep the update's peak memory down instead
@@ -79,7 +81,7 @@ public enum RolloutMaker {
             return seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in SequenceBatch.logProb(m.logits, row: batch.start(ofRow: r) + i - 1, v: v, target: seqs[r][i]) } }
         }
         let logp = gens.map { $0.logprobs.map(Double.init) }, ref = tokenLogps(reference)
-        let texts = gens.map { tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }) }
+        let texts = gens.map { codec.decodeResponse($0.outputIds) }
         let scores: [Double]
         if let rule {
             scores = prompts.indices.map { rule.score(prompt: prompts[$0], response: texts[$0]) }

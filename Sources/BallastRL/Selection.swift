@@ -2,6 +2,7 @@ import BallastBenchmark
 import BallastData
 import BallastFormats
 import BallastModel
+import BallastTokenizers
 import BallastTraining
 import Foundation
 
@@ -47,19 +48,23 @@ public struct SelectionJob {
         guard let heads = ScoreHeads(scorer.config) else {
             throw FileError(path: "scorer", problem: "needs a score head (a reward or advantage model)")
         }
-        let tok = ByteTokenizer()
+        let codec = sft.codec
         var responses: [String] = []
         var start = 0
         while start < prompts.count {
             let chunk = prompts[start..<min(start + batchSize, prompts.count)]
-            let ids = chunk.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+            let ids = try chunk.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
             let room = sft.config.nPositions - (ids.map(\.count).max() ?? 0)
-            let gens = try Generator(model: sft).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room)))
-            responses += gens.map { tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }) }
+            let gens = try Generator(model: sft).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room),
+                                                                                                eosId: codec.eos, padId: codec.pad))
+            responses += gens.map { codec.decodeResponse($0.outputIds) }
             start += chunk.count
             progress("sft responses \(start)/\(prompts.count)")
         }
-        let examples = zip(prompts, responses).map { SFTEncoding.encode(SFTExample(prompt: $0.prompt, completion: $1)) }
+        let examples = try zip(prompts, responses).map { p, r in
+            try SFTEncoding.encode(SFTExample(prompt: p.prompt, completion: r, messages: p.messages.map { $0 + [ChatMessage(role: "assistant", content: r)] }),
+                                   codec: codec)
+        }
         var embeddings: [[Double]] = [], scores: [Double] = []
         start = 0
         while start < examples.count {

@@ -38,6 +38,9 @@ public struct BPEModel: Sendable {
         self.ignoreMerges = ignoreMerges
     }
 
+    /// Number of merge rules.
+    public var mergeCount: Int { merges.count }
+
     @inline(__always) static func pair(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)) }
 
     /// The ids of one pre-tokenized piece given as UTF-8 bytes.

@@ -41,7 +41,7 @@ public struct PreferenceLabeler {
     /// `progress(done, total)` is called after each batch of prompts.
     public func label(panel: [Sampler], prompts: [PromptRecord], progress: (Int, Int) -> Void = { _, _ in }) throws -> Result {
         guard panel.count >= 2 else { throw ConfigError("the labelling panel needs at least two samplers") }
-        let tok = ByteTokenizer()
+        let codec = panel[0].policy.codec
         var rng = SeededRNG(seed: seed ^ 0x1AB)
         var pairs: [PreferencePair] = []
         var identical = 0, ties = 0
@@ -52,15 +52,15 @@ public struct PreferenceLabeler {
             for p in chunk where Benchmark.family(p.task) == nil {
                 throw DatasetError(file: "prompts", line: 0, problem: "unknown task \"\(p.task)\" for prompt id \(p.id) (the annotator is per benchmark task)")
             }
-            let ids = chunk.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+            let ids = try chunk.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
             // texts[s][i]: sampler s's response to prompt i.
             var texts: [[String]] = []
             for (s, sampler) in panel.enumerated() {
-                var opts = SamplingOptions(temperature: sampler.temperature, maxNewTokens: maxNewTokens)
+                var opts = SamplingOptions(temperature: sampler.temperature, maxNewTokens: maxNewTokens, eosId: codec.eos, padId: codec.pad)
                 opts.seed = seed &+ UInt64(start) &* 31 &+ UInt64(s)
                 opts.maxNewTokens = min(opts.maxNewTokens, sampler.policy.config.nPositions - (ids.map(\.count).max() ?? 0))
                 let gens = try Generator(model: sampler.policy).generate(prompts: ids, options: opts)
-                texts.append(gens.map { tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }) })
+                texts.append(gens.map { codec.decodeResponse($0.outputIds) })
             }
             for (i, p) in chunk.enumerated() {
                 let fam = Benchmark.family(p.task)!

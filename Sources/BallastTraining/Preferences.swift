@@ -3,7 +3,8 @@ import BallastData
 import BallastModel
 import Foundation
 
-/// A preference pair tokenised as two sequences [BOS] prompt response [EOS].
+/// A preference pair tokenised as two sequences, prompt then response and its end token (the byte
+/// tokenizer's [BOS] prompt response [EOS]).
 public struct EncodedPair: Sendable {
     public let chosen: [Int32]
     public let rejected: [Int32]
@@ -13,10 +14,10 @@ public struct EncodedPair: Sendable {
 }
 
 public enum PreferenceData {
-    public static func encode(_ p: PreferencePair, tokenizer: ByteTokenizer = ByteTokenizer()) -> EncodedPair {
-        let prompt = [ByteTokenizer.bos] + tokenizer.encode(p.prompt)
-        return EncodedPair(chosen: prompt + tokenizer.encode(p.chosen) + [ByteTokenizer.eos],
-                           rejected: prompt + tokenizer.encode(p.rejected) + [ByteTokenizer.eos],
+    /// Each response after the prompt, as the model's codec encodes them (and as generation produces them).
+    public static func encode(_ p: PreferencePair, codec: TextCodec = .bytes) throws -> EncodedPair {
+        let prompt = try codec.promptIds(text: p.prompt, messages: p.promptMessages)
+        return EncodedPair(chosen: prompt + codec.responseIds(p.chosen), rejected: prompt + codec.responseIds(p.rejected),
                            promptTokens: prompt.count, task: p.task ?? "default")
     }
 
@@ -32,11 +33,12 @@ public enum PreferenceData {
     }
 
     /// Loads and encodes a preference file, dropping pairs longer than `maxLength` tokens.
-    public static func load(_ path: String, maxLength: Int) throws -> (raw: [PreferencePair], encoded: [EncodedPair], dropped: Int) {
+    public static func load(_ path: String, maxLength: Int, codec: TextCodec = .bytes) throws -> (raw: [PreferencePair], encoded: [EncodedPair], dropped: Int) {
         var raw: [PreferencePair] = [], enc: [EncodedPair] = []
         let all = try PreferencePair.read(path)
-        for p in all {
-            let e = encode(p)
+        for (k, p) in all.enumerated() {
+            let e: EncodedPair
+            do { e = try encode(p, codec: codec) } catch { throw DatasetError(file: path, line: k + 1, problem: "\(error)") }
             if max(e.chosen.count, e.rejected.count) <= maxLength {
                 raw.append(p)
                 enc.append(e)

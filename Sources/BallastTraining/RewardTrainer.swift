@@ -93,10 +93,11 @@ public final class RewardTrainer {
             loop.clippedApart = (1..<heads.count).map(loop.model.layout.headRange)
         }
         let maxLength = min(config.maxLength, loop.model.config.nPositions)
-        let tr = try PreferenceData.load(config.trainData, maxLength: maxLength)
+        let codec = loop.model.codec
+        let tr = try PreferenceData.load(config.trainData, maxLength: maxLength, codec: codec)
         train = tr.encoded
         if tr.dropped > 0 { loop.progress.note("note: dropped \(tr.dropped) training pairs longer than \(maxLength) tokens") }
-        eval = try config.evalData.map { try PreferenceData.load($0, maxLength: maxLength).encoded } ?? []
+        eval = try config.evalData.map { try PreferenceData.load($0, maxLength: maxLength, codec: codec).encoded } ?? []
         sampler = EpochSampler(count: train.count, seed: loop.state.seed, epoch: loop.state.epoch, cursor: loop.state.cursor,
                                grouping: config.groupByLength ? .init(lengths: train.map { max($0.chosen.count, $0.rejected.count) },
                                                                       batch: config.optim.batchSize) : nil)

@@ -7,11 +7,19 @@ public struct ModelSpec: Sendable, Equatable {
     /// Checkpoint folder to start from; when set, the architecture fields must be absent.
     public var initFrom: String?
     public var config: GPTConfig
+    /// A Hugging Face tokenizer folder for a new model (the byte tokenizer when nil); `vocab_size` then
+    /// defaults to the tokenizer's.
+    public var tokenizer: String?
+
+    /// The codec a new model of this spec uses.
+    public func codec() throws -> TextCodec {
+        do { return try tokenizer.map { try TextCodec.load(directory: $0) } ?? .bytes } catch { throw ConfigError("model.tokenizer: \(error)") }
+    }
 
     public static func read(_ s: ConfigSection) throws -> ModelSpec {
         let initFrom = try s.string("init_from", nil)
         let shapeKeys = ["architecture", "preset", "n_layer", "n_head", "n_embd", "n_positions", "vocab_size",
-                         "n_kv_head", "intermediate_size", "rope_theta", "tie_word_embeddings"]
+                         "n_kv_head", "intermediate_size", "rope_theta", "tie_word_embeddings", "tokenizer"]
         if initFrom != nil, let clash = shapeKeys.first(where: { s.values[$0] != nil }) {
             throw ConfigError("\(s.origin(clash)): \"\(s.full(clash))\" cannot be combined with model.init_from (the checkpoint's config.json defines the architecture)")
         }
@@ -23,6 +31,12 @@ public struct ModelSpec: Sendable, Equatable {
         cfg.nHead = try s.positive("n_head", cfg.nHead)
         cfg.nEmbd = try s.positive("n_embd", cfg.nEmbd)
         cfg.nPositions = try s.positive("n_positions", cfg.nPositions)
+        let tokenizer = try s.string("tokenizer", nil)
+        if let tokenizer {
+            let codec: TextCodec
+            do { codec = try TextCodec.load(directory: tokenizer) } catch { throw ConfigError("\(s.origin("tokenizer")): \(error)") }
+            cfg.vocabSize = codec.vocabSize
+        }
         cfg.vocabSize = try s.positive("vocab_size", cfg.vocabSize)
         let name = try s.string("architecture", "gpt2")!
         guard let architecture = Architecture(rawValue: name) else {
@@ -40,7 +54,7 @@ public struct ModelSpec: Sendable, Equatable {
         }
         try s.finish()
         do { try cfg.validate() } catch { throw ConfigError("\(s.document.file): \(error)") }
-        return ModelSpec(initFrom: initFrom, config: cfg)
+        return ModelSpec(initFrom: initFrom, config: cfg, tokenizer: tokenizer)
     }
 }
 

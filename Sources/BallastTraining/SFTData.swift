@@ -4,17 +4,33 @@ import BallastModel
 import BallastRandom
 import Foundation
 
-/// A tokenised SFT example: [BOS] prompt completion [EOS]; the loss covers completion and EOS.
+/// A tokenised SFT example: prompt then completion and its end token (the byte tokenizer's
+/// [BOS] prompt completion [EOS]), the loss on the completion; or a whole conversation, the loss on its
+/// assistant turns.
 public struct EncodedExample: Sendable {
     public let tokens: [Int32]
-    /// Number of leading tokens (BOS + prompt) that carry no loss.
+    /// Number of leading tokens before the first trained one.
     public let promptTokens: Int
+    /// Per token, whether it is trained on (predicted); nil: every token from `promptTokens` on.
+    public let trained: [Float]?
+
+    public init(tokens: [Int32], promptTokens: Int, trained: [Float]? = nil) {
+        self.tokens = tokens
+        self.promptTokens = promptTokens
+        self.trained = trained
+    }
 }
 
 public enum SFTEncoding {
-    public static func encode(_ e: SFTExample, tokenizer: ByteTokenizer = ByteTokenizer()) -> EncodedExample {
-        let p = [ByteTokenizer.bos] + tokenizer.encode(e.prompt)
-        return EncodedExample(tokens: p + tokenizer.encode(e.completion) + [ByteTokenizer.eos], promptTokens: p.count)
+    /// `e` through the model's codec: a conversation by its chat template (assistant turns trained), a
+    /// prompt/completion pair as prompt ids then response ids.
+    public static func encode(_ e: SFTExample, codec: TextCodec = .bytes) throws -> EncodedExample {
+        if let messages = e.messages {
+            let (ids, assistant) = try codec.conversation(messages)
+            return EncodedExample(tokens: ids, promptTokens: assistant.firstIndex(of: 1) ?? ids.count, trained: assistant)
+        }
+        let p = try codec.promptIds(e.prompt)
+        return EncodedExample(tokens: p + codec.responseIds(e.completion), promptTokens: p.count)
     }
 
     /// Packed batch (no padding) with next-token targets; `lossMask` is 1 where the target is a completion token.
@@ -26,18 +42,20 @@ public enum SFTEncoding {
             let start = batch.start(ofRow: r)
             for i in 0..<(e.tokens.count - 1) {
                 targets[start + i] = e.tokens[i + 1]
-                if i + 1 >= e.promptTokens { lossMask[start + i] = 1 }
+                if let trained = e.trained { lossMask[start + i] = trained[i + 1] } else if i + 1 >= e.promptTokens { lossMask[start + i] = 1 }
             }
         }
         return (batch, targets, lossMask)
     }
 
     /// Loads a dataset ("builtin" or a JSONL path), dropping examples longer than `maxLength` tokens.
-    public static func load(_ source: String, builtinCount: Int, seed: UInt64, maxLength: Int) throws -> (raw: [SFTExample], encoded: [EncodedExample], dropped: Int) {
+    public static func load(_ source: String, builtinCount: Int, seed: UInt64, maxLength: Int,
+                            codec: TextCodec = .bytes) throws -> (raw: [SFTExample], encoded: [EncodedExample], dropped: Int) {
         let raw = source == "builtin" ? BuiltinSFT.generate(count: builtinCount, seed: seed) : try SFTExample.read(source)
         var kept: [SFTExample] = [], enc: [EncodedExample] = []
-        for e in raw {
-            let x = encode(e)
+        for (k, e) in raw.enumerated() {
+            let x: EncodedExample
+            do { x = try encode(e, codec: codec) } catch { throw DatasetError(file: source, line: k + 1, problem: "\(error)") }
             if x.tokens.count <= maxLength {
                 kept.append(e)
                 enc.append(x)

@@ -35,6 +35,7 @@ public final class SFTTrainer {
         loop = try TrainingLoop(optim: config.optim, run: config.run, resume: resume, restart: restart) {
             if let from = config.model.initFrom { return try Checkpoint.load(from) }
             let m = try GPT(config: config.model.config)
+            m.codec = try config.model.codec()
             m.initializeRandom(seed: config.optim.seed)
             return m
         }
@@ -43,12 +44,15 @@ public final class SFTTrainer {
             throw ConfigError("data.max_length (\(config.maxLength)) exceeds the model's n_positions (\(ctx))")
         }
         let seed = config.optim.seed
-        let tr = try SFTEncoding.load(config.trainData, builtinCount: config.builtinTrainExamples, seed: seed, maxLength: config.maxLength)
+        let codec = loop.model.codec
+        let tr = try SFTEncoding.load(config.trainData, builtinCount: config.builtinTrainExamples, seed: seed, maxLength: config.maxLength,
+                                      codec: codec)
         train = tr.encoded
         if tr.dropped > 0 { loop.progress.note("note: dropped \(tr.dropped) training examples longer than max_length \(config.maxLength)") }
         if let e = config.evalData {
             // The built-in eval set uses a different seed than training so the two do not overlap by construction.
-            let ev = try SFTEncoding.load(e, builtinCount: config.builtinEvalExamples, seed: seed &+ 1_000_003, maxLength: config.maxLength)
+            let ev = try SFTEncoding.load(e, builtinCount: config.builtinEvalExamples, seed: seed &+ 1_000_003, maxLength: config.maxLength,
+                                          codec: codec)
             evalRaw = ev.raw
             eval = ev.encoded
         } else {
@@ -107,13 +111,17 @@ public final class SFTTrainer {
     public func evaluateExactMatch() throws -> Double? {
         let k = min(config.run.evalGenerate, evalRaw.count)
         guard k > 0 else { return nil }
-        let tok = ByteTokenizer()
+        let codec = model.codec
         let examples = Array(evalRaw.prefix(k))
-        let prompts = examples.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
+        // a conversation's prompt is everything before its last assistant turn
+        let prompts = try examples.map { e in
+            try codec.promptIds(text: e.prompt, messages: e.messages.map { m in Array(m[..<(m.lastIndex { $0.role == "assistant" } ?? m.count)]) })
+        }
         let maxNew = min(config.maxLength, model.config.nPositions) - prompts.map(\.count).max()!
         guard maxNew > 0 else { return nil }
-        let gens = try Generator(model: model).generate(prompts: prompts, options: SamplingOptions(greedy: true, maxNewTokens: maxNew))
-        return BuiltinSFT.exactMatch(examples, gens.map { tok.decode($0.outputIds.filter { $0 != ByteTokenizer.eos }) })
+        let gens = try Generator(model: model).generate(prompts: prompts, options: SamplingOptions(greedy: true, maxNewTokens: maxNew,
+                                                                                                    eosId: codec.eos, padId: codec.pad))
+        return BuiltinSFT.exactMatch(examples, gens.map { codec.decodeResponse($0.outputIds) })
     }
 
     public func run() throws -> SFTSummary {

@@ -25,6 +25,7 @@ struct Init: ParsableCommand {
     @Option(name: .customLong("n-kv-head"), help: "Llama family: key/value heads.") var nKVHead: Int?
     @Option(name: .customLong("intermediate-size"), help: "Llama family: SwiGLU width.") var intermediateSize: Int?
     @Flag(name: .customLong("untied"), help: "Llama family: a separate LM head instead of the token embedding.") var untied = false
+    @Option(help: "A Hugging Face tokenizer folder (tokenizer.json, tokenizer_config.json with eos_token and chat_template): the model uses it instead of the byte tokenizer, its vocab_size defaults to the tokenizer's, and the checkpoint carries its files.") var tokenizer: String?
     @Option(name: .customLong("head"), help: "Add a scalar head (score, value_head, expected_reward_head); repeatable.") var heads: [String] = []
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output checkpoint folder.") var out: String
@@ -32,11 +33,13 @@ struct Init: ParsableCommand {
     func run() throws {
         try failing {
             var cfg: GPTConfig
+            var specTokenizer: String?
             if let config {
                 let doc = try ConfigOptions.document(config, overrides)
                 let spec = try ModelSpec.read(try doc.top.section("model"))
                 if let from = spec.initFrom { throw ConfigError("\(config): model.init_from (\(from)) names an existing model; init writes a new one") }
                 cfg = spec.config
+                specTokenizer = spec.tokenizer
             } else {
                 cfg = .small
             }
@@ -48,13 +51,19 @@ struct Init: ParsableCommand {
             if let nHead { cfg.nHead = nHead }
             if let nEmbd { cfg.nEmbd = nEmbd }
             if let nPositions { cfg.nPositions = nPositions }
+            let tokenizerDir = tokenizer ?? specTokenizer
+            let codec = try tokenizerDir.map { try TextCodec.load(directory: $0) } ?? .bytes
+            if tokenizer != nil { cfg.vocabSize = vocabSize ?? codec.vocabSize }
             if let vocabSize { cfg.vocabSize = vocabSize }
+            guard cfg.vocabSize >= codec.vocabSize else { throw ValidationError("vocab size \(cfg.vocabSize) is smaller than the tokenizer's \(codec.vocabSize) ids") }
+            var target = cfg.architecture
             if let architecture {
                 guard let a = Architecture(rawValue: architecture) else {
                     throw ValidationError("unknown architecture \(architecture) (known: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
-                cfg = cfg.converted(to: a)
+                target = a
             }
+            cfg = cfg.converted(to: target)
             if nKVHead != nil || intermediateSize != nil || untied {
                 guard cfg.architecture.isLlamaFamily else { throw ValidationError("--n-kv-head, --intermediate-size and --untied need --architecture llama or qwen2") }
                 if let nKVHead { cfg.nKVHead = nKVHead }
@@ -63,6 +72,7 @@ struct Init: ParsableCommand {
             }
             cfg.scalarHeads = heads
             let model = try GPT(config: cfg)
+            model.codec = codec
             model.initializeRandom(seed: seed)
             try Checkpoint.save(model, to: out)
             let family = cfg.architecture.isLlamaFamily
@@ -75,7 +85,7 @@ struct Init: ParsableCommand {
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Continue a prompt with a checkpoint (KV-cache decoding).")
     @Option(help: "Checkpoint folder.") var model: String
-    @Option(help: "Prompt text; encoded as <bos> followed by its UTF-8 bytes.") var prompt: String
+    @Option(help: "Prompt text, encoded by the model's tokenizer (the byte tokenizer: <bos> and the UTF-8 bytes; with a chat template: one user turn and the generation prompt).") var prompt: String
     @Flag(help: "Argmax decoding.") var greedy = false
     @Option var temperature: Float = 1
     @Option(name: .customLong("top-k")) var topK = 0
@@ -90,16 +100,16 @@ struct Generate: ParsableCommand {
         threads.apply()
         try failing {
             let m = try Checkpoint.load(model)
-            let tok = ByteTokenizer()
-            let ids = [ByteTokenizer.bos] + tok.encode(prompt)
+            let ids = try m.codec.promptIds(prompt)
             let opts = SamplingOptions(greedy: greedy, temperature: temperature, topK: topK, topP: topP,
-                                       maxNewTokens: min(maxNewTokens, m.config.nPositions - ids.count), seed: seed)
+                                       maxNewTokens: min(maxNewTokens, m.config.nPositions - ids.count), seed: seed,
+                                       eosId: m.codec.eos, padId: m.codec.pad)
             guard opts.maxNewTokens >= 1 else {
                 throw GenerationError.invalid("prompt of \(ids.count) tokens leaves no room in n_positions \(m.config.nPositions)")
             }
             let gens = try Generator(model: m).generate(prompts: Array(repeating: ids, count: max(samples, 1)), options: opts)
             for g in gens {
-                let text = tok.decode(g.outputIds)
+                let text = m.codec.decodeResponse(g.outputIds)
                 if json {
                     let obj: [String: Any] = ["prompt_ids": g.promptIds.map(Int.init), "output_ids": g.outputIds.map(Int.init),
                                               "text": text, "logprobs": g.logprobs.map(Double.init), "stopped_at_eos": g.stoppedAtEOS]

@@ -137,11 +137,11 @@ struct DataTests {
     }
 
     @Test("SFT batches put loss on completion tokens and EOS only")
-    func lossMask() {
-        let e = SFTEncoding.encode(SFTExample(prompt: "ab", completion: "c"))
+    func lossMask() throws {
+        let e = try SFTEncoding.encode(SFTExample(prompt: "ab", completion: "c"))
         #expect(e.tokens == [256, 97, 98, 99, 257])
         #expect(e.promptTokens == 3)
-        let short = SFTEncoding.encode(SFTExample(prompt: "x", completion: "y"))
+        let short = try SFTEncoding.encode(SFTExample(prompt: "x", completion: "y"))
         let (batch, targets, lossMask) = SFTEncoding.batch([e, short])
         #expect(batch.length == 5)
         #expect(targets[0..<5] == [97, 98, 99, 257, -1])

@@ -91,7 +91,7 @@ struct RewardTrainerTests {
         #expect(throws: ConfigError.self) { try RewardConfig.load(try ConfigDocument(yaml: "model: {init_from: m, n_layer: 2}\ndata: {train: x}\n", name: "a.yaml")) }
         let dir = scratchDirectory("rm-bad")
         try "{\"prompt\":\"p\",\"chosen\":\"a\"}\n".write(toFile: dir + "/p.jsonl", atomically: true, encoding: .utf8)
-        #expect(throws: DatasetError(file: dir + "/p.jsonl", line: 1, problem: "missing string field \"rejected\"")) {
+        #expect(throws: DatasetError(file: dir + "/p.jsonl", line: 1, problem: "missing field \"rejected\" (a string or one assistant message)")) {
             try PreferencePair.read(dir + "/p.jsonl")
         }
     }

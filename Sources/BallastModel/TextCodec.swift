@@ -1,0 +1,127 @@
+import BallastData
+import BallastTokenizers
+import Foundation
+
+/// How a model turns text into ids and back: Ballast's byte tokenizer (the built-in benchmark's), or the
+/// Hugging Face BPE tokenizer and chat template of its folder. Every stage encodes through the model's
+/// codec, so one pipeline serves both.
+///
+/// A prompt is a plain text or a conversation. With a chat template both are rendered by it with the
+/// generation prompt (a plain text as one user turn); without one, a plain text is encoded with the
+/// tokenizer's own special tokens (the byte tokenizer's BOS). A response is its tokens, then the
+/// end-of-turn token (`eos`): exactly what generation produces, so a reward model scores rollouts in the
+/// form it was trained on.
+public final class TextCodec: @unchecked Sendable {
+    /// nil: the byte tokenizer.
+    public let tokenizer: BPETokenizer?
+    public let chat: ChatTemplate?
+    /// Ends a response: generation stops on it (the byte tokenizer's EOS; a chat model's end of turn).
+    public let eos: Int32
+    public let pad: Int32
+    /// The tokenizer files a checkpoint of this model carries (empty: the byte tokenizer's are written).
+    public let files: [String: Data]
+
+    public static let bytes = TextCodec()
+
+    private init() {
+        tokenizer = nil
+        chat = nil
+        eos = ByteTokenizer.eos
+        pad = ByteTokenizer.pad
+        files = [:]
+    }
+
+    /// The tokenizer files a checkpoint folder may hold.
+    public static let fileNames = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                                   "vocab.json", "merges.txt"]
+
+    init(tokenizer: BPETokenizer, chat: ChatTemplate?, eos: Int32, pad: Int32, files: [String: Data]) {
+        self.tokenizer = tokenizer
+        self.chat = chat
+        self.eos = eos
+        self.pad = pad
+        self.files = files
+    }
+
+    /// The codec of a model folder: the byte tokenizer when the folder has no tokenizer files or has
+    /// Ballast's byte tokenizer files; else its BPE tokenizer, chat template and special tokens
+    /// (tokenizer_config.json's eos_token, pad_token; pad falls back to eos).
+    public static func load(directory dir: String) throws -> TextCodec {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: dir + "/tokenizer.json") || fm.fileExists(atPath: dir + "/vocab.json") else { return .bytes }
+        let tokenizer = try BPETokenizer.load(directory: dir)
+        if isByteTokenizer(tokenizer) { return .bytes }
+        var files: [String: Data] = [:]
+        for name in fileNames { if let d = fm.contents(atPath: dir + "/" + name) { files[name] = d } }
+        let config = (files["tokenizer_config.json"]).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+        func special(_ key: String) throws -> Int32? {
+            let content = (config[key] as? String) ?? ((config[key] as? [String: Any])?["content"] as? String)
+            guard let content else { return nil }
+            guard let id = tokenizer.id(of: content) else { throw TokenizerError("\(dir): \(key) \"\(content)\" is not a token of tokenizer.json") }
+            return id
+        }
+        guard let eos = try special("eos_token") else {
+            throw TokenizerError("\(dir): tokenizer_config.json names no eos_token: Ballast needs it to end responses and stop generation")
+        }
+        return TextCodec(tokenizer: tokenizer, chat: try ChatTemplate.load(directory: dir), eos: eos, pad: try special("pad_token") ?? eos,
+                         files: files)
+    }
+
+    /// Ballast's byte tokenizer written as Hugging Face files (ByteTokenizerFiles): no merges, the bytes at
+    /// their own ids, <bos> <eos> <pad> at 256–258.
+    static func isByteTokenizer(_ t: BPETokenizer) -> Bool {
+        t.vocabSize == ByteTokenizer.vocabSize && t.model.mergeCount == 0 && t.id(of: "<bos>") == ByteTokenizer.bos
+            && t.id(of: "<eos>") == ByteTokenizer.eos && t.id(of: "<pad>") == ByteTokenizer.pad
+    }
+
+    /// Smallest vocabulary a model needs for this codec.
+    public var vocabSize: Int { tokenizer?.vocabSize ?? ByteTokenizer.vocabSize }
+
+    /// Ids of a plain-text prompt (see the type's comment).
+    public func promptIds(_ text: String) throws -> [Int32] {
+        guard let tokenizer else { return [ByteTokenizer.bos] + ByteTokenizer().encode(text) }
+        if let chat { return try chat.render([ChatMessage(role: "user", content: text)], addGenerationPrompt: true, tokenizer: tokenizer).ids }
+        return tokenizer.encode(text, addSpecialTokens: true)
+    }
+
+    /// Ids of a conversation to be continued by the assistant (needs a chat template).
+    public func promptIds(messages: [ChatMessage]) throws -> [Int32] {
+        let (tokenizer, chat) = try chatParts()
+        return try chat.render(messages, addGenerationPrompt: true, tokenizer: tokenizer).ids
+    }
+
+    /// Ids of a record's prompt: its conversation when it has one, else its text.
+    public func promptIds(text: String, messages: [ChatMessage]?) throws -> [Int32] {
+        if let messages { return try promptIds(messages: messages) }
+        return try promptIds(text)
+    }
+
+    /// A response's tokens followed by `eos`.
+    public func responseIds(_ text: String) -> [Int32] {
+        guard let tokenizer else { return ByteTokenizer().encode(text) + [eos] }
+        return tokenizer.encode(text, addSpecialTokens: false) + [eos]
+    }
+
+    /// A whole conversation for SFT: its ids and which of them are assistant tokens (trained on).
+    public func conversation(_ messages: [ChatMessage]) throws -> (ids: [Int32], assistant: [Float]) {
+        let (tokenizer, chat) = try chatParts()
+        let r = try chat.render(messages, addGenerationPrompt: false, tokenizer: tokenizer)
+        return (r.ids, r.assistantMask)
+    }
+
+    /// The text of generated ids, without the final `eos` and without special tokens.
+    public func decodeResponse(_ ids: [Int32]) -> String {
+        let body = ids.last == eos ? Array(ids.dropLast()) : ids
+        guard let tokenizer else { return ByteTokenizer().decode(body) }
+        return (try? tokenizer.decode(body, skipSpecialTokens: true)) ?? ""
+    }
+
+    private func chatParts() throws -> (BPETokenizer, ChatTemplate) {
+        guard let tokenizer, let chat else {
+            throw TokenizerError(tokenizer == nil
+                ? "conversational data needs a model with a BPE tokenizer and a chat template; this model uses the byte tokenizer"
+                : "conversational data needs a chat template; the model's tokenizer folder has none (tokenizer_config.json chat_template or chat_template.jinja)")
+        }
+        return (tokenizer, chat)
+    }
+}
