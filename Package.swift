@@ -46,7 +46,7 @@ let package = Package(
         // AdamW, gradient clipping, LR schedules.
         .target(name: "BallastOptim", dependencies: ["BallastKernels"], swiftSettings: fastMath),
         // The built-in multi-task benchmark: task families, gold scorers, simulated annotators.
-        .target(name: "BallastBenchmark", dependencies: ["BallastData", "BallastRandom"], swiftSettings: fastMath),
+        .target(name: "BallastBenchmark", dependencies: ["BallastData", "BallastRandom", "BallastTokenizers"], swiftSettings: fastMath),
         // YAML config files (documents, sections, overrides, errors naming file and key) and the cluster config.
         .target(name: "BallastConfig", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: fastMath),
         // Supervised stages: the training loop, run files (checkpoints, metrics, progress), SFT, preference

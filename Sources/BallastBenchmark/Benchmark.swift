@@ -1,5 +1,6 @@
 import BallastData
 import BallastRandom
+import BallastTokenizers
 import Foundation
 
 /// The built-in multi-task benchmark (DESIGN §4): six task families with different answer styles,
@@ -35,6 +36,9 @@ public enum Benchmark {
     public struct Sizes: Sendable {
         public var sftTrain = 12000, sftTest = 600, rlPrompts = 3000, testPrompts = 600, forget = 600
         public var prefPrompts = 3000, prefTestPrompts = 600
+        /// Write the sets in TRL's conversational form: SFT examples as {"messages": [user, assistant]},
+        /// prompts as {"prompt": [user]} (for a model with a chat template).
+        public var conversational = false
         public init() {}
     }
 
@@ -57,10 +61,15 @@ public enum Benchmark {
         for (k, (name, n, withCompletion, fams)) in splits.enumerated() where !fams.isEmpty {
             let rows = examples(count: n, seed: seed &* 1_000_003 &+ UInt64(k + 1), split: name, families: fams)
             let path = dir + "/\(name).jsonl"
+            let user = { (row: SFTExample) in sizes.conversational ? [ChatMessage(role: "user", content: row.prompt)] : nil }
             if withCompletion {
-                try JSONL.write(rows, to: path)
+                try JSONL.write(rows.map { r in
+                    var c = r
+                    c.messages = user(r).map { $0 + [ChatMessage(role: "assistant", content: r.completion)] }
+                    return c
+                }, to: path)
             } else {
-                try JSONL.write(rows.map { PromptRecord(prompt: $0.prompt, task: $0.task!, id: $0.id!) }, to: path)
+                try JSONL.write(rows.map { PromptRecord(prompt: $0.prompt, task: $0.task!, id: $0.id!, messages: user($0)) }, to: path)
             }
             written[name] = n
         }

@@ -143,6 +143,7 @@ public final class Pipeline {
         z.forget = try s.positive("forget", z.forget)
         z.prefPrompts = try s.positive("pref_prompts", z.prefPrompts)
         z.prefTestPrompts = try s.positive("pref_test_prompts", z.prefTestPrompts)
+        z.conversational = try s.bool("conversational", false)
         let seed = UInt64(try s.int("seed", 1))
         try s.finish()
         return (z, seed)
@@ -216,7 +217,7 @@ public final class Pipeline {
                 let t = try RewardTrainer(config: try rewardConfig(kind), resume: hasCheckpoint("\(runDir)/\(kind.rawValue)"))
                 t.shouldStop = shouldStop
                 guard !(try t.run().interrupted) else { return false }
-                let pairs = try PreferenceData.load("\(data)/prefs_test.jsonl", maxLength: t.model.config.nPositions)
+                let pairs = try PreferenceData.load("\(data)/prefs_test.jsonl", maxLength: t.model.config.nPositions, codec: t.model.codec)
                 let s = PreferenceScorer.score(t.model, pairs.encoded)
                 let tasks = pairs.encoded.map(\.task)
                 var out: [String: Any] = ["r": try JSONSerialization.jsonObject(with: RewardReport(chosen: s.chosen, rejected: s.rejected, tasks: tasks, pairs: pairs.raw).json())]

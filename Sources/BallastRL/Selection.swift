@@ -14,6 +14,21 @@ public struct RehearsalExample: Codable, Sendable, Equatable {
     public var id: String
     public var cluster: Int
     public var score: Double
+    /// A conversational prompt's turns and the response: written as TRL's {"messages"} (read back as SFT).
+    public var messages: [ChatMessage]? = nil
+
+    enum CodingKeys: String, CodingKey { case prompt, completion, task, id, cluster, score, messages }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        if let messages { try c.encode(messages, forKey: .messages) } else {
+            try c.encode(prompt, forKey: .prompt)
+            try c.encode(completion, forKey: .completion)
+        }
+        try c.encode(task, forKey: .task)
+        try c.encode(id, forKey: .id)
+        try c.encode(cluster, forKey: .cluster)
+        try c.encode(score, forKey: .score)
+    }
 }
 
 /// A PPO prompt after selection, with its cluster.
@@ -22,6 +37,17 @@ public struct ClusteredPrompt: Codable, Sendable, Equatable {
     public var task: String
     public var id: String
     public var cluster: Int
+    /// A conversational prompt's turns: written as TRL's list-of-messages "prompt".
+    public var messages: [ChatMessage]? = nil
+
+    enum CodingKeys: String, CodingKey { case prompt, task, id, cluster, messages }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        if let messages { try c.encode(messages, forKey: .prompt) } else { try c.encode(prompt, forKey: .prompt) }
+        try c.encode(task, forKey: .task)
+        try c.encode(id, forKey: .id)
+        try c.encode(cluster, forKey: .cluster)
+    }
 }
 
 /// `ballast select`: SFT responses for the PPO prompts, embeddings (mean-pooled final hidden state of
@@ -89,9 +115,11 @@ public struct SelectionJob {
         if randomSubset { sel = SelectiveRehearsal.randomSubset(of: sel, seed: seed) }
         let rehearsal = sel.rehearsal.map { i in
             RehearsalExample(prompt: prompts[i].prompt, completion: responses[i], task: prompts[i].task, id: prompts[i].id,
-                             cluster: sel.cluster[i], score: scores[i])
+                             cluster: sel.cluster[i], score: scores[i],
+                             messages: prompts[i].messages.map { $0 + [ChatMessage(role: "assistant", content: responses[i])] })
         }
-        let ppo = sel.ppo.map { ClusteredPrompt(prompt: prompts[$0].prompt, task: prompts[$0].task, id: prompts[$0].id, cluster: sel.cluster[$0]) }
+        let ppo = sel.ppo.map { ClusteredPrompt(prompt: prompts[$0].prompt, task: prompts[$0].task, id: prompts[$0].id, cluster: sel.cluster[$0],
+                                                messages: prompts[$0].messages) }
         var perClusterSummary: [[String: Any]] = []
         for c in sel.sizes.indices {
             let members = prompts.indices.filter { sel.cluster[$0] == c }

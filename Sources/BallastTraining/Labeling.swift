@@ -76,7 +76,8 @@ public struct PreferenceLabeler {
                         switch annotator.judge(task: fam, prompt: p.prompt, texts[a][i], texts[b][i], rng: &rng) {
                         case .tie: ties += 1
                         case .preferred(let c, let r, let prob):
-                            pairs.append(PreferencePair(prompt: p.prompt, chosen: c, rejected: r, task: p.task, id: "\(p.id)-\(k)", annotatorP: prob))
+                            pairs.append(PreferencePair(prompt: p.prompt, chosen: c, rejected: r, task: p.task, id: "\(p.id)-\(k)", annotatorP: prob,
+                                                                promptMessages: p.messages))
                         }
                     }
                 }

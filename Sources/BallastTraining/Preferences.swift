@@ -15,7 +15,7 @@ public struct EncodedPair: Sendable {
 
 public enum PreferenceData {
     /// Each response after the prompt, as the model's codec encodes them (and as generation produces them).
-    public static func encode(_ p: PreferencePair, codec: TextCodec = .bytes) throws -> EncodedPair {
+    public static func encode(_ p: PreferencePair, codec: TextCodec) throws -> EncodedPair {
         let prompt = try codec.promptIds(text: p.prompt, messages: p.promptMessages)
         return EncodedPair(chosen: prompt + codec.responseIds(p.chosen), rejected: prompt + codec.responseIds(p.rejected),
                            promptTokens: prompt.count, task: p.task ?? "default")
@@ -33,7 +33,7 @@ public enum PreferenceData {
     }
 
     /// Loads and encodes a preference file, dropping pairs longer than `maxLength` tokens.
-    public static func load(_ path: String, maxLength: Int, codec: TextCodec = .bytes) throws -> (raw: [PreferencePair], encoded: [EncodedPair], dropped: Int) {
+    public static func load(_ path: String, maxLength: Int, codec: TextCodec) throws -> (raw: [PreferencePair], encoded: [EncodedPair], dropped: Int) {
         var raw: [PreferencePair] = [], enc: [EncodedPair] = []
         let all = try PreferencePair.read(path)
         for (k, p) in all.enumerated() {

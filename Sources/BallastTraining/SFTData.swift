@@ -24,7 +24,7 @@ public struct EncodedExample: Sendable {
 public enum SFTEncoding {
     /// `e` through the model's codec: a conversation by its chat template (assistant turns trained), a
     /// prompt/completion pair as prompt ids then response ids.
-    public static func encode(_ e: SFTExample, codec: TextCodec = .bytes) throws -> EncodedExample {
+    public static func encode(_ e: SFTExample, codec: TextCodec) throws -> EncodedExample {
         if let messages = e.messages {
             let (ids, assistant) = try codec.conversation(messages)
             return EncodedExample(tokens: ids, promptTokens: assistant.firstIndex(of: 1) ?? ids.count, trained: assistant)
@@ -50,7 +50,7 @@ public enum SFTEncoding {
 
     /// Loads a dataset ("builtin" or a JSONL path), dropping examples longer than `maxLength` tokens.
     public static func load(_ source: String, builtinCount: Int, seed: UInt64, maxLength: Int,
-                            codec: TextCodec = .bytes) throws -> (raw: [SFTExample], encoded: [EncodedExample], dropped: Int) {
+                            codec: TextCodec) throws -> (raw: [SFTExample], encoded: [EncodedExample], dropped: Int) {
         let raw = source == "builtin" ? BuiltinSFT.generate(count: builtinCount, seed: seed) : try SFTExample.read(source)
         var kept: [SFTExample] = [], enc: [EncodedExample] = []
         for (k, e) in raw.enumerated() {

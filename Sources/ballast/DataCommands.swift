@@ -28,10 +28,12 @@ struct BenchmarkData: ParsableCommand {
     @Option(help: "Forget-set candidates (the expert-aligned forget set keeps those the SFT model answers well: `ballast data forget`).") var forget = 600
     @Option(name: .customLong("pref-prompts")) var prefPrompts = 3000
     @Option(name: .customLong("pref-test-prompts")) var prefTestPrompts = 600
+    @Flag(help: "TRL's conversational form: SFT as {\"messages\"}, prompts as lists of messages (for a model with a chat template).") var conversational = false
 
     func run() throws {
         try failing {
             var sizes = Benchmark.Sizes()
+            sizes.conversational = conversational
             (sizes.sftTrain, sizes.sftTest, sizes.rlPrompts, sizes.testPrompts, sizes.forget) = (sftTrain, sftTest, rlPrompts, testPrompts, forget)
             (sizes.prefPrompts, sizes.prefTestPrompts) = (prefPrompts, prefTestPrompts)
             let counts = try Benchmark.writeDatasets(to: out, seed: seed, sizes: sizes)

@@ -70,7 +70,7 @@ struct EvalRM: ParsableCommand {
             guard let head = m.config.scalarHeads.firstIndex(of: "score") else {
                 throw FileError(path: model, problem: "no score head (ballast_scalar_heads: \(m.config.scalarHeads))")
             }
-            let pairs = try PreferenceData.load(data, maxLength: min(maxLength, m.config.nPositions))
+            let pairs = try PreferenceData.load(data, maxLength: min(maxLength, m.config.nPositions), codec: m.codec)
             let heads = ScoreHeads(m.config)!
             let s = PreferenceScorer.score(m, pairs.encoded, head: head)
             let tasks = pairs.encoded.map(\.task)

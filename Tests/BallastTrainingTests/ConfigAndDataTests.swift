@@ -138,10 +138,10 @@ struct DataTests {
 
     @Test("SFT batches put loss on completion tokens and EOS only")
     func lossMask() throws {
-        let e = try SFTEncoding.encode(SFTExample(prompt: "ab", completion: "c"))
+        let e = try SFTEncoding.encode(SFTExample(prompt: "ab", completion: "c"), codec: .bytes)
         #expect(e.tokens == [256, 97, 98, 99, 257])
         #expect(e.promptTokens == 3)
-        let short = try SFTEncoding.encode(SFTExample(prompt: "x", completion: "y"))
+        let short = try SFTEncoding.encode(SFTExample(prompt: "x", completion: "y"), codec: .bytes)
         let (batch, targets, lossMask) = SFTEncoding.batch([e, short])
         #expect(batch.length == 5)
         #expect(targets[0..<5] == [97, 98, 99, 257, -1])

@@ -65,7 +65,7 @@ struct RewardTrainerTests {
         #expect(s.lastEval["eval_loss"]! < 0.4)
         let rm = try Checkpoint.load(f.dir + "/rm/checkpoint")
         #expect(rm.config.scalarHeads == ["score"])
-        let pairs = try PreferenceData.load(f.eval, maxLength: 32).encoded
+        let pairs = try PreferenceData.load(f.eval, maxLength: 32, codec: rm.codec).encoded
         let report = RewardReport(model: rm, pairs: pairs, head: 0)
         #expect(report.rows.map(\.task) == ["all", "even", "odd"])
         #expect(report.rows[0].pairs == 40 && report.rows[0].histogram.reduce(0, +) == 80)

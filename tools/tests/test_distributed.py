@@ -396,12 +396,14 @@ def test_curve_keys_admit_keyed_peers_and_refuse_others(tmp_path, artifacts):
         r.stop()
 
 
-@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
-def test_launch_local_runs_a_whole_pipeline_with_distributed_ppo_arms(tmp_path, architecture):
+@pytest.mark.parametrize("variant", ["gpt2", "llama-chat"])
+def test_launch_local_runs_a_whole_pipeline_with_distributed_ppo_arms(tmp_path, variant):
     """The README's first command on tiny sizes: pipeline stages in the launcher, PPO arms as processes;
-    with a GPT-2 and with a Llama-architecture model (actors and learner exchange its weights)."""
+    with a GPT-2 on the byte tokenizer, and with a Llama-architecture model on a BPE tokenizer with a chat
+    template and conversational data (actors get the tokenizer with the reference model's weights)."""
     ports = free_ports(5)
-    sets = [f"run_dir={tmp_path / 'run'}", f"sft.model.architecture={architecture}", f"ppo.cluster.coordinator=tcp://127.0.0.1:{ports[0]}",
+    chat = ["sft.model.architecture=llama", "sft.model.tokenizer=configs/chat-example/tokenizer", "data.conversational=true"]
+    sets = [f"run_dir={tmp_path / 'run'}", *(chat if variant == "llama-chat" else []), f"ppo.cluster.coordinator=tcp://127.0.0.1:{ports[0]}",
             f"ppo.cluster.rollouts=tcp://127.0.0.1:{ports[1]}", f"ppo.cluster.weights=tcp://127.0.0.1:{ports[2]}",
             f"ppo.cluster.notices=tcp://127.0.0.1:{ports[3]}", f"ppo.cluster.http=127.0.0.1:{ports[4]}"]
     r = subprocess.run([BIN, "launch", "local", "--actors", "2", "--config", "configs/pipeline-tiny.yaml",
@@ -412,8 +414,21 @@ def test_launch_local_runs_a_whole_pipeline_with_distributed_ppo_arms(tmp_path, 
         assert (tmp_path / "run" / arm / "ppo.yaml").exists() and len(metrics(tmp_path / "run" / arm)) == 2
     ev = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert set(ev) == {"rm-ppo", "am-ppo", "am-ppo-sr"}
-    config = json.loads((tmp_path / "run" / "am-ppo-sr" / "checkpoint" / "config.json").read_text())
-    assert config["model_type"] == architecture
+    final = tmp_path / "run" / "am-ppo-sr" / "checkpoint"
+    config = json.loads((final / "config.json").read_text())
+    if variant == "llama-chat":
+        assert config["model_type"] == "llama"
+        tokenizer = json.loads((final / "tokenizer_config.json").read_text())
+        assert tokenizer["eos_token"] == "<|im_end|>" and "chat_template" in tokenizer
+        vocab = json.loads((ROOT / "configs/chat-example/tokenizer/tokenizer.json").read_text())
+        assert config["eos_token_id"] == next(t["id"] for t in vocab["added_tokens"] if t["content"] == "<|im_end|>")
+        for name in ("sft_train", "rl_prompts"):  # the data went through the chat template as conversations
+            row = json.loads((tmp_path / "run" / "data" / f"{name}.jsonl").read_text().splitlines()[0])
+            assert isinstance(row.get("messages", row.get("prompt")), list)
+        pair = json.loads((tmp_path / "run" / "data" / "prefs_train.jsonl").read_text().splitlines()[0])
+        assert isinstance(pair["prompt"], list) and pair["chosen"][0]["role"] == "assistant"
+    else:
+        assert config["model_type"] == "gpt2"
 
 
 @pytest.fixture
