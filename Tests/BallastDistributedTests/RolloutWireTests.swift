@@ -118,4 +118,21 @@ struct WeightsWireTests {
         let other = try GPT(config: GPTConfig(nLayer: 2, nHead: 2, nEmbd: 16, nPositions: 32, vocabSize: 259))
         #expect(try WeightsWire.model(from: try weights(a), reuse: other) !== other, "another config: a new model")
     }
+
+    @Test("reference and scorer frames carry a BPE model's tokenizer, policy frames do not")
+    func tokenizerTravels() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../configs/chat-example/tokenizer").standardized.path
+        let codec = try TextCodec.load(directory: dir)
+        var cfg = GPTConfig(nLayer: 1, nHead: 2, nEmbd: 16, nPositions: 32, vocabSize: codec.vocabSize).converted(to: .llama)
+        cfg.scalarHeads = []
+        let m = try GPT(config: cfg)
+        m.codec = codec
+        func roundTrip(_ withTokenizer: Bool) throws -> GPT {
+            let (env, payload) = try WeightsWire.message(m, policyVersion: 0, withTokenizer: withTokenizer).frame(sequence: 1).encode()
+            return try WeightsWire.model(from: try Weights(frame: try Frame.decode(envelope: env, payload: payload).0))
+        }
+        let reference = try roundTrip(true)
+        #expect(reference.codec.files == codec.files && reference.codec.eos == codec.eos && reference.codec.chat != nil)
+        #expect(try roundTrip(false).codec.tokenizer == nil, "policy versions do not resend the tokenizer")
+    }
 }
