@@ -16,21 +16,32 @@ struct BenchCommand: ParsableCommand {
 
 struct BenchModelOptions: ParsableArguments {
     @Option(help: "Architecture preset.") var preset = "small"
+    @Option(help: "gpt2, llama or qwen2: the preset's shape as that architecture (the Llama family as `ballast init --architecture` makes it), against transformers' GPT2LMHeadModel, LlamaForCausalLM or Qwen2ForCausalLM.") var architecture = "gpt2"
     @Option(help: "Threads for both Ballast and PyTorch.") var threads = 2
     @Flag(name: .customLong("no-torch"), help: "Skip the PyTorch side.") var noTorch = false
 
     func validate() throws {
         guard GPTConfig.preset(preset) != nil else { throw ValidationError("unknown preset \(preset) (known: \(GPTConfig.presetNames.joined(separator: ", ")))") }
+        guard Architecture(rawValue: architecture) != nil else {
+            throw ValidationError("unknown architecture \(architecture) (known: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
     }
 
     func config() throws -> GPTConfig {
-        guard let c = GPTConfig.preset(preset) else { throw ValidationError("unknown preset \(preset)") }
-        return c
+        guard let c = GPTConfig.preset(preset), let a = Architecture(rawValue: architecture) else { throw ValidationError("unknown preset \(preset)") }
+        return c.converted(to: a)
     }
 
     func torchArgs(_ c: GPTConfig) -> [String] {
-        ["--n-layer", "\(c.nLayer)", "--n-head", "\(c.nHead)", "--n-embd", "\(c.nEmbd)", "--n-positions", "\(c.nPositions)",
+        ["--architecture", c.architecture.rawValue, "--n-layer", "\(c.nLayer)", "--n-head", "\(c.nHead)", "--n-kv-head", "\(c.nKVHead)",
+         "--n-embd", "\(c.nEmbd)", "--intermediate-size", "\(c.intermediateSize)", "--n-positions", "\(c.nPositions)",
          "--vocab-size", "\(c.vocabSize)", "--threads", "\(threads)"]
+    }
+
+    /// What the config line of a report says about the architecture.
+    static func describe(_ c: GPTConfig) -> String {
+        let family = c.architecture.isLlamaFamily ? " n_kv_head \(c.nKVHead) intermediate \(c.intermediateSize)" : ""
+        return "\(c.architecture.rawValue): n_layer \(c.nLayer) n_head \(c.nHead)\(family) n_embd \(c.nEmbd) vocab \(c.vocabSize)"
     }
 
     func apply() {
@@ -55,7 +66,7 @@ struct BenchTrain: ParsableCommand {
             let cfg = try opts.config()
             let peak = Bench.sgemmGFlops()
             let r = try Bench.train(config: cfg, batch: batch, seq: seq, steps: steps, warmup: warmup)
-            print("config: n_layer \(cfg.nLayer) n_head \(cfg.nHead) n_embd \(cfg.nEmbd) vocab \(cfg.vocabSize), T \(seq), batch \(batch), threads \(opts.threads), \(r.params) params")
+            print("config: \(BenchModelOptions.describe(cfg)), T \(seq), batch \(batch), threads \(opts.threads), \(r.params) params")
             print("sgemm peak (1536^3, best of 12): \(fmt(peak)) GFLOP/s")
             print("ballast: step \(fmt(Bench.median(r.stepMs))) ms median, \(fmt(r.tokensPerSecond, 0)) tokens/s, "
                   + "\(fmt(r.modelGFlops)) model GFLOP/s = \(fmt(100 * r.modelGFlops / peak))% of sgemm peak, peak RSS \(fmt(r.peakRSSMiB)) MiB")
@@ -94,7 +105,7 @@ struct BenchGenerate: ParsableCommand {
             if sample { return try runSampling() }
             let cfg = try opts.config()
             let r = try Bench.generate(config: cfg, batch: batch, promptLength: promptLen, newTokens: newTokens, repeats: repeats)
-            print("config: n_layer \(cfg.nLayer) n_head \(cfg.nHead) n_embd \(cfg.nEmbd), batch \(batch), prompt \(promptLen), new tokens \(newTokens), threads \(opts.threads)")
+            print("config: \(BenchModelOptions.describe(cfg)), batch \(batch), prompt \(promptLen), new tokens \(newTokens), threads \(opts.threads)")
             print("ballast: \(fmt(Bench.median(r.runMs))) ms median, \(fmt(r.newTokensPerSecond, 0)) new tokens/s")
             guard !opts.noTorch else { return }
             let py = try Bench.runPython(["generate"] + opts.torchArgs(cfg) + ["--batch", "\(batch)", "--prompt-len", "\(promptLen)",

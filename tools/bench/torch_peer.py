@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of `ballast bench`: the same GPT-2 config, batch and threads, timed the same way.
+"""PyTorch side of `ballast bench`: the same GPT-2, Llama or Qwen2 config, batch and threads, timed the same way.
 
 Prints exactly one JSON line on stdout (anything else, including library output, goes to stderr), which
 `ballast bench` parses. Exits 2 with a message on stderr on bad arguments or when torch/transformers
@@ -28,15 +28,25 @@ def peak_rss_mb():
 
 
 def build(args, torch, transformers):
-    """Random-init GPT2LMHeadModel; returns (model, attention implementation actually in use)."""
-    kw = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, n_positions=args.n_positions,
-              vocab_size=args.vocab_size, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
-              attn_pdrop=0.0, bos_token_id=256, eos_token_id=257, pad_token_id=258)
+    """Random-init GPT2LMHeadModel, LlamaForCausalLM or Qwen2ForCausalLM (--architecture); returns (model,
+    attention implementation actually in use)."""
     torch.manual_seed(args.seed)
+    if args.architecture == "gpt2":
+        kw = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, n_positions=args.n_positions,
+                  vocab_size=args.vocab_size, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
+                  attn_pdrop=0.0, bos_token_id=256, eos_token_id=257, pad_token_id=258)
+        config_class, model_class = transformers.GPT2Config, transformers.GPT2LMHeadModel
+    else:  # as `ballast init --architecture` makes it: tied embeddings, theta 10000
+        kw = dict(num_hidden_layers=args.n_layer, num_attention_heads=args.n_head, num_key_value_heads=args.n_kv_head,
+                  hidden_size=args.n_embd, intermediate_size=args.intermediate_size, max_position_embeddings=args.n_positions,
+                  vocab_size=args.vocab_size, rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=True,
+                  bos_token_id=256, eos_token_id=257, pad_token_id=258)
+        config_class, model_class = {"llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+                                     "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM)}[args.architecture]
     try:  # PyTorch's scaled_dot_product_attention: a little faster than "eager" on CPU here
-        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw, attn_implementation="sdpa"))
+        model = model_class(config_class(**kw, attn_implementation="sdpa"))
     except (TypeError, ValueError, ImportError):
-        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**kw))
+        model = model_class(config_class(**kw))
     attn = getattr(model.config, "_attn_implementation", None) or "eager"
     return model, attn
 
@@ -94,7 +104,7 @@ def bench_generate(args, torch, transformers, rss_import):
 def bench_sample(args, torch, transformers, rss_import):
     """Sampling at temperature 1 (no top-k/top-p) with EOS stopping from a trained checkpoint; prompts left-padded
     as transformers needs for batched decoder-only generation. Counts each row's new tokens up to its first EOS."""
-    model = transformers.GPT2LMHeadModel.from_pretrained(args.model, torch_dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.float32)
     model.eval()
     prompts = json.load(open(args.prompts_json))
     width = max(len(p) for p in prompts)
@@ -130,7 +140,8 @@ def main():
     ap.add_argument("--model", help="sample: checkpoint folder")
     ap.add_argument("--prompts-json", help="sample: JSON list of prompt id lists")
     ap.add_argument("--max-new-tokens", type=int, default=96)
-    for name, default in [("n-layer", 4), ("n-head", 4), ("n-embd", 256), ("n-positions", 256), ("vocab-size", 259),
+    ap.add_argument("--architecture", choices=["gpt2", "llama", "qwen2"], default="gpt2")
+    for name, default in [("n-layer", 4), ("n-head", 4), ("n-kv-head", 4), ("intermediate-size", 1024), ("n-embd", 256), ("n-positions", 256), ("vocab-size", 259),
                           ("threads", 2), ("seed", 0), ("seq", 128), ("batch", 16), ("steps", 20), ("warmup", 3),
                           ("prompt-len", 16), ("new-tokens", 64), ("repeats", 5)]:
         ap.add_argument("--" + name, type=int, default=default)
