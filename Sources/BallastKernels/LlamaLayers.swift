@@ -100,13 +100,56 @@ public struct RotaryEmbedding: Sendable {
     }
 }
 
-/// The gated MLP activation of Llama and Qwen2: h = silu(gate) ⊙ up.
+/// The gated MLP activation of Llama and Qwen2: h = silu(gate) ⊙ up, 16 lanes at a time with the
+/// vectorised exp (libm's scalar exp made it a third of a Llama training step).
 public enum SwiGLU {
-    @inline(__always) static func sigmoid(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
+    typealias V = SIMD16<Float>
+
+    @inline(__always) static func sigmoid(_ x: V) -> V { 1 / (1 + FastMath.exp(-x)) }
+
+    /// 16 floats from p, or the m < 16 there are (the rest 0).
+    @inline(__always) static func load(_ p: UnsafePointer<Float>, _ m: Int) -> V {
+        if m == 16 { return UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+        var v = V()
+        for j in 0..<m { v[j] = p[j] }
+        return v
+    }
+
+    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>, _ m: Int) {
+        if m == 16 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self); return }
+        for j in 0..<m { p[j] = v[j] }
+    }
+
+    /// out[k] = silu(gate[k]) · up[k] for k < n (pointers with any stride between calls).
+    @inline(__always)
+    static func forwardSpan(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
+        var k = 0
+        while k < n {
+            let m = min(16, n - k)
+            let g = load(gate + k, m), u = load(up + k, m)
+            store(g * sigmoid(g) * u, out + k, m)
+            k += 16
+        }
+    }
+
+    /// dgate[k], dup[k] (written) from dout[k].
+    @inline(__always)
+    static func backwardSpan(_ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
+                             _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
+        var k = 0
+        while k < n {
+            let m = min(16, n - k)
+            let g = load(gate + k, m), u = load(up + k, m), dy = load(dout + k, m)
+            let s = sigmoid(g)
+            store(dy * g * s, dup + k, m)
+            store(dy * u * s * (1 + g * (1 - s)), dgate + k, m)
+            k += 16
+        }
+    }
 
     public static func forward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, n: Int) {
         Parallel.forEachChunk(n, grain: 1 << 14) { range in
-            for i in range { let g = gate[i]; out[i] = g * sigmoid(g) * up[i] }
+            forwardSpan(out + range.lowerBound, gate + range.lowerBound, up + range.lowerBound, range.count)
         }
     }
 
@@ -114,11 +157,8 @@ public enum SwiGLU {
     public static func backward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 gate: UnsafePointer<Float>, up: UnsafePointer<Float>, n: Int) {
         Parallel.forEachChunk(n, grain: 1 << 14) { range in
-            for i in range {
-                let g = gate[i], s = sigmoid(g)
-                dup[i] = dout[i] * g * s
-                dgate[i] = dout[i] * up[i] * s * (1 + g * (1 - s))
-            }
+            let o = range.lowerBound
+            backwardSpan(dgate + o, dup + o, dout + o, gate + o, up + o, range.count)
         }
     }
 
@@ -126,10 +166,7 @@ public enum SwiGLU {
     /// in I ..< 2I of each row; out[N, I] = silu(gate) ⊙ up.
     public static func forward(out: UnsafeMutablePointer<Float>, gateUp: UnsafePointer<Float>, n: Int, width i: Int) {
         Parallel.forEachChunk(n, grain: max(1, (1 << 14) / max(i, 1))) { rows in
-            for r in rows {
-                let g = gateUp + r * 2 * i, o = out + r * i
-                for j in 0..<i { o[j] = g[j] * sigmoid(g[j]) * g[i + j] }
-            }
+            for r in rows { forwardSpan(out + r * i, gateUp + r * 2 * i, gateUp + r * 2 * i + i, i) }
         }
     }
 
@@ -138,12 +175,8 @@ public enum SwiGLU {
                                 n: Int, width i: Int) {
         Parallel.forEachChunk(n, grain: max(1, (1 << 14) / max(i, 1))) { rows in
             for r in rows {
-                let gu = gateUp + r * 2 * i, d = dgateUp + r * 2 * i, dy = dout + r * i
-                for j in 0..<i {
-                    let g = gu[j], s = sigmoid(g)
-                    d[i + j] = dy[j] * g * s
-                    d[j] = dy[j] * gu[i + j] * s * (1 + g * (1 - s))
-                }
+                let gu = gateUp + r * 2 * i, d = dgateUp + r * 2 * i
+                backwardSpan(d, d + i, dout + r * i, gu, gu + i, i)
             }
         }
     }

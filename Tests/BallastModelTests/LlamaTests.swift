@@ -10,7 +10,7 @@ import Testing
 @Suite("Llama and Qwen2 models")
 struct LlamaTests {
     @Test("greedy generation equals transformers' generate token for token, prompts of different lengths batched",
-          arguments: ["parity_llama", "parity_qwen2"])
+          arguments: ["parity_llama", "parity_qwen2", "parity_llama_bias"])
     func greedyMatchesTransformers(_ fixture: String) throws {
         let f = try ParityFixture(fixture)
         let m = try f.model()
@@ -21,7 +21,7 @@ struct LlamaTests {
     }
 
     @Test("KV-cache decoding gives the log-probabilities of a full forward over prompt and output",
-          arguments: ["parity_llama", "parity_qwen2"])
+          arguments: ["parity_llama", "parity_qwen2", "parity_llama_bias"])
     func cacheEqualsFullForward(_ fixture: String) throws {
         let f = try ParityFixture(fixture)
         let m = try f.model()

@@ -85,7 +85,7 @@ func expectClose(_ a: UnsafeBufferPointer<Float>, _ b: [Float], atol: Float, rto
 
 /// GPT-2 against a PyTorch reference, and the Llama family (GQA, untied head; Qwen2's QKV biases, tied
 /// head) against `transformers`' LlamaForCausalLM and Qwen2ForCausalLM.
-let parityFixtures = ["parity_tiny", "parity_llama", "parity_qwen2"]
+let parityFixtures = ["parity_tiny", "parity_llama", "parity_qwen2", "parity_llama_bias"]
 
 @Suite("Parity with PyTorch (tools/fixtures/make_parity_fixtures.py, make_llama_parity_fixtures.py)")
 struct ParityTests {
