@@ -87,9 +87,10 @@ public struct SelectionJob {
             start += chunk.count
             progress("sft responses \(start)/\(prompts.count)")
         }
+        // prompt then response and its end token: the form the scorer was trained on and scores rollouts in
         let examples = try zip(prompts, responses).map { p, r in
-            try SFTEncoding.encode(SFTExample(prompt: p.prompt, completion: r, messages: p.messages.map { $0 + [ChatMessage(role: "assistant", content: r)] }),
-                                   codec: codec)
+            let ids = try codec.promptIds(text: p.prompt, messages: p.messages)
+            return EncodedExample(tokens: ids + codec.responseIds(r), promptTokens: ids.count)
         }
         var embeddings: [[Double]] = [], scores: [Double] = []
         start = 0

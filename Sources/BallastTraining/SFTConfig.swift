@@ -32,12 +32,17 @@ public struct ModelSpec: Sendable, Equatable {
         cfg.nEmbd = try s.positive("n_embd", cfg.nEmbd)
         cfg.nPositions = try s.positive("n_positions", cfg.nPositions)
         let tokenizer = try s.string("tokenizer", nil)
+        var tokenizerIDs = 0
         if let tokenizer {
             let codec: TextCodec
             do { codec = try TextCodec.load(directory: tokenizer) } catch { throw ConfigError("\(s.origin("tokenizer")): \(error)") }
+            tokenizerIDs = codec.vocabSize
             cfg.vocabSize = codec.vocabSize
         }
         cfg.vocabSize = try s.positive("vocab_size", cfg.vocabSize)
+        if cfg.vocabSize < tokenizerIDs {
+            throw ConfigError("\(s.origin("vocab_size")): vocab_size \(cfg.vocabSize) is smaller than the tokenizer's \(tokenizerIDs) ids")
+        }
         let name = try s.string("architecture", "gpt2")!
         guard let architecture = Architecture(rawValue: name) else {
             throw ConfigError("\(s.origin("architecture")): unknown architecture \"\(name)\" (known: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))")

@@ -1,3 +1,4 @@
+import BallastConfig
 import BallastData
 import BallastModel
 import BallastTestSupport
@@ -62,5 +63,22 @@ struct ConversationalDataTests {
         let conv = try write([#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}"#], "d.jsonl")
         let e = try #require(throws: DatasetError.self) { try SFTEncoding.load(conv, builtinCount: 0, seed: 0, maxLength: 64, codec: .bytes) }
         #expect(e.description.contains("chat template") && e.description.contains("d.jsonl:1"))
+    }
+
+    @Test("model.architecture and model.tokenizer: a Llama of the preset's shape sized to the tokenizer; mismatches refused")
+    func modelSection() throws {
+        func load(_ model: String) throws -> SFTConfig { try SFTConfig.load(try ConfigDocument(yaml: "model: {\(model)}\n", name: "m.yaml")) }
+        let c = try load("preset: tiny, architecture: llama, tokenizer: \(Self.tokenizerDir)")
+        let codec = try TextCodec.load(directory: Self.tokenizerDir)
+        #expect(c.model.config.architecture == .llama && c.model.config.nKVHead == 1 && c.model.config.vocabSize == codec.vocabSize)
+        #expect(c.model.tokenizer == Self.tokenizerDir)
+        let q = try load("preset: tiny, architecture: qwen2, n_head: 4, n_kv_head: 2, intermediate_size: 64, rope_theta: 1000000")
+        #expect(q.model.config.attentionBias && q.model.config.nKVHead == 2 && q.model.config.intermediateSize == 64 && q.model.config.ropeTheta == 1e6)
+        // GPT-2 edited by heads or width stays consistent (derived fields follow)
+        #expect(try load("preset: tiny, n_head: 4, n_embd: 64").model.config.intermediateSize == 256)
+        #expect(throws: ConfigError.self) { try load("preset: tiny, n_kv_head: 1") }            // a Llama key on gpt2
+        #expect(throws: ConfigError.self) { try load("preset: tiny, architecture: mamba") }
+        #expect(throws: ConfigError.self) { try load("architecture: llama, tokenizer: \(Self.tokenizerDir), vocab_size: 300") }
+        #expect(throws: ConfigError.self) { try load("init_from: x, architecture: llama") }
     }
 }
