@@ -142,6 +142,10 @@ public final class PPOTrainer {
         guard policy.config.vocabSize == critic.config.vocabSize, policy.config.nPositions <= critic.config.nPositions else {
             throw ConfigError("policy and critic checkpoints have different vocabularies or contexts")
         }
+        for (name, m) in [(config.policyInit, reference), (config.criticInit, critic)] + (scorer.map { [(config.scorer, $0)] } ?? [])
+        where !m.codec.sameText(as: policy.codec) || m.config.vocabSize != policy.config.vocabSize {
+            throw ConfigError("\(name): its tokenizer or vocabulary differs from the policy's; the models of a PPO run exchange token ids and must share one")
+        }
         // The four models run strictly one after another: one set of activation buffers serves them all.
         for m in [reference, critic] + (scorer.map { [$0] } ?? []) { m.shareArenas(with: policy) }
         policyOpt = config.optim.makeOptimizer(for: policy)

@@ -1,4 +1,5 @@
 import BallastBenchmark
+import BallastConfig
 import BallastData
 import BallastFormats
 import BallastModel
@@ -75,6 +76,9 @@ public struct SelectionJob {
             throw FileError(path: "scorer", problem: "needs a score head (a reward or advantage model)")
         }
         let codec = sft.codec
+        for m in [encoder, scorer] where !m.codec.sameText(as: codec) || m.config.vocabSize != sft.config.vocabSize {
+            throw ConfigError("the encoder and scorer must share the SFT model's tokenizer and vocabulary (they read its token ids)")
+        }
         var responses: [String] = []
         var start = 0
         while start < prompts.count {

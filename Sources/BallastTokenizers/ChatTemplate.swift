@@ -23,16 +23,20 @@ public struct RenderedChat: Sendable, Equatable {
 /// with the special-token strings it refers to.
 public struct ChatTemplate: Sendable {
     public let source: String
-    public let bosToken: String, eosToken: String
+    /// bos_token, eos_token, pad_token, unk_token … → their text, as templates see them.
+    public let specialTokens: [String: String]
     let template: JinjaTemplate
 
-    public init(source: String, bosToken: String = "", eosToken: String = "") throws {
+    public init(source: String, bosToken: String = "", eosToken: String = "", specialTokens: [String: String] = [:]) throws {
         do { template = try JinjaTemplate(source) } catch let e as JinjaTemplate.Failure {
             throw TokenizerError("chat template: \(e.description)")
         }
         self.source = source
-        self.bosToken = bosToken
-        self.eosToken = eosToken
+        // only the tokens a tokenizer has: an unset one is undefined to the template, as in transformers
+        var tokens = specialTokens.filter { !$0.value.isEmpty }
+        if !bosToken.isEmpty { tokens["bos_token"] = tokens["bos_token"] ?? bosToken }
+        if !eosToken.isEmpty { tokens["eos_token"] = tokens["eos_token"] ?? eosToken }
+        self.specialTokens = tokens
     }
 
     /// The template of a tokenizer folder: `chat_template.jinja`, else `tokenizer_config.json`'s
@@ -60,7 +64,9 @@ public struct ChatTemplate: Sendable {
             source = d
         }
         guard let source else { return nil }
-        do { return try ChatTemplate(source: source, bosToken: token("bos_token"), eosToken: token("eos_token")) } catch let e as TokenizerError {
+        var specials: [String: String] = [:]
+        for key in ["bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token"] { specials[key] = token(key) }
+        do { return try ChatTemplate(source: source, specialTokens: specials) } catch let e as TokenizerError {
             throw TokenizerError("\(dir): \(e.description)")
         }
     }
@@ -69,8 +75,11 @@ public struct ChatTemplate: Sendable {
     public func text(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
         let list: JinjaTemplate.Value = .list(messages.map { .dict(["role": .string($0.role), "content": .string($0.content)]) })
         do {
-            return try template.render(["messages": list, "add_generation_prompt": .bool(addGenerationPrompt),
-                                        "bos_token": .string(bosToken), "eos_token": .string(eosToken)])
+            // as transformers passes them: tools and documents None, the special tokens by name
+            var context: [String: JinjaTemplate.Value] = ["messages": list, "add_generation_prompt": .bool(addGenerationPrompt),
+                                                          "tools": .none, "documents": .none]
+            for (name, token) in specialTokens { context[name] = .string(token) }
+            return try template.render(context)
         } catch let e as JinjaTemplate.Failure {
             throw TokenizerError("chat template: \(e.description)")
         }

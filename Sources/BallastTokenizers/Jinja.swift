@@ -100,7 +100,8 @@ public struct JinjaTemplate: Sendable {
     /// Splits the source into text and tags, applying `-` whitespace control, trim_blocks (the first
     /// newline after a block tag goes) and lstrip_blocks (spaces and tabs before a block tag on its line go).
     static func segments(_ source: String) throws -> [Segment] {
-        let s = Array(source.unicodeScalars)
+        var s = Array(source.unicodeScalars)
+        if s.last == "\n" { s.removeLast() }  // jinja2's keep_trailing_newline=False drops one final newline
         var out: [Segment] = []
         var text = ""
         var i = 0
@@ -208,6 +209,15 @@ struct ExpressionLexer {
                         case "\\": v += "\\"
                         case "'": v += "'"
                         case "\"": v += "\""
+                        case "u", "x":
+                            // \uXXXX and \xXX as Python reads them
+                            let width = s[j] == "u" ? 4 : 2
+                            let digits = j + width < s.count ? String(String.UnicodeScalarView(s[(j + 1)...(j + width)])) : ""
+                            guard let code = UInt32(digits, radix: 16), let scalar = Unicode.Scalar(code) else {
+                                throw JinjaTemplate.Failure("bad \\\(s[j]) escape in \"\(src)\"")
+                            }
+                            v.unicodeScalars.append(scalar)
+                            j += width
                         default: v += "\\"; v.unicodeScalars.append(s[j])
                         }
                     } else {
@@ -306,31 +316,32 @@ struct ExpressionParser {
         return try compare()
     }
     mutating func compare() throws -> Expr {
-        var e = try concat()
+        var e = try sum()
         while true {
             if case .op(let o) = peek, ["==", "!=", "<", ">", "<=", ">="].contains(o) {
                 at += 1
-                e = .binary(o, e, try concat())
+                e = .binary(o, e, try sum())
             } else if acceptName("in") {
-                e = .binary("in", e, try concat())
+                e = .binary("in", e, try sum())
             } else if peek == .name("not"), tokens[at + 1] == .name("in") {
                 at += 2
-                e = .unary("not", .binary("in", e, try concat()))
+                e = .unary("not", .binary("in", e, try sum()))
             } else {
                 return e
             }
         }
     }
-    mutating func concat() throws -> Expr {
-        var e = try sum()
-        while accept("~") { e = .binary("~", e, try sum()) }
-        return e
-    }
+    // as jinja2: + and - bind looser than ~, which binds looser than * / // %
     mutating func sum() throws -> Expr {
-        var e = try product()
+        var e = try concat()
         while true {
-            if accept("+") { e = .binary("+", e, try product()) } else if accept("-") { e = .binary("-", e, try product()) } else { return e }
+            if accept("+") { e = .binary("+", e, try concat()) } else if accept("-") { e = .binary("-", e, try concat()) } else { return e }
         }
+    }
+    mutating func concat() throws -> Expr {
+        var e = try product()
+        while accept("~") { e = .binary("~", e, try product()) }
+        return e
     }
     mutating func product() throws -> Expr {
         var e = try unary()
@@ -485,8 +496,8 @@ struct StatementParser {
                     let target = try p.name()
                     if p.accept(",") { throw p.fail("unpacking several loop variables is not supported") }
                     guard p.acceptName("in") else { throw p.fail("expected \"in\"") }
-                    let seq = try p.expression()
-                    if p.peek != .end { throw p.fail("loop filters and recursive loops are not supported") }
+                    let seq = try p.or()  // not expression(): "in xs if c" is a loop filter, not a conditional
+                    if p.peek != .end { throw p.fail("loop filters (for … in … if …) and recursive loops are not supported") }
                     let b = try body(until: ["endfor", "else"])
                     var q = try closing(["endfor", "else"], opened: "for")
                     if try q.name() == "else" { throw p.fail("for … else is not supported") }
@@ -594,7 +605,7 @@ struct Renderer {
                 let k = n < 0 ? l.count + n : n
                 return l.indices.contains(k) ? l[k] : .undefined("[\(n)]")
             case (.string(let s), .int(let n)):
-                let chars = Array(s), k = n < 0 ? chars.count + n : n
+                let chars = Array(s.unicodeScalars), k = n < 0 ? chars.count + n : n  // code points, as Python indexes
                 return chars.indices.contains(k) ? .string(String(chars[k])) : .undefined("[\(n)]")
             case (.undefined(let name), _): return .undefined(name + "[…]")
             default: return .undefined("[…]")
@@ -611,8 +622,8 @@ struct Renderer {
                 let a = try bound(lo, l.count, 0), z = try bound(hi, l.count, l.count)
                 return .list(a < z ? Array(l[a..<z]) : [])
             case .string(let s):
-                let c = Array(s), a = try bound(lo, c.count, 0), z = try bound(hi, c.count, c.count)
-                return .string(a < z ? String(c[a..<z]) : "")
+                let c = Array(s.unicodeScalars), a = try bound(lo, c.count, 0), z = try bound(hi, c.count, c.count)
+                return .string(a < z ? String(String.UnicodeScalarView(c[a..<z])) : "")
             default: throw JinjaTemplate.Failure("cannot slice this value")
             }
         case .call(let callee, let args):
@@ -673,6 +684,7 @@ struct Renderer {
             case .list(let l): return .bool(l.contains { equal($0, a) })
             case .string(let s): guard case .string(let x) = a else { return .bool(false) }; return .bool(s.contains(x))
             case .dict(let d): guard case .string(let x) = a else { return .bool(false) }; return .bool(d[x] != nil)
+            case .undefined, .none: return .bool(false)
             default: throw JinjaTemplate.Failure("\"in\" needs a list, string or mapping")
             }
         default: break
@@ -738,22 +750,27 @@ struct Renderer {
 
     func filter(_ name: String, _ v: Value, _ args: [Value]) throws -> Value {
         switch name {
-        case "trim": return .string(Renderer.strip(try string(v, "trim")))
+        case "trim":
+            if case .undefined = v { return .string("") }
+            return .string(Renderer.strip(try string(v, "trim")))
         case "upper": return .string(try string(v, "upper").uppercased())
         case "lower": return .string(try string(v, "lower").lowercased())
         case "string": return .string(try v.rendered())
         case "length", "count":
             switch v {
             case .list(let l): return .int(l.count)
-            case .string(let s): return .int(s.count)
+            case .string(let s): return .int(s.unicodeScalars.count)  // Python counts code points
             case .dict(let d): return .int(d.count)
+            case .undefined: return .int(0)
             default: throw JinjaTemplate.Failure("length of a value without one")
             }
         case "first", "last":
             guard case .list(let l) = v else { throw JinjaTemplate.Failure("\(name) needs a list") }
             return (name == "first" ? l.first : l.last) ?? .undefined(name)
         case "default":
+            // default(x, true) also replaces falsy values, as jinja2's boolean argument does
             if case .undefined = v { return args.first ?? .string("") }
+            if args.count > 1, args[1].truthy, !v.truthy { return args[0] }
             return v
         case "join":
             guard case .list(let l) = v else { throw JinjaTemplate.Failure("join needs a list") }

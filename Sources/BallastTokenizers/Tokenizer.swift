@@ -48,6 +48,12 @@ public final class BPETokenizer: @unchecked Sendable {
             .sorted { $0.scalars.count > $1.scalars.count }
     }
 
+    /// Whether `id` is a token of this tokenizer (a model's vocabulary may be padded beyond it).
+    public func knows(_ id: Int32) -> Bool { added[id] != nil || (id >= 0 && Int(id) < spelled.count && !spelled[Int(id)].isEmpty) }
+
+    /// Whether `id` is an added token (special tokens such as <|im_end|>).
+    public func isAddedToken(_ id: Int32) -> Bool { added[id] != nil }
+
     public func id(of token: String) -> Int32? {
         if let a = addedTokens.first(where: { $0.content == token }) { return a.id }
         guard let b = ByteLevel.bytes(of: token) else { return nil }

@@ -42,6 +42,9 @@ public struct PreferenceLabeler {
     public func label(panel: [Sampler], prompts: [PromptRecord], progress: (Int, Int) -> Void = { _, _ in }) throws -> Result {
         guard panel.count >= 2 else { throw ConfigError("the labelling panel needs at least two samplers") }
         let codec = panel[0].policy.codec
+        guard panel.allSatisfy({ $0.policy.codec.sameText(as: codec) }) else {
+            throw ConfigError("the labelling panel's models must share one tokenizer")
+        }
         var rng = SeededRNG(seed: seed ^ 0x1AB)
         var pairs: [PreferencePair] = []
         var identical = 0, ties = 0

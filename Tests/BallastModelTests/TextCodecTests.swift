@@ -68,4 +68,36 @@ struct TextCodecTests {
         let e = try #require(throws: FileError.self) { try Checkpoint.load(bad) }
         #expect(e.description.contains("vocab_size"))
     }
+
+    /// A copy of the example tokenizer folder with `config` merged into its tokenizer_config.json.
+    func folder(_ name: String, config: [String: Any], extra: [String: String] = [:]) throws -> String {
+        let dir = scratchDirectory(name)
+        try FileManager.default.copyItem(atPath: chatTokenizerDir + "/tokenizer.json", toPath: dir + "/tokenizer.json")
+        var c = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: chatTokenizerDir + "/tokenizer_config.json"))) as! [String: Any]
+        for (k, v) in config { c[k] = v is NSNull ? nil : v }
+        try JSONSerialization.data(withJSONObject: c).write(to: URL(fileURLWithPath: dir + "/tokenizer_config.json"))
+        for (file, text) in extra { try text.write(toFile: dir + "/" + file, atomically: true, encoding: .utf8) }
+        return dir
+    }
+
+    @Test("found in review: a base model's eos differs from its template's end of turn; a template outside the subset does not block loading")
+    func reviewFindings() throws {
+        let example = try TextCodec.load(directory: chatTokenizerDir), tok = try #require(example.tokenizer)
+        // Qwen2.5 base: eos_token <|endoftext|>, the template closes turns with <|im_end|>: responses end (and stop) there
+        let base = try TextCodec.load(directory: try folder("codec-base", config: ["eos_token": "<|endoftext|>"]))
+        #expect(base.eos == tok.id(of: "<|im_end|>"))
+        // no eos in tokenizer_config.json: special_tokens_map.json, then config.json's eos_token_id
+        let mapped = try TextCodec.load(directory: try folder("codec-map", config: ["eos_token": NSNull(), "chat_template": NSNull()],
+                                                              extra: ["special_tokens_map.json": #"{"eos_token": "<|endoftext|>"}"#]))
+        #expect(mapped.eos == tok.id(of: "<|endoftext|>") && mapped.chat == nil)
+        let fromConfig = try TextCodec.load(directory: try folder("codec-config", config: ["eos_token": NSNull(), "chat_template": NSNull()],
+                                                                  extra: ["config.json": #"{"eos_token_id": [7, 8]}"#]))
+        #expect(fromConfig.eos == 7)
+        // a template with a macro: the folder loads, prompts say why they cannot be rendered
+        let macro = try TextCodec.load(directory: try folder("codec-macro", config: ["chat_template": "{% macro f() %}x{% endmacro %}"]))
+        let e = try #require(throws: TokenizerError.self) { try macro.promptIds("hi") }
+        #expect(e.description.contains("macro"))
+        // ids a padded vocabulary has beyond the tokenizer's spell nothing instead of emptying the text
+        #expect(example.decodeResponse(tok.encode("4 28", addSpecialTokens: false) + [Int32(tok.vocabSize + 5), example.eos]) == "4 28")
+    }
 }

@@ -74,5 +74,14 @@ struct ChatTemplateTests {
         // trim_blocks and lstrip_blocks: block lines leave no trace; indentation before {{ }} stays
         #expect(try render("{% if true %}\n  {% if true %}\n  {{ 'v' }}\n  {% endif %}\n{% endif %}\n") == "  v\n")
         #expect(try render("a  {%- if true -%}  b  {%- endif %} c") == "ab c")
+        // found in review: jinja2 details hub templates can hit
+        #expect(try render("{{ '\\u00e9\\x41' }}|{{ 'e\u{301}' | length }}|{{ 'x' in nothing }}|{{ '' | default('d', true) }}") == "éA|2|False|d")
+        #expect(try render("line\n") == "line", "one final newline of the template is dropped (keep_trailing_newline=False)")
+        #expect(try render("{{ 2 * 3 ~ 4 }}{{ 'a' ~ 'b' + 'c' }}") == "64abc")
+        let filtered = #"{% for m in xs if m != 'a' %}{{ m }}{% endfor %}"#
+        #expect(throws: JinjaTemplate.Failure.self) { try JinjaTemplate(filtered) }
+        // the context transformers gives: tools and documents are None, unset special tokens are undefined
+        let context = try ChatTemplate(source: "{{ tools is none }} {{ documents is none }} {{ pad_token is defined }} {{ eos_token }}", eosToken: "</s>")
+        #expect(try context.text([], addGenerationPrompt: false) == "True True False </s>")
     }
 }
