@@ -122,13 +122,13 @@ struct BenchGenerate: ParsableCommand {
         }
         let records = Array(try PromptRecord.read(prompts).prefix(batch))
         guard records.count == batch else { throw ConfigError("\(prompts): fewer than \(batch) prompts") }
-        let tok = ByteTokenizer()
-        let ids = records.map { [ByteTokenizer.bos] + tok.encode($0.prompt) }
         let model = try Checkpoint.load(policy)
+        let ids = try records.map { try model.codec.promptIds(text: $0.prompt, messages: $0.messages) }
         let gen = Generator(model: model)
         var rates: [Double] = [], lengths: [Double] = []
         for r in 0...repeats {
-            let opts = SamplingOptions(temperature: 1, maxNewTokens: maxNewTokens, seed: UInt64(r), stopAtEOS: true)
+            let opts = SamplingOptions(temperature: 1, maxNewTokens: maxNewTokens, seed: UInt64(r), stopAtEOS: true,
+                                       eosId: model.codec.eos, padId: model.codec.pad)
             let t0 = DispatchTime.now().uptimeNanoseconds
             let out = try gen.generate(prompts: ids, options: opts)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

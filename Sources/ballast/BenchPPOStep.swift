@@ -111,10 +111,15 @@ struct BenchPPOStep: ParsableCommand {
             try Checkpoint.save(try Checkpoint.load(policyDir).withScalarHeads(["score"]), to: scorerDir)
         }
         let records = try PromptRecord.read(promptsFile)
-        let tok = ByteTokenizer()
-        return PPOStepWorkload(policy: policyDir, reward: scorerDir, prompts: records.map { [ByteTokenizer.bos] + tok.encode($0.prompt) },
-                               tasks: records.map(\.task), batch: batch, maxNewTokens: maxNewTokens, epochs: epochs,
-                               minibatches: minibatches, iterations: iterations, warmup: warmup, threads: threads)
+        // the prompts as the policy's tokenizer (and chat template) encode them, for every side
+        let codec = try TextCodec.load(directory: policyDir)
+        var w = PPOStepWorkload(policy: policyDir, reward: scorerDir, prompts: try records.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) },
+                                tasks: records.map(\.task), batch: batch, maxNewTokens: maxNewTokens, epochs: epochs,
+                                minibatches: minibatches, iterations: iterations, warmup: warmup, threads: threads)
+        w.promptTexts = records.map(\.prompt)
+        w.eos = codec.eos
+        w.pad = codec.pad
+        return w
     }
 
     func runSelf(_ workload: String, log: String) throws -> [String: Any] {
@@ -136,7 +141,11 @@ struct PPOStepWorkload {
     var policy: String
     var reward: String
     var prompts: [[Int32]]
+    /// The prompts' text (the Ballast side builds its prompt records from it).
+    var promptTexts: [String] = []
     var tasks: [String]
+    /// The policy's end and padding tokens (the byte tokenizer's unless its folder has another).
+    var eos = ByteTokenizer.eos, pad = ByteTokenizer.pad
     var batch: Int, maxNewTokens: Int, epochs: Int, minibatches: Int, iterations: Int, warmup: Int, threads: Int
     var temperature = 1.0, lr = 1e-6, criticLR = 5e-5, klCoef = 0.05, clip = 0.2, valueClip = 0.2
     var gamma = 1.0, lambda = 0.95, maxGradNorm = 1.0, seed = 1
@@ -147,7 +156,7 @@ struct PPOStepWorkload {
         let obj: [String: Any] = [
             "policy": policy, "reward": reward, "prompts": prompts.map { $0.map(Int.init) }, "tasks": tasks,
             "batch": batch, "max_new_tokens": maxNewTokens, "temperature": temperature,
-            "eos": Int(ByteTokenizer.eos), "pad": Int(ByteTokenizer.pad), "epochs": epochs, "minibatches": minibatches,
+            "prompt_texts": promptTexts, "eos": Int(eos), "pad": Int(pad), "epochs": epochs, "minibatches": minibatches,
             "lr": lr, "critic_lr": criticLR, "kl_coef": klCoef, "clip": clip, "value_clip": valueClip, "gamma": gamma,
             "lambda": lambda, "max_grad_norm": maxGradNorm, "iterations": iterations, "warmup": warmup, "threads": threads, "seed": seed,
         ]
@@ -182,6 +191,11 @@ struct PPOStepWorkload {
         w.lambda = try double("lambda")
         w.maxGradNorm = try double("max_grad_norm")
         w.seed = try int("seed")
+        w.eos = Int32(try int("eos"))
+        w.pad = Int32(try int("pad"))
+        // older workload files have no texts: their prompts are the byte tokenizer's <bos> + bytes
+        w.promptTexts = o["prompt_texts"] as? [String] ?? w.prompts.map { ByteTokenizer().decode(Array($0.dropFirst())) }
+        guard w.promptTexts.count == w.prompts.count else { throw ConfigError("\(path): prompt_texts and prompts differ in length") }
         return w
     }
 }
@@ -210,10 +224,7 @@ enum PPOStepBench {
         ppo.epochs = w.epochs
         ppo.minibatch = w.batch / w.minibatches
         ppo.rehearsalCoef = 0
-        let tok = ByteTokenizer()
-        let records = zip(w.prompts, w.tasks).enumerated().map { i, p in
-            PromptRecord(prompt: tok.decode(Array(p.0.dropFirst())), task: p.1, id: "\(i)")
-        }
+        let records = zip(w.promptTexts, w.tasks).enumerated().map { i, p in PromptRecord(prompt: p.0, task: p.1, id: "\(i)") }
         var seconds: [Double] = [], rolloutSeconds: [Double] = [], tokens: [Int] = [], eos = 0, rows = 0
         for it in 0..<(w.warmup + w.iterations) {
             let start = (it * w.batch) % records.count
@@ -233,7 +244,7 @@ enum PPOStepBench {
             seconds.append(dt)
             rolloutSeconds.append(Double(t1 - t0) / 1e9)
             tokens.append(rollout.responseLengths.reduce(0, +))
-            eos += rollout.sequences.filter { $0.last == ByteTokenizer.eos }.count
+            eos += rollout.sequences.filter { $0.last == policy.codec.eos }.count
             rows += rollout.count
         }
         let median = Bench.median(seconds)
