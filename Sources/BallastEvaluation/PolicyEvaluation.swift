@@ -71,7 +71,7 @@ public struct PolicyEvaluation {
             let chunk = rows[start..<min(start + batchSize, rows.count)]
             let ids = try chunk.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
             let room = model.config.nPositions - (ids.map(\.count).max() ?? 0)
-            var opts = SamplingOptions(temperature: temperature, maxNewTokens: min(maxNewTokens, room), eosId: codec.eos, padId: codec.pad)
+            var opts = SamplingOptions(temperature: temperature, maxNewTokens: min(maxNewTokens, room))
             opts.seed = seed &+ UInt64(start)
             for g in try Generator(model: model).generate(prompts: ids, options: opts) {
                 out.texts.append(codec.decodeResponse(g.outputIds))
@@ -151,8 +151,7 @@ public struct PolicyEvaluation {
             let chunk = prompts[start..<min(start + batchSize, prompts.count)]
             let ids = try chunk.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
             let room = model.config.nPositions - (ids.map(\.count).max() ?? 0)
-            let gens = try Generator(model: model).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room),
-                                                                                                  eosId: codec.eos, padId: codec.pad))
+            let gens = try Generator(model: model).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room)))
             out += gens.map { (codec.decodeResponse($0.outputIds), $0.outputIds, $0.logprobs) }
             start += chunk.count
         }

@@ -15,12 +15,13 @@ public struct SamplingOptions: Sendable, Equatable {
     public var maxNewTokens = 64
     public var seed: UInt64 = 0
     /// Stop a row when it emits `eosId`; with false, every row produces exactly maxNewTokens.
+    /// `eosId` and `padId` default (nil) to the model's codec: its end-of-response token and padding.
     public var stopAtEOS = true
-    public var eosId: Int32 = ByteTokenizer.eos
-    public var padId: Int32 = ByteTokenizer.pad
+    public var eosId: Int32?
+    public var padId: Int32?
 
     public init(greedy: Bool = false, temperature: Float = 1, topK: Int = 0, topP: Float = 1, maxNewTokens: Int = 64,
-                seed: UInt64 = 0, stopAtEOS: Bool = true, eosId: Int32 = ByteTokenizer.eos, padId: Int32 = ByteTokenizer.pad) {
+                seed: UInt64 = 0, stopAtEOS: Bool = true, eosId: Int32? = nil, padId: Int32? = nil) {
         self.greedy = greedy
         self.temperature = temperature
         self.topK = topK
@@ -87,7 +88,8 @@ public final class Generator: @unchecked Sendable {
         var rng = SeededRNG(seed: options.seed)
 
         // Prefill: left-padded prompts.
-        var tokens = [Int32](repeating: options.padId, count: b * tp)
+        let eos = options.eosId ?? model.codec.eos, pad = options.padId ?? model.codec.pad
+        var tokens = [Int32](repeating: pad, count: b * tp)
         var positions = [Int32](repeating: 0, count: b * tp)
         var realCount = [Int32](repeating: 0, count: b)
         for (r, p) in prompts.enumerated() {
@@ -116,7 +118,7 @@ public final class Generator: @unchecked Sendable {
                 let lp = row[Int(tok)] - Softmax.logSumExp(row, v)
                 results[r].outputIds.append(tok)
                 results[r].logprobs.append(lp)
-                if options.stopAtEOS && tok == options.eosId {
+                if options.stopAtEOS && tok == eos {
                     results[r].stoppedAtEOS = true
                     finished = true
                 }

@@ -67,8 +67,6 @@ public enum RolloutMaker {
         let codec = policy.codec
         let ids = try prompts.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
         var opts = sampling
-        opts.eosId = codec.eos
-        opts.padId = codec.pad
         opts.maxNewTokens = min(opts.maxNewTokens, policy.config.nPositions - (ids.map(\.count).max() ?? 0))
         let gens = try Generator(model: policy).generate(prompts: ids, options: opts)
         policy.releaseDecodeCaches()  // one generate per PPO step: keep the update's peak memory down instead

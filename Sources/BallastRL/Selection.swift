@@ -85,8 +85,7 @@ public struct SelectionJob {
             let chunk = prompts[start..<min(start + batchSize, prompts.count)]
             let ids = try chunk.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
             let room = sft.config.nPositions - (ids.map(\.count).max() ?? 0)
-            let gens = try Generator(model: sft).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room),
-                                                                                                eosId: codec.eos, padId: codec.pad))
+            let gens = try Generator(model: sft).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room)))
             responses += gens.map { codec.decodeResponse($0.outputIds) }
             start += chunk.count
             progress("sft responses \(start)/\(prompts.count)")

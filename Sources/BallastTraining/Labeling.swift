@@ -59,7 +59,7 @@ public struct PreferenceLabeler {
             // texts[s][i]: sampler s's response to prompt i.
             var texts: [[String]] = []
             for (s, sampler) in panel.enumerated() {
-                var opts = SamplingOptions(temperature: sampler.temperature, maxNewTokens: maxNewTokens, eosId: codec.eos, padId: codec.pad)
+                var opts = SamplingOptions(temperature: sampler.temperature, maxNewTokens: maxNewTokens)
                 opts.seed = seed &+ UInt64(start) &* 31 &+ UInt64(s)
                 opts.maxNewTokens = min(opts.maxNewTokens, sampler.policy.config.nPositions - (ids.map(\.count).max() ?? 0))
                 let gens = try Generator(model: sampler.policy).generate(prompts: ids, options: opts)

@@ -119,8 +119,7 @@ public final class SFTTrainer {
         }
         let maxNew = min(config.maxLength, model.config.nPositions) - prompts.map(\.count).max()!
         guard maxNew > 0 else { return nil }
-        let gens = try Generator(model: model).generate(prompts: prompts, options: SamplingOptions(greedy: true, maxNewTokens: maxNew,
-                                                                                                    eosId: codec.eos, padId: codec.pad))
+        let gens = try Generator(model: model).generate(prompts: prompts, options: SamplingOptions(greedy: true, maxNewTokens: maxNew))
         return BuiltinSFT.exactMatch(examples, gens.map { codec.decodeResponse($0.outputIds) })
     }
 

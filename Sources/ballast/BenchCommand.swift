@@ -127,8 +127,7 @@ struct BenchGenerate: ParsableCommand {
         let gen = Generator(model: model)
         var rates: [Double] = [], lengths: [Double] = []
         for r in 0...repeats {
-            let opts = SamplingOptions(temperature: 1, maxNewTokens: maxNewTokens, seed: UInt64(r), stopAtEOS: true,
-                                       eosId: model.codec.eos, padId: model.codec.pad)
+            let opts = SamplingOptions(temperature: 1, maxNewTokens: maxNewTokens, seed: UInt64(r), stopAtEOS: true)
             let t0 = DispatchTime.now().uptimeNanoseconds
             let out = try gen.generate(prompts: ids, options: opts)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

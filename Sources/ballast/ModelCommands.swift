@@ -102,8 +102,7 @@ struct Generate: ParsableCommand {
             let m = try Checkpoint.load(model)
             let ids = try m.codec.promptIds(prompt)
             let opts = SamplingOptions(greedy: greedy, temperature: temperature, topK: topK, topP: topP,
-                                       maxNewTokens: min(maxNewTokens, m.config.nPositions - ids.count), seed: seed,
-                                       eosId: m.codec.eos, padId: m.codec.pad)
+                                       maxNewTokens: min(maxNewTokens, m.config.nPositions - ids.count), seed: seed)
             guard opts.maxNewTokens >= 1 else {
                 throw GenerationError.invalid("prompt of \(ids.count) tokens leaves no room in n_positions \(m.config.nPositions)")
             }
