@@ -26,18 +26,18 @@ public final class MemoryJournal: Journal {
     /// Groups committed so far (for tests).
     public private(set) var commits = 0
     public init() {}
-    public func append(_ record: [String: Any]) throws { lines.append(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) }
+    public func append(_ record: [String: Any]) throws { lines.append(try JSONText.data(record)) }
     public func beginGroup() {}
     public func commitGroup() throws { commits += 1 }
     public func records() throws -> [[String: Any]] { lines.compactMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } }
     public func rewrite(_ records: [[String: Any]]) throws {
-        lines = try records.map { try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
+        lines = try records.map { try JSONText.data($0) }
     }
 }
 
-/// One JSON object per line. A crash or a full disk can leave the last line torn (no newline): opening
-/// the journal cuts that tail off before anything is appended, otherwise the next record would be glued
-/// onto the fragment and lost at the following replay. Any other line that does not parse is corruption
+/// One JSON object per line (written by `JSONText`, read by JSONSerialization). A crash or a full disk can
+/// leave the last line torn (no newline): opening the journal cuts that tail off before anything is
+/// appended, otherwise the next record would be glued onto the fragment and lost at the following replay. Any other line that does not parse is corruption
 /// and fails the replay rather than being skipped.
 public final class FileJournal: Journal {
     public let path: String
@@ -67,7 +67,9 @@ public final class FileJournal: Journal {
     deinit { close(fd) }
 
     public func append(_ record: [String: Any]) throws {
-        var line = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
+        try JSONText.append(record, to: &line)
         line.append(0x0A)
         let start = lseek(fd, 0, SEEK_END)
         let ok = line.withUnsafeBytes { raw -> Bool in
@@ -101,12 +103,12 @@ public final class FileJournal: Journal {
 
     /// Writes `records` to a temporary file, fsyncs it, renames it over the journal and fsyncs the folder.
     public func rewrite(_ records: [[String: Any]]) throws {
-        var data = Data()
+        var bytes: [UInt8] = []
         for r in records {
-            data.append(try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys]))
-            data.append(0x0A)
+            try JSONText.append(r, to: &bytes)
+            bytes.append(0x0A)
         }
-        try AtomicFile.write(data, to: path)
+        try AtomicFile.write(Data(bytes), to: path)
         let fresh = open(path, O_RDWR | O_APPEND)
         guard fresh >= 0 else { throw FileError(path: path, problem: "cannot reopen the compacted journal (\(String(cString: strerror(errno))))") }
         close(fd)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Element types of the safetensors format that Ballast reads and writes.
 public enum DType: String, Sendable, CaseIterable {
@@ -93,40 +94,47 @@ public struct SafeTensorsFile: Sendable {
         guard Int(headerLen) <= data.count - 8 else {
             throw fail("header length \(headerLen) runs past the end of the file (\(data.count) bytes): truncated?")
         }
-        let headerBytes = data.subdata(in: data.startIndex + 8 ..< data.startIndex + 8 + Int(headerLen))
-        let json: Any
+        let members: [(String, JSONText.Value)]
         do {
-            json = try JSONSerialization.jsonObject(with: headerBytes)
-        } catch {
-            throw fail("header is not valid JSON")
+            let parsed = try data.withUnsafeBytes { raw in
+                try JSONText.parse(UnsafeRawBufferPointer(rebasing: raw[8 ..< 8 + Int(headerLen)]))
+            }
+            guard case .object(let m) = parsed else { throw fail("header is not a JSON object") }
+            members = m
+        } catch let e as JSONText.SyntaxError {
+            throw fail("header is not valid JSON (\(e.description))")
         }
-        guard let header = json as? [String: Any] else { throw fail("header is not a JSON object") }
+        /// A JSON number that is a whole count (2.0 is accepted, as JSONSerialization's NSNumber did).
+        func count(_ v: JSONText.Value) -> Int? {
+            guard case .number(let d, let exact) = v else { return nil }
+            if let exact { return exact }
+            return d == d.rounded() && abs(d) < 9e15 ? Int(d) : nil
+        }
+        func field(_ entry: [(String, JSONText.Value)], _ name: String) -> JSONText.Value? { entry.last { $0.0 == name }?.1 }
         let dataStart = 8 + Int(headerLen)
         let dataSize = data.count - dataStart
         var tensors: [String: Info] = [:]
         var metadata: [String: String] = [:]
-        for (key, value) in header {
+        for (key, value) in members {
             if key == "__metadata__" {
-                guard let m = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
+                guard case .object(let m) = value else { throw fail("__metadata__ is not an object") }
                 for (k, v) in m {
-                    guard let s = v as? String else { throw fail("__metadata__ value for \"\(k)\" is not a string") }
+                    guard case .string(let s) = v else { throw fail("__metadata__ value for \"\(k)\" is not a string") }
                     metadata[k] = s
                 }
                 continue
             }
-            guard let entry = value as? [String: Any] else { throw fail("entry \"\(key)\" is not an object") }
-            guard let dt = entry["dtype"] as? String else { throw fail("tensor \"\(key)\" has no dtype") }
+            guard case .object(let entry) = value else { throw fail("entry \"\(key)\" is not an object") }
+            guard case .string(let dt)? = field(entry, "dtype") else { throw fail("tensor \"\(key)\" has no dtype") }
             guard let dtype = DType(rawValue: dt) else { throw fail("tensor \"\(key)\" has unknown dtype \"\(dt)\"") }
-            guard let shapeAny = entry["shape"] as? [Any] else { throw fail("tensor \"\(key)\" has no shape list") }
+            guard case .array(let dims)? = field(entry, "shape") else { throw fail("tensor \"\(key)\" has no shape list") }
             var shape: [Int] = []
-            for d in shapeAny {
-                guard let n = d as? NSNumber, n.doubleValue == Double(n.intValue), n.intValue >= 0 else {
-                    throw fail("tensor \"\(key)\" has an invalid shape \(shapeAny)")
-                }
-                shape.append(n.intValue)
+            for d in dims {
+                guard let n = count(d), n >= 0 else { throw fail("tensor \"\(key)\" has an invalid shape \(dims.map { count($0).map(String.init) ?? "?" })") }
+                shape.append(n)
             }
-            guard let offs = entry["data_offsets"] as? [Any], offs.count == 2,
-                  let b = (offs[0] as? NSNumber)?.intValue, let e = (offs[1] as? NSNumber)?.intValue else {
+            guard case .array(let offs)? = field(entry, "data_offsets"), offs.count == 2,
+                  let b = count(offs[0]), let e = count(offs[1]) else {
                 throw fail("tensor \"\(key)\" has no valid data_offsets pair")
             }
             guard b >= 0, b <= e else { throw fail("tensor \"\(key)\" has data_offsets [\(b), \(e)] out of order") }
@@ -217,56 +225,73 @@ public enum SafeTensorsWriter {
     /// Serialises tensors (in the given order) with optional string metadata. The header is padded with
     /// spaces to a multiple of 8 bytes so that the data buffer is aligned.
     public static func encode(_ tensors: [(String, TensorData)], metadata: [String: String] = [:]) -> Data {
-        var entries: [(key: String, value: String)] = []
+        // Each top-level member's JSON text, then written in key order: the header is built as bytes
+        // because every wire frame carries one (string building was a visible share of a coordinator).
+        var entries: [(key: String, value: [UInt8])] = []
+        entries.reserveCapacity(tensors.count + 1)
         var offset = 0
         for (name, t) in tensors {
-            let shape = t.shape.map(String.init).joined(separator: ",")
-            entries.append((name, "{\"data_offsets\":[\(offset),\(offset + t.bytes.count)],\"dtype\":\(jsonString(t.dtype.rawValue)),\"shape\":[\(shape)]}"))
+            var v: [UInt8] = Array(#"{"data_offsets":["#.utf8)
+            v.append(contentsOf: String(offset).utf8)
+            v.append(0x2C)
+            v.append(contentsOf: String(offset + t.bytes.count).utf8)
+            v.append(contentsOf: #"],"dtype":"#.utf8)
+            JSONText.appendQuoted(t.dtype.rawValue, to: &v)
+            v.append(contentsOf: #","shape":["#.utf8)
+            for (i, d) in t.shape.enumerated() {
+                if i > 0 { v.append(0x2C) }
+                v.append(contentsOf: String(d).utf8)
+            }
+            v.append(contentsOf: "]}".utf8)
+            entries.append((name, v))
             offset += t.bytes.count
         }
         if !metadata.isEmpty {
-            let fields = metadata.sorted { keyOrder($0.key, $1.key) }.map { jsonString($0.key) + ":" + jsonString($0.value) }
-            entries.append(("__metadata__", "{" + fields.joined(separator: ",") + "}"))
+            var v: [UInt8] = [0x7B]
+            for (i, field) in sortedByKeyOrder(metadata.map { ($0.key, $0.value) }).enumerated() {
+                if i > 0 { v.append(0x2C) }
+                JSONText.appendQuoted(field.key, to: &v)
+                v.append(0x3A)
+                JSONText.appendQuoted(field.value, to: &v)
+            }
+            v.append(0x7D)
+            entries.append(("__metadata__", v))
         }
-        var json = Data(("{" + entries.sorted { keyOrder($0.key, $1.key) }.map { jsonString($0.key) + ":" + $0.value }.joined(separator: ",") + "}").utf8)
+        var json: [UInt8] = [0x7B]
+        for (i, entry) in sortedByKeyOrder(entries).enumerated() {
+            if i > 0 { json.append(0x2C) }
+            JSONText.appendQuoted(entry.key, to: &json)
+            json.append(0x3A)
+            json.append(contentsOf: entry.value)
+        }
+        json.append(0x7D)
         while json.count % 8 != 0 { json.append(0x20) }
         var out = Data(capacity: 8 + json.count + offset)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(json)
+        out.append(contentsOf: json)
         for (_, t) in tensors { out.append(t.bytes) }
         return out
     }
 
-    /// A JSON string literal written as Foundation's JSONSerialization writes it (sorted keys and this
-    /// escaping give the same header bytes, which the golden wire frames pin). Hand-written because
-    /// JSONSerialization was most of a coordinator's CPU time: every small frame carries such a header.
-    /// JSONSerialization's `sortedKeys` order: the system locale's collation with numeric search.
-    static func keyOrder(_ a: String, _ b: String) -> Bool {
-        a.compare(b, options: .numeric, range: nil, locale: systemLocale) == .orderedAscending
+    /// The order JSONSerialization's `sortedKeys` gives (the system locale's collation with numeric
+    /// search), which the golden wire frames pin. The collator is slow (it was most of a coordinator's
+    /// CPU with JSONSerialization gone), and a frame kind's keys are the same every time, so each set of
+    /// keys is sorted once and its order remembered.
+    static func sortedByKeyOrder<T>(_ items: [(key: String, value: T)]) -> [(key: String, value: T)] {
+        let keys = items.map(\.key)
+        if let order = keyOrderCache.withLock({ $0[keys] }) { return order.map { items[$0] } }
+        let order = items.indices.sorted {
+            items[$0].key.compare(items[$1].key, options: .numeric, range: nil, locale: systemLocale) == .orderedAscending
+        }
+        keyOrderCache.withLock { cache in
+            if cache.count >= 4096 { cache.removeAll() }  // bounded: keys from user data vary without end
+            cache[keys] = order
+        }
+        return order.map { items[$0] }
     }
 
     static let systemLocale = Locale(identifier: "")
-
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "/": out += "\\/"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case _ where u.value < 0x20:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    static let keyOrderCache = Mutex<[[String]: [Int]]>([:])
 
     /// Writes atomically: temporary file, fsync, rename, fsync of the directory.
     public static func write(_ tensors: [(String, TensorData)], metadata: [String: String] = [:], to path: String) throws {
