@@ -232,12 +232,18 @@ public enum JSONText {
         mutating func string() throws -> String {
             at += 1
             let start = at
-            // Fast path: no escapes; the bytes are validated as UTF-8 by String(validating:).
+            // Fast path: no escapes, and ASCII needs no UTF-8 validation (names and metadata usually are).
+            var ascii = true
             while at < bytes.count, bytes[at] != 0x22, bytes[at] != 0x5C {
                 guard bytes[at] >= 0x20 else { throw error("control character in a string") }
+                ascii = ascii && bytes[at] < 0x80
                 at += 1
             }
             guard at < bytes.count else { throw error("unterminated string") }
+            if ascii, bytes[at] == 0x22 {
+                defer { at += 1 }
+                return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<at]), as: UTF8.self)
+            }
             var out = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[start..<at]))
             while bytes[at] != 0x22 {
                 // At a backslash.
