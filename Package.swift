@@ -26,8 +26,8 @@ let package = Package(
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ", pkgConfig: "libzmq",
                        providers: [.apt(["libzmq3-dev"])]),
 
-        // Hardware CRC-32C (SSE4.2) for the wire format and TensorBoard records.
-        .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.unsafeFlags(["-msse4.2", "-O3"])]),
+        // Hardware CRC-32C (SSE4.2 crc32, PCLMUL to join streams) for the wire format and TensorBoard records.
+        .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.unsafeFlags(["-msse4.2", "-mpclmul", "-O3"])]),
         // Seeded random generators (xoshiro256**, SplitMix64): reproducible runs, no BLAS needed.
         .target(name: "BallastRandom", swiftSettings: fastMath),
         // Numeric core: kernels (forward + backward) on raw float buffers. No IO.

@@ -50,7 +50,22 @@ public struct TensorData: Sendable {
     /// The values of an I64 tensor (nil for any other dtype).
     public var int64s: [Int]? {
         guard dtype == .i64 else { return nil }
-        return bytes.withUnsafeBytes { $0.bindMemory(to: Int64.self).map(Int.init) }
+        return elements(Int64.self).map(Int.init)
+    }
+
+    /// The bytes as `T` values, copied out: decoded frames' tensors are views into the payload and not
+    /// aligned to their element size, so they must not be bound to `T` in place.
+    public func elements<T: BitwiseCopyable>(_: T.Type, from start: Int = 0, count: Int? = nil) -> [T] {
+        let n = count ?? bytes.count / MemoryLayout<T>.stride - start
+        precondition(start >= 0 && n >= 0 && (start + n) * MemoryLayout<T>.stride <= bytes.count)
+        guard n > 0 else { return [] }
+        return [T](unsafeUninitializedCapacity: n) { out, done in
+            bytes.withUnsafeBytes { raw in
+                UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress! + start * MemoryLayout<T>.stride,
+                                                                     byteCount: n * MemoryLayout<T>.stride)
+            }
+            done = n
+        }
     }
 }
 
@@ -176,7 +191,15 @@ public struct SafeTensorsFile: Sendable {
         return i
     }
 
-    /// Raw bytes of a tensor.
+    /// A tensor's bytes as a view of the file's buffer (no copy; not aligned to the element size, and
+    /// indices do not start at 0: read it through withUnsafeBytes and loadUnaligned).
+    public func slice(_ name: String) throws -> Data {
+        let i = try info(name)
+        let s = data.startIndex + dataStart
+        return data[s + i.range.lowerBound ..< s + i.range.upperBound]
+    }
+
+    /// Raw bytes of a tensor (a copy of its own).
     public func bytes(_ name: String) throws -> Data {
         let i = try info(name)
         let s = data.startIndex + dataStart

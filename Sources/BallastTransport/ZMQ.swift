@@ -111,7 +111,8 @@ public final class ZMQSocket: @unchecked Sendable {
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Parts at least this large are handed to libzmq without a copy (zmq_msg_init_data).
+    /// Parts at least this large are handed to libzmq without a copy (zmq_msg_init_data) and received
+    /// without one (the Data reads libzmq's buffer).
     public static let zeroCopyThreshold = 64 << 10
 
     /// Sends all parts as one multipart message. Returns false when a send timeout expired.
@@ -172,9 +173,26 @@ public final class ZMQSocket: @unchecked Sendable {
                 let id = zmq_msg_gets(&msg, "User-Id").map { String(cString: $0) }
                 peerRole = id?.isEmpty == false ? id : nil
             }
-            parts.append(Data(bytes: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
-            if zmq_msg_more(&msg) == 0 { return parts }
+            let more = zmq_msg_more(&msg) != 0
+            if zmq_msg_size(&msg) >= Self.zeroCopyThreshold {
+                parts.append(Self.adopt(&msg))
+            } else {
+                parts.append(Data(bytes: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
+            }
+            if !more { return parts }
         }
+    }
+
+    /// A large received part without a copy: the message moves to the heap and the Data reads its bytes
+    /// in place, closing the message when the last copy of the Data goes away. `msg` is left empty.
+    static func adopt(_ msg: inout zmq_msg_t) -> Data {
+        let owned = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
+        zmq_msg_init(owned)
+        zmq_msg_move(owned, &msg)
+        return Data(bytesNoCopy: zmq_msg_data(owned), count: zmq_msg_size(owned), deallocator: .custom { _, _ in
+            zmq_msg_close(owned)
+            owned.deallocate()
+        })
     }
 
     /// One multipart message if one is waiting, else nil (never blocks).

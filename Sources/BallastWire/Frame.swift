@@ -137,7 +137,7 @@ public struct Frame: Sendable {
         frame.metadata = file.metadata
         frame.tensors = try file.names.map { name in
             let info = try file.info(name)
-            return (name, TensorData(dtype: info.dtype, shape: info.shape, bytes: try file.bytes(name)))
+            return (name, TensorData(dtype: info.dtype, shape: info.shape, bytes: try file.slice(name)))  // views of the payload
         }
         return (frame, file)
     }

@@ -115,10 +115,14 @@ struct TensorBoardTests {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
         #expect(CRC32C.checksumReference(Array("123456789".utf8)) == 0xE306_9283)
         var rng = SeededRNG(seed: 8)
-        for n in [0, 1, 7, 8, 9, 63, 64, 1000, 4099] {
-            let bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-            #expect(CRC32C.checksum(bytes) == CRC32C.checksumReference(bytes), "length \(n)")
-            #expect(CRC32C.checksum(Data(bytes)) == CRC32C.checksumReference(bytes))
+        // Lengths on both sides of the three-stream blocks (3 × 256 and 3 × 4096 bytes), and unaligned starts.
+        for n in [0, 1, 7, 8, 9, 63, 64, 767, 768, 769, 1000, 4099, 12_287, 12_288, 12_289, 3 * 12_288 + 3 * 768 + 13] {
+            let bytes = (0..<n + 3).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            for start in 0..<3 {
+                let part = Array(bytes[start..<start + n])
+                #expect(CRC32C.checksum(part) == CRC32C.checksumReference(part), "length \(n), start \(start)")
+                #expect(CRC32C.checksum(Data(bytes)[start..<start + n]) == CRC32C.checksumReference(part))
+            }
         }
         let dir = NSTemporaryDirectory() + "ballast-tb-\(getpid())"
         let w = try TensorBoardWriter(directory: dir)

@@ -27,6 +27,28 @@ struct ZMQTests {
         #expect(reply == [Data("lease".utf8), Data([1, 2, 3])])
     }
 
+    @Test("large parts are received without a copy and stay intact after their sockets and context are gone")
+    func zeroCopyReceiveOutlivesTheSocket() throws {
+        var kept: [[Data]] = []
+        let sizes = [ZMQSocket.zeroCopyThreshold - 1, ZMQSocket.zeroCopyThreshold, 3 << 20]
+        func payload(_ n: Int, _ seed: Int) -> Data { Data((0..<n).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ seed) }) }
+        do {
+            let ctx = try ZMQContext()
+            let pull = try ctx.socket(.pull)
+            try pull.bind("tcp://127.0.0.1:*")
+            try pull.setReceiveTimeout(ms: 5000)
+            let push = try ctx.socket(.push)
+            try push.connect(pull.lastEndpoint)
+            for (i, n) in sizes.enumerated() {
+                try push.send([Data("head".utf8), payload(n, i), payload(n, i + 7)])
+                kept.append(try #require(try pull.receive()))
+            }
+        }
+        for (i, n) in sizes.enumerated() {
+            #expect(kept[i] == [Data("head".utf8), payload(n, i), payload(n, i + 7)])
+        }
+    }
+
     @Test("receive times out with nil; poll reports readiness")
     func timeoutsAndPoll() throws {
         let ctx = try ZMQContext()
