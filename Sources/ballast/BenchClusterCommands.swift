@@ -98,9 +98,11 @@ struct BenchCoordinator: ParsableCommand {
     @Option(help: "Prompts in the run's prompt set.") var prompts = 4096
     @Option(help: "Compact the journal into a snapshot every this many records (0: never, to compare).") var compactEvery = 10_000
     @Option(help: "Journal file (fsync'd on every record).") var journal = NSTemporaryDirectory() + "ballast-bench-coordinator.journal"
+    @Option(help: "Open loop: lease requests offered per second over all actors (default: closed loop, each actor always waiting on one).") var rate: Double?
 
     func run() throws {
         try failing {
+            if let rate, !(rate > 0) { throw ValidationError("--rate must be > 0") }
             try? FileManager.default.removeItem(atPath: journal)
             defer { try? FileManager.default.removeItem(atPath: journal) }
             guard prompts > 0, actors > 0, lease > 0, compactEvery >= 0 else { throw ValidationError("--prompts, --actors and --lease must be > 0, --compact-every >= 0") }
@@ -135,11 +137,29 @@ struct BenchCoordinator: ParsableCommand {
                 sentAt[i] = DispatchTime.now().uptimeNanoseconds
                 try sockets[i].send([readyFrames[i].envelope, readyFrames[i].payload])
             }
-            for i in 0..<actors { try ready(i) }
+            // Closed loop (no --rate): every actor always has one request in flight, which measures capacity;
+            // its latency is then only queueing (64 requests / throughput). Open loop (--rate R): requests
+            // are due every 1/R s and go out from an idle actor; latency counts from when a request was due,
+            // so a coordinator that falls behind is charged for the wait (no coordinated omission).
+            let interval = rate.map { 1e9 / $0 } ?? 0
+            var idle = Array((0..<actors).reversed())
+            var nextDue = Double(DispatchTime.now().uptimeNanoseconds)
+            func sendDue() throws {
+                let now = Double(DispatchTime.now().uptimeNanoseconds)
+                while nextDue <= now, let i = idle.popLast() {
+                    try ready(i)
+                    sentAt[i] = UInt64(nextDue)
+                    nextDue += interval
+                }
+            }
+            if rate == nil { while let i = idle.popLast() { try ready(i) } } else { try sendDue() }
             let start = Date()
             var leases = 0
             while Date().timeIntervalSince(start) < seconds {
-                for i in try ZMQSocket.poll(sockets, timeoutMS: 100) {
+                // The open loop wakes at least every millisecond (not spinning: it shares two cores with the
+                // coordinator); requests due meanwhile leave together, charged from their due times.
+                let wait = rate == nil || idle.isEmpty ? 100 : max(1, Int((nextDue - Double(DispatchTime.now().uptimeNanoseconds)) / 1e6))
+                for i in try ZMQSocket.poll(sockets, timeoutMS: wait) {
                     while let parts = try sockets[i].receiveNow(), parts.count == 2 {
                         let frame = try Frame.decode(envelope: parts[0], payload: parts[1]).0
                         guard frame.kind != .consumption else { continue }  // the answer to a report: nothing waits on it
@@ -150,15 +170,16 @@ struct BenchCoordinator: ParsableCommand {
                             let (e, p) = Consumption(policyVersion: 0, id: "sim-\(i)", epoch: answer.epoch, promptIDs: grant.promptIDs).frame().encode()
                             try sockets[i].send([e, p])
                         }
-                        try ready(i)
+                        if rate == nil { try ready(i) } else { idle.append(i) }
                     }
                 }
+                if rate != nil { try sendDue() }
             }
             let elapsed = Date().timeIntervalSince(start)
             flag.stop = true
             latencies.sort()
             func pct(_ q: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(q * Double(latencies.count)))] }
-            print("\(actors) simulated actors, leases of \(lease) prompts, journal with group commit (\(service.groups) fsync'd groups, \(fmt(Double(service.groupedMessages) / Double(max(service.groups, 1)), 1)) messages each): \(leases) leases in \(fmt(elapsed, 1)) s = \(fmt(Double(leases) / elapsed, 0)) leases/s "
+            print((rate.map { "open loop at \(fmt($0, 0)) requests/s: " } ?? "closed loop: ") + "\(actors) simulated actors, leases of \(lease) prompts, journal with group commit (\(service.groups) fsync'd groups, \(fmt(Double(service.groupedMessages) / Double(max(service.groups, 1)), 1)) messages each): \(leases) leases in \(fmt(elapsed, 1)) s = \(fmt(Double(leases) / elapsed, 0)) leases/s "
                   + "(\(fmt(Double(leases * lease) / elapsed, 0)) prompts/s); ready→lease latency p50 \(fmt(pct(0.5), 2)) ms, p99 \(fmt(pct(0.99), 2)) ms")
             Thread.sleep(forTimeInterval: 0.2)
             // What a restarted coordinator pays before it answers anyone: replaying the journal just written.
