@@ -73,7 +73,7 @@ public struct ActorCore {
         case .ok:
             guard let found = welcome.learner else { return .wait(seconds: 0.5, note: "the coordinator's welcome names no learner; asking again") }
             learner = found
-        case .wait: return .wait(seconds: 0.5, note: nil)
+        case .wait: return .wait(seconds: 0.1, note: nil)  // the learner is starting: it registers within moments
         }
         return next()
     }

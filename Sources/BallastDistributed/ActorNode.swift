@@ -178,7 +178,9 @@ public final class ActorNode {
             case .wait(let seconds, let note):
                 if let note { log(note) }
                 if core.learner == nil && !waiting { log("no learner registered yet; waiting"); waiting = true }
-                Thread.sleep(forTimeInterval: seconds)
+                // What ends a wait for work is the learner's next version (or the end of the run), so a
+                // notice cuts the wait short instead of leaving the actor asleep while the learner starves.
+                if let notices { _ = try? ZMQSocket.poll([notices], timeoutMS: Int(seconds * 1000)) } else { Thread.sleep(forTimeInterval: seconds) }
                 step = core.next()
             case .hello(let hello):
                 guard let reply = try coordinator.request(hello.frame(), timeout: 2, shouldStop: shouldStop) else { return false }

@@ -31,7 +31,7 @@ struct ActorCoreTests {
     func startUp() {
         var core = ActorCore(id: "a", host: "h", process: "p")
         #expect(core.next() == .hello(ActorHello(id: "a", host: "h")))
-        #expect(core.received(ActorWelcome(policyVersion: 0, state: .wait, learner: nil)) == .wait(seconds: 0.5, note: nil))
+        #expect(core.received(ActorWelcome(policyVersion: 0, state: .wait, learner: nil)) == .wait(seconds: 0.1, note: nil))
         #expect(core.next() == .hello(ActorHello(id: "a", host: "h")))
         #expect(core.received(ActorWelcome(policyVersion: 0, state: .ok, learner: learner)) == .fetch(.reference))
         #expect(core.obtained(.reference, version: 0) == .fetch(.scorer))
