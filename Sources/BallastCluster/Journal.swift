@@ -59,12 +59,13 @@ public final class FileJournal: Journal {
             guard ftruncate(fd, off_t(keep)) == 0, fsync(fd) == 0 else {
                 let msg = String(cString: strerror(errno))
                 close(fd)
+                fd = -1  // deinit runs after a throw from a complete init: it must not close a reused number
                 throw FileError(path: path, problem: "cannot cut the torn last record (\(msg))")
             }
         }
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     public func append(_ record: [String: Any]) throws {
         var line: [UInt8] = []
