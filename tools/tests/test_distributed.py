@@ -31,6 +31,9 @@ from harness import ROOT, ballast_bin, free_ports  # noqa: E402,F401
 BIN = ballast_bin()
 STEPS, BATCH, LEASE = 12, 8, 4
 LONG = 40  # steps of the runs that get a process killed part-way
+# The disk-full run: long enough that filling the disk after step 4 lands well before the end (40 steps
+# of these tiny models finish in about two seconds since actors wake on the learner's version notices).
+DISK_STEPS = 150
 
 
 @pytest.fixture(scope="module")
@@ -451,7 +454,7 @@ def test_disk_full_stops_cleanly_and_resumes_exactly(tmp_path, artifacts, small_
     finishes with every step once and every counted prompt trained exactly once."""
     out = (small_disk if writer == "learner" else tmp_path) / "out"
     journal = (tmp_path if writer == "learner" else small_disk) / "coordinator.journal"
-    cfg = write_config(tmp_path / "c.yaml", artifacts, out, steps=LONG, journal=str(journal))
+    cfg = write_config(tmp_path / "c.yaml", artifacts, out, steps=DISK_STEPS, journal=str(journal))
     r = Run(tmp_path, tmp_path / "c.yaml", cfg)
     try:
         r.coordinator(); r.learner(); r.actor("actor-0")
@@ -473,10 +476,10 @@ def test_disk_full_stops_cleanly_and_resumes_exactly(tmp_path, artifacts, small_
             r.learner(resume=(out / "checkpoint" / "trainer_state.json").exists())
         r.wait_learner()
         m = [x for x in metrics(out) if "trained_prompts" in x]
-        assert [x["step"] for x in m] == list(range(1, LONG + 1)), "every step once, up to train.steps"
+        assert [x["step"] for x in m] == list(range(1, DISK_STEPS + 1)), "every step once, up to train.steps"
         trained = [tuple(p) for x in m for p in x["trained_prompts"]]
-        assert len(trained) == LONG * BATCH and len(set(trained)) == len(trained), "every counted prompt trained exactly once"
+        assert len(trained) == DISK_STEPS * BATCH and len(set(trained)) == len(trained), "every counted prompt trained exactly once"
         st = r.status()
-        assert st["finished"] and st["completed"] == LONG * BATCH
+        assert st["finished"] and st["completed"] == DISK_STEPS * BATCH
     finally:
         r.stop()
