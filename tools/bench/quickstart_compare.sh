@@ -5,7 +5,9 @@
 # configs/quickstart.yaml, so both binaries run exactly the same stages (a config from a newer commit may
 # use keys the old binary does not know). Each side runs `launch local` as tools/quickstart.sh does, one
 # after the other on a quiet machine (about 50 minutes in all), and the script prints each stage's
-# seconds from the launcher's "[stage] done in" lines, the totals, peak RSS and the speed-up.
+# seconds from the launcher's "[stage] done in" lines, the totals, peak RSS and the speed-up. The two
+# runs are sequential: on a machine whose speed drifts, run it twice (or alternate one stage with
+# `ballast pipeline ... --until sft`) before trusting the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OLD=${1:-7c57d42}
