@@ -17,6 +17,10 @@ if [ ! -d "$WORK/old" ]; then git worktree add -f "$WORK/old" "$OLD" >/dev/null;
 git -C "$WORK/old" checkout -q "$OLD"
 CONFIG=${2:-$WORK/old/configs/quickstart.yaml}
 tools/install/deps.sh >/dev/null
+if [ ! -x /usr/bin/time ]; then  # GNU time reports the peak RSS
+    SUDO=""; if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq time >/dev/null
+fi
 (cd "$WORK/old" && swift build -c release --product ballast --scratch-path "$WORK/build-old" 2>&1 | tail -1)
 swift build -c release --product ballast 2>&1 | tail -1
 declare -A BIN=([old]="$WORK/build-old/release/ballast" [new]=".build/release/ballast")
