@@ -37,8 +37,8 @@ public final class MemoryJournal: Journal {
 
 /// One JSON object per line (written by `JSONText`, read by JSONSerialization). A crash or a full disk can
 /// leave the last line torn (no newline): opening the journal cuts that tail off before anything is
-/// appended, otherwise the next record would be glued onto the fragment and lost at the following replay. Any other line that does not parse is corruption
-/// and fails the replay rather than being skipped.
+/// appended, otherwise the next record would be glued onto the fragment and lost at the following replay.
+/// Any other line that does not parse is corruption and fails the replay rather than being skipped.
 public final class FileJournal: Journal {
     public let path: String
     /// Bytes of a torn last line removed when the journal was opened (0 when it ended cleanly).

@@ -40,6 +40,8 @@ public enum JSONText {
 
     /// Appends `s` as a JSON string literal, escaped as JSONSerialization escapes it (including `\/`),
     /// so that frame headers keep the bytes the golden wire frames pin.
+    static let hexDigits = Array("0123456789abcdef".utf8)
+
     public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
         out.append(0x22)
         for b in s.utf8 {
@@ -53,19 +55,11 @@ public enum JSONText {
             case 0x08: out.append(contentsOf: [0x5C, 0x62])
             case 0x0C: out.append(contentsOf: [0x5C, 0x66])
             case ..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
+                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigits[Int(b >> 4)], hexDigits[Int(b & 15)]])
             default: out.append(b)
             }
         }
         out.append(0x22)
-    }
-
-    public static func quoted(_ s: String) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(s.utf8.count + 2)
-        appendQuoted(s, to: &out)
-        return String(decoding: out, as: UTF8.self)
     }
 
     public struct UnsupportedValue: Error, CustomStringConvertible {

@@ -79,22 +79,19 @@ public struct SelectionJob {
         for m in [encoder, scorer] where !m.codec.sameText(as: codec) || m.config.vocabSize != sft.config.vocabSize {
             throw ConfigError("the encoder and scorer must share the SFT model's tokenizer and vocabulary (they read its token ids)")
         }
+        let promptIDs = try prompts.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
         var responses: [String] = []
         var start = 0
         while start < prompts.count {
-            let chunk = prompts[start..<min(start + batchSize, prompts.count)]
-            let ids = try chunk.map { try codec.promptIds(text: $0.prompt, messages: $0.messages) }
+            let ids = Array(promptIDs[start..<min(start + batchSize, prompts.count)])
             let room = sft.config.nPositions - (ids.map(\.count).max() ?? 0)
             let gens = try Generator(model: sft).generate(prompts: ids, options: SamplingOptions(greedy: true, maxNewTokens: min(maxNewTokens, room)))
             responses += gens.map { codec.decodeResponse($0.outputIds) }
-            start += chunk.count
+            start += ids.count
             progress("sft responses \(start)/\(prompts.count)")
         }
         // prompt then response and its end token: the form the scorer was trained on and scores rollouts in
-        let examples = try zip(prompts, responses).map { p, r in
-            let ids = try codec.promptIds(text: p.prompt, messages: p.messages)
-            return EncodedExample(tokens: ids + codec.responseIds(r), promptTokens: ids.count)
-        }
+        let examples = zip(promptIDs, responses).map { ids, r in EncodedExample(tokens: ids + codec.responseIds(r), promptTokens: ids.count) }
         var embeddings: [[Double]] = [], scores: [Double] = []
         start = 0
         while start < examples.count {

@@ -126,9 +126,8 @@ struct BenchCoordinator: ParsableCommand {
                 try s.connect(endpoint)
                 sockets.append(s)
             }
-            // Every actor keeps one ready request in flight; a lease is answered by a consumption
-            // report (one journal record each way, as in a real run) and, without waiting for its
-            // answer, the next ready: the client never blocks on one socket while others have replies.
+            // A lease is answered by a consumption report (one journal record each way, as in a real run)
+            // without waiting for its answer: the client never blocks on one socket while others have replies.
             var sentAt = [UInt64](repeating: 0, count: actors)
             var latencies: [Double] = []
             // An actor's ready request is the same message every time: encoded once, as a real actor could.
