@@ -66,11 +66,12 @@ struct RolloutAssembler {
     /// Queues a decoded message; one whose rows the model cannot take (token ids outside the vocabulary,
     /// sequences longer than the context) is rejected whole.
     mutating func offer(_ m: RolloutMessage) throws {
-        for (i, seq) in m.sequences.enumerated() {
-            guard seq.count <= positions else {
-                throw WireError.payload("rollout: row \(i) has \(seq.count) tokens, beyond the model's \(positions) positions")
+        for i in 0..<m.rows {
+            let row = m.tokens[m.tokenOffsets[i]..<m.tokenOffsets[i + 1]]
+            guard row.count <= positions else {
+                throw WireError.payload("rollout: row \(i) has \(row.count) tokens, beyond the model's \(positions) positions")
             }
-            if let t = seq.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
+            if let t = row.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
                 throw WireError.payload("rollout: row \(i) holds token id \(t), outside the vocabulary of \(vocabulary)")
             }
         }

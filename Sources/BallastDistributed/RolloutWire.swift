@@ -15,7 +15,8 @@ extension RolloutMessage {
 extension RolloutBatch {
     /// The batch a decoded (hence validated) message carries.
     public init(_ m: RolloutMessage) {
-        self.init(sequences: m.sequences, promptTokens: m.promptTokens, logp: m.logp, refLogp: m.refLogp, values: m.values, scores: m.scores,
-                  gold: m.gold, tasks: m.tasks, policyVersion: Int(m.policyVersion))
+        func rows<T>(_ column: [T], _ offsets: [Int]) -> [[T]] { RolloutMessage.rows(of: column, at: offsets) }
+        self.init(sequences: m.sequences, promptTokens: m.promptTokens, logp: rows(m.logp, m.responseOffsets), refLogp: rows(m.refLogp, m.responseOffsets),
+                  values: rows(m.values, m.responseOffsets), scores: m.scores, gold: m.gold, tasks: m.tasks, policyVersion: Int(m.policyVersion))
     }
 }

@@ -43,6 +43,7 @@ struct BenchTransfer: ParsableCommand {
     @Option(help: "Tokens per rollout row.") var tokens = 160
     @Option(help: "Model preset whose weights are sent.") var preset = "small"
     @Option var repeats = 3
+    @Option(help: "Measure only this payload (rollout or weights).") var only: String?
 
     func run() throws {
         try failing {
@@ -64,14 +65,27 @@ struct BenchTransfer: ParsableCommand {
             print("message sizes: rollout \(fmt(Double(rolloutParts.payload.count) / 1e6, 3)) MB (\(rows) rows × \(tokens) tokens), weights \(fmt(Double(weightParts.payload.count) / 1e6, 2)) MB (\(preset), \(model.parameterCount) parameters)")
             print(TextTable.left("payload", 10) + TextTable.right("messages", 10) + TextTable.right("ballast MB/s", 14) + TextTable.right("raw zmq MB/s", 14) + TextTable.right("ratio", 8))
             for (name, count, make, check) in [
-                ("rollout", 2000, { @Sendable () -> [Data] in let (e, p) = message.frame(sequence: 1).encode(); return [e, p] },
+                ("rollout", 2000, { @Sendable () -> [Data] in
+                    // from the batch, as an actor sends what it sampled
+                    let (e, p) = RolloutMessage(rollout, promptIDs: Array(0..<rows), epoch: 0, lease: 1, actor: "bench").frame(sequence: 1).encode()
+                    return [e, p] },
                  { @Sendable (parts: [Data]) throws in _ = RolloutBatch(try RolloutMessage(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0)) }),
                 ("weights", 60, { @Sendable () -> [Data] in let (e, p) = weights.encode(); return [e, p] },
                  { @Sendable (parts: [Data]) throws in
                      // into the model, as an actor receives a new policy version
                      receiver.value = try WeightsWire.model(from: try Weights(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0),
                                                             reuse: receiver.value) }),
-            ] as [(String, Int, @Sendable () -> [Data], @Sendable ([Data]) throws -> Void)] {
+            ] as [(String, Int, @Sendable () -> [Data], @Sendable ([Data]) throws -> Void)] where only == nil || only == name {
+                // The codec alone, on one thread: what each side adds to the bytes' trip.
+                let codecRuns = max(1, count / 4)
+                var t = DispatchTime.now().uptimeNanoseconds
+                var parts: [Data] = []
+                for _ in 0..<codecRuns { parts = make() }
+                let encodeMicros = Double(DispatchTime.now().uptimeNanoseconds - t) / 1e3 / Double(codecRuns)
+                t = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<codecRuns { try check(parts) }
+                let decodeMicros = Double(DispatchTime.now().uptimeNanoseconds - t) / 1e3 / Double(codecRuns)
+                print("\(name): encode \(fmt(encodeMicros, 1)) µs, decode \(fmt(decodeMicros, 1)) µs per message on one thread")
                 let raw = name == "rollout" ? [rolloutParts.envelope, rolloutParts.payload] : [weightParts.envelope, weightParts.payload]
                 var ours: [Double] = [], base: [Double] = []
                 for _ in 0..<repeats {

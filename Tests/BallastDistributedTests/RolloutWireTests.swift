@@ -28,6 +28,21 @@ struct RolloutWireTests {
         #expect(decoded.promptIDs == [11, 4] && decoded.epoch == 2 && decoded.lease == 5 && decoded.actor == "actor-1")
     }
 
+    @Test("tasks travel as indices into the distinct names, in order of first appearance")
+    func taskIndices() throws {
+        var b = batch()
+        b.sequences.append(b.sequences[0])
+        b.promptTokens.append(3)
+        for keyPath in [\RolloutBatch.logp, \RolloutBatch.refLogp, \RolloutBatch.values] { b[keyPath: keyPath].append(b[keyPath: keyPath][0]) }
+        b.scores.append(0)
+        b.gold.append(0)
+        b.tasks = ["sort", "qa", "sort"]
+        let frame = RolloutMessage(b, promptIDs: [1, 2, 3], epoch: 0, lease: 1, actor: "a").frame(sequence: 1)
+        #expect(frame.metadata["task_names"] == #"["sort","qa"]"#)
+        #expect(frame.tensors.first { $0.0 == "task_ids" }?.1.elements(Int32.self) == [0, 1, 0])
+        #expect(try RolloutMessage(frame: frame).tasks == ["sort", "qa", "sort"])
+    }
+
     @Test("inconsistent frames are rejected with a reason")
     func rejects() throws {
         func rejected(_ edit: (inout Frame) -> Void) -> Bool {
@@ -36,7 +51,11 @@ struct RolloutWireTests {
             do { _ = try RolloutMessage(frame: f); return false } catch let e as WireError { return e.label == "bad_payload" } catch { return false }
         }
         #expect(rejected { $0.tensors.removeAll { $0.0 == "values" } })
-        #expect(rejected { $0.metadata["tasks"] = "[\"qa\"]" })
+        #expect(rejected { $0.metadata["task_names"] = "[\"qa\"]" }, "row 2's task index 1 names no task")
+        #expect(rejected { $0.metadata["task_names"] = "[\"qa\", 3]" })
+        #expect(rejected { $0.tensors = $0.tensors.map { $0.0 == "task_ids" ? ($0.0, TensorData(int32s: [0, -1], shape: [2])) : $0 } })
+        #expect(rejected { $0.tensors = $0.tensors.map { $0.0 == "task_ids" ? ($0.0, TensorData(int32s: [0], shape: [1])) : $0 } })
+        #expect(rejected { $0.tensors.removeAll { $0.0 == "task_ids" } })
         #expect(rejected { $0.tensors = $0.tensors.map { $0.0 == "prompt_tokens" ? ($0.0, TensorData(int32s: [4, 2], shape: [2])) : $0 } })
         #expect(rejected { $0.tensors = $0.tensors.map { $0.0 == "prompt_ids" ? ($0.0, TensorData(int64s: [1])) : $0 } })
         #expect(rejected { $0.metadata["epoch"] = nil })

@@ -20,10 +20,11 @@ def test_python_reader_decodes_a_ballast_frame(tmp_path):
     ballast("wire", "sample", "--out", path)
     msg = wire_reader.decode_contiguous(path.read_bytes())
     assert (msg["kind"], msg["sequence"], msg["policy_version"]) == ("rollout", 3, 12)
-    assert msg["metadata"] == {"tasks": '["qa","reverse"]', "epoch": "0", "lease": "7", "actor": "actor-0"}
+    assert msg["metadata"] == {"task_names": '["qa","reverse"]', "epoch": "0", "lease": "7", "actor": "actor-0"}
     t = msg["tensors"]
     assert t["tokens"].tolist() == [256, 72, 105, 257, 256, 79, 107, 33, 257] and t["token_offsets"].tolist() == [0, 4, 9]
     assert t["prompt_tokens"].tolist() == [2, 2] and t["response_offsets"].tolist() == [0, 2, 5] and t["prompt_ids"].tolist() == [4, 9]
+    assert t["task_ids"].dtype == np.int32 and t["task_ids"].tolist() == [0, 1]
     assert t["logp"].dtype == np.float64 and t["logp"].tolist() == [-0.5, -1.25, -0.125, -2, -0.75]
     assert t["scores"].tolist() == [1.5, -0.25] and t["gold"].tolist() == [1, 0]
     assert wire_reader.crc32c(b"123456789") == 0xE3069283

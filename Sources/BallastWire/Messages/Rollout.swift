@@ -2,34 +2,42 @@ import BallastFormats
 import Foundation
 
 /// Kind `rollout`, actor → learner (PUSH/PULL): one leased batch of sampled responses with what the
-/// PPO update needs. Ragged rows travel flattened with offset tensors:
+/// PPO update needs. Ragged rows are held and sent as columns: each field flattened over all rows,
+/// with offset tensors marking where each row starts, so that encoding and decoding a message are a
+/// few bulk copies rather than one per row and field:
 ///
 /// tensors `tokens` I32 [Σ len] (prompt + response per row), `token_offsets` I64 [n+1],
 /// `prompt_tokens` I32 [n], `logp`, `ref_logp`, `values` F64 [Σ response len], `response_offsets`
-/// I64 [n+1], `scores`, `gold` F64 [n], `prompt_ids` I64 [n] (the prompt file index of each row);
-/// metadata `tasks` (JSON array of n strings), `epoch`, `lease`, `actor`. The envelope carries the
-/// policy version that sampled the rows.
+/// I64 [n+1], `scores`, `gold` F64 [n], `prompt_ids` I64 [n] (the prompt file index of each row),
+/// `task_ids` I32 [n] (each row's task as an index into `task_names`); metadata `task_names` (JSON
+/// array of the distinct task names, in order of first appearance), `epoch`, `lease`, `actor`. The
+/// envelope carries the policy version that sampled the rows.
 public struct RolloutMessage: WireMessage, Equatable {
     public static let kind = MessageKind.rollout
     public var policyVersion: UInt64
-    public var sequences: [[Int32]]
+    /// Row r's tokens ([BOS] prompt response) are `tokens[tokenOffsets[r]..<tokenOffsets[r + 1]]`.
+    public var tokens: [Int32]
+    public var tokenOffsets: [Int]
     public var promptTokens: [Int]
-    /// Per response token: log-prob under the sampling policy and the reference, the critic's value.
-    public var logp: [[Double]], refLogp: [[Double]], values: [[Double]]
+    /// Per response token, row r's at `responseOffsets[r]..<responseOffsets[r + 1]`: log-prob under the
+    /// sampling policy and the reference, the critic's value.
+    public var logp: [Double], refLogp: [Double], values: [Double]
+    public var responseOffsets: [Int]
     public var scores: [Double], gold: [Double]
     public var tasks: [String]
     public var promptIDs: [Int]
     public var epoch: Int, lease: Int
     public var actor: String
 
+    /// From rows (flattened here: the one copy an actor makes).
     public init(policyVersion: UInt64, sequences: [[Int32]], promptTokens: [Int], logp: [[Double]], refLogp: [[Double]], values: [[Double]],
                 scores: [Double], gold: [Double], tasks: [String], promptIDs: [Int], epoch: Int, lease: Int, actor: String) {
         self.policyVersion = policyVersion
-        self.sequences = sequences
+        (tokens, tokenOffsets) = Self.flatten(sequences)
         self.promptTokens = promptTokens
-        self.logp = logp
-        self.refLogp = refLogp
-        self.values = values
+        (self.logp, responseOffsets) = Self.flatten(logp)
+        self.refLogp = Self.flatten(refLogp).0
+        self.values = Self.flatten(values).0
         self.scores = scores
         self.gold = gold
         self.tasks = tasks
@@ -41,30 +49,69 @@ public struct RolloutMessage: WireMessage, Equatable {
 
     public var rows: Int { scores.count }
 
-    public var payload: WirePayload {
-        // Each ragged field is written row by row straight into its tensor's bytes (one copy).
-        func flat<T: BitwiseCopyable>(_ rows: [[T]], _ dtype: DType) -> TensorData {
-            let total = rows.reduce(0) { $0 + $1.count }
-            var d = Data(capacity: total * MemoryLayout<T>.stride)
-            for row in rows { row.withUnsafeBytes { d.append(contentsOf: $0) } }
-            return TensorData(dtype: dtype, shape: [total], bytes: d)
+    /// The token rows (setting them rewrites `tokens` and `tokenOffsets`).
+    public var sequences: [[Int32]] {
+        get { Self.rows(of: tokens, at: tokenOffsets) }
+        set { (tokens, tokenOffsets) = Self.flatten(newValue) }
+    }
+
+    /// Splits a column at its offsets (n + 1 of them) into n rows.
+    @inlinable public static func rows<T>(of column: [T], at offsets: [Int]) -> [[T]] {
+        (0..<max(offsets.count - 1, 0)).map { Array(column[offsets[$0]..<offsets[$0 + 1]]) }
+    }
+
+    @usableFromInline static func flatten<T>(_ rows: [[T]]) -> ([T], [Int]) {
+        var column: [T] = [], offsets = [0]
+        column.reserveCapacity(rows.reduce(0) { $0 + $1.count })
+        offsets.reserveCapacity(rows.count + 1)
+        for row in rows {
+            column.append(contentsOf: row)
+            offsets.append(column.count)
         }
-        func f64(_ xs: [Double]) -> TensorData { TensorData(dtype: .f64, shape: [xs.count], bytes: xs.withUnsafeBufferPointer { Data(buffer: $0) }) }
-        func offsets(_ lengths: [Int]) -> [Int] { lengths.reduce(into: [0]) { $0.append($0.last! + $1) } }
-        var tasksJSON: [UInt8] = []
-        try? JSONText.append(tasks, to: &tasksJSON)
+        return (column, offsets)
+    }
+
+    /// Whether no element is NaN or ±∞ (all exponent bits set), as a branch-free integer max that the
+    /// compiler vectorises: an early-exit scan was a visible share of decoding a rollout.
+    static func allFinite(_ xs: [Double]) -> Bool {
+        let exponent: UInt64 = 0x7FF0_0000_0000_0000
+        var most: UInt64 = 0
+        for x in xs { most = max(most, x.bitPattern & exponent) }
+        return most != exponent
+    }
+
+    public var payload: WirePayload {
+        func tensor<T: BitwiseCopyable>(_ xs: [T], _ dtype: DType) -> TensorData {
+            TensorData(dtype: dtype, shape: [xs.count], bytes: xs.withUnsafeBufferPointer { Data(buffer: $0) })
+        }
+        // Tasks as indices into the few distinct names: per-row text in the header was a third of the
+        // decoding time (a JSON array escaped inside the JSON header, then parsed twice).
+        var names: [String] = [], index: [String: Int32] = [:]
+        let taskIDs = tasks.map { task in
+            if let i = index[task] { return i }
+            names.append(task)
+            index[task] = Int32(names.count - 1)
+            return Int32(names.count - 1)
+        }
+        var namesJSON: [UInt8] = [0x5B]
+        for (i, name) in names.enumerated() {
+            if i > 0 { namesJSON.append(0x2C) }
+            JSONText.appendQuoted(name, to: &namesJSON)
+        }
+        namesJSON.append(0x5D)
         return WirePayload(tensors: [
-            ("tokens", flat(sequences, .i32)),
-            ("token_offsets", TensorData(int64s: offsets(sequences.map(\.count)))),
-            ("prompt_tokens", TensorData(int32s: promptTokens.map(Int32.init), shape: [promptTokens.count])),
-            ("logp", flat(logp, .f64)),
-            ("ref_logp", flat(refLogp, .f64)),
-            ("values", flat(values, .f64)),
-            ("response_offsets", TensorData(int64s: offsets(logp.map(\.count)))),
-            ("scores", f64(scores)),
-            ("gold", f64(gold)),
+            ("tokens", tensor(tokens, .i32)),
+            ("token_offsets", TensorData(int64s: tokenOffsets)),
+            ("prompt_tokens", tensor(promptTokens.map(Int32.init), .i32)),
+            ("logp", tensor(logp, .f64)),
+            ("ref_logp", tensor(refLogp, .f64)),
+            ("values", tensor(values, .f64)),
+            ("response_offsets", TensorData(int64s: responseOffsets)),
+            ("scores", tensor(scores, .f64)),
+            ("gold", tensor(gold, .f64)),
             ("prompt_ids", TensorData(int64s: promptIDs)),
-        ], metadata: ["tasks": String(decoding: tasksJSON, as: UTF8.self), "epoch": "\(epoch)", "lease": "\(lease)", "actor": actor])
+            ("task_ids", tensor(taskIDs, .i32)),
+        ], metadata: ["task_names": String(decoding: namesJSON, as: UTF8.self), "epoch": "\(epoch)", "lease": "\(lease)", "actor": actor])
     }
 
     /// Checks that every array agrees with the offsets and the row count.
@@ -75,7 +122,9 @@ public struct RolloutMessage: WireMessage, Equatable {
             guard x.dtype == dtype, x.shape.count == 1 else { throw r.fail(name, "must be a 1-D \(dtype.rawValue) tensor") }
             return x
         }
-        let tokens = try need("tokens", .i32), logp = try need("logp", .f64), ref = try need("ref_logp", .f64), values = try need("values", .f64)
+        let tokens = try need("tokens", .i32).elements(Int32.self)
+        let logp = try need("logp", .f64).elements(Double.self), ref = try need("ref_logp", .f64).elements(Double.self)
+        let values = try need("values", .f64).elements(Double.self)
         let tokOff = try r.int64s("token_offsets"), respOff = try r.int64s("response_offsets")
         let scores = try need("scores", .f64).elements(Double.self), gold = try need("gold", .f64).elements(Double.self)
         let prompt = try need("prompt_tokens", .i32).elements(Int32.self), ids = try r.int64s("prompt_ids")
@@ -84,37 +133,49 @@ public struct RolloutMessage: WireMessage, Equatable {
         func valid(_ off: [Int], _ total: Int) -> Bool {
             off.count == n + 1 && off.first == 0 && off.last == total && zip(off, off.dropFirst()).allSatisfy { $0 <= $1 }
         }
-        let responseTokens = logp.shape[0]
-        guard valid(tokOff, tokens.shape[0]), valid(respOff, responseTokens), ref.shape[0] == responseTokens, values.shape[0] == responseTokens,
+        guard valid(tokOff, tokens.count), valid(respOff, logp.count), ref.count == logp.count, values.count == logp.count,
               gold.count == n, prompt.count == n, ids.count == n else {
             throw WireError.payload("rollout: array lengths disagree with the offsets")
         }
-        let taskList: [String]? = r.optional("tasks").flatMap { text in
+        let names: [String]? = r.optional("task_names").flatMap { text in
             guard case .array(let items)? = try? JSONText.parse(Data(text.utf8)) else { return nil }
             let names = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
             return names.count == items.count ? names : nil
         }
-        guard let tasks = taskList, tasks.count == n else { throw r.fail("tasks", "must be a JSON array of \(n) strings") }
+        guard let names else { throw r.fail("task_names", "must be a JSON array of strings") }
+        let taskIDs = try need("task_ids", .i32).elements(Int32.self)
+        guard taskIDs.count == n else { throw r.fail("task_ids", "must hold one index per row (\(n))") }
+        if let bad = taskIDs.first(where: { $0 < 0 || Int($0) >= names.count }) {
+            throw r.fail("task_ids", "holds \(bad), not an index into the \(names.count) task names")
+        }
         // NaN or infinite log-probs, values or scores would poison the update and then the saved weights;
         // a gold of NaN means "no gold score" and passes.
-        func rows<T: BitwiseCopyable>(_ t: TensorData, _ off: [Int], _: T.Type) -> [[T]] {
-            (0..<n).map { t.elements(T.self, from: off[$0], count: off[$0 + 1] - off[$0]) }
+        for (name, xs) in [("logp", logp), ("ref_logp", ref), ("values", values), ("scores", scores)] where !Self.allFinite(xs) {
+            throw r.fail(name, "holds a non-finite number: \(xs.first { !$0.isFinite }!)")
         }
-        let logpRows = rows(logp, respOff, Double.self), refRows = rows(ref, respOff, Double.self), valueRows = rows(values, respOff, Double.self)
-        for (name, xs) in [("logp", logpRows), ("ref_logp", refRows), ("values", valueRows), ("scores", [scores]), ("gold", [gold.filter { !$0.isNaN }])] {
-            for row in xs { if let x = row.first(where: { !$0.isFinite }) { throw r.fail(name, "holds a non-finite number: \(x)") } }
-        }
-        let seqs = rows(tokens, tokOff, Int32.self)
+        if let x = gold.first(where: { $0.isInfinite }) { throw r.fail("gold", "holds a non-finite number: \(x)") }
         for i in 0..<n {
-            let response = respOff[i + 1] - respOff[i]
-            guard prompt[i] >= 1, response >= 1, Int(prompt[i]) + response == seqs[i].count else {
+            let response = respOff[i + 1] - respOff[i], length = tokOff[i + 1] - tokOff[i]
+            guard prompt[i] >= 1, response >= 1, Int(prompt[i]) + response == length else {
                 throw WireError.payload("rollout: row \(i): a prompt of \(prompt[i]) and a response of \(response) tokens "
-                                        + "(each at least 1) do not make its \(seqs[i].count)-token sequence")
+                                        + "(each at least 1) do not make its \(length)-token sequence")
             }
         }
         guard policyVersion <= UInt64(Int.max) else { throw r.fail("policy_version", "is out of range: \(policyVersion)") }
-        self.init(policyVersion: policyVersion, sequences: seqs, promptTokens: prompt.map(Int.init), logp: logpRows,
-                  refLogp: refRows, values: valueRows, scores: scores, gold: gold, tasks: tasks, promptIDs: ids,
-                  epoch: try r.int("epoch"), lease: try r.int("lease"), actor: try r.string("actor"))
+        self.policyVersion = policyVersion
+        self.tokens = tokens
+        self.tokenOffsets = tokOff
+        self.promptTokens = prompt.map(Int.init)
+        self.logp = logp
+        self.refLogp = ref
+        self.values = values
+        self.responseOffsets = respOff
+        self.scores = scores
+        self.gold = gold
+        self.tasks = taskIDs.map { names[Int($0)] }
+        self.promptIDs = ids
+        self.epoch = try r.int("epoch")
+        self.lease = try r.int("lease")
+        self.actor = try r.string("actor")
     }
 }
