@@ -257,13 +257,19 @@ public final class LearnerNode {
             }
             throw error
         }
-        try trainer.checkpoint()
-        lastCheckpoint = "step \(trainer.step)"
-        checkpointStep = trainer.step
+        // The last step's checkpoint is already written by the trainer (it was written twice, 0.4 s of a
+        // short run's tail); a stop between checkpoints, or before the first step, still writes one.
+        if trainer.step > checkpointStep || trainer.step == 0 {
+            try trainer.checkpoint()
+            lastCheckpoint = "step \(trainer.step)"
+            checkpointStep = trainer.step
+        }
         try hello(attempts: 2)
         try publishVersion()
         if coordinatorFinished {
-            Thread.sleep(forTimeInterval: 0.3)  // let the finished notice leave before the socket closes
+            // The finished notice leaves when the process ends and its context terminates, waiting for
+            // delivery at most this long (instead of a fixed sleep).
+            try publisher.setLinger(milliseconds: 1000)
             guard trainer.step >= config.optim.steps else {
                 throw ConfigError("the coordinator counted the whole prompt budget but this learner trained \(trainer.step) of \(config.optim.steps) steps "
                                   + "(prompts counted and never trained: a learner restarted against a coordinator journal newer than its checkpoint?)")

@@ -46,7 +46,7 @@ public final class ZMQSocket: @unchecked Sendable {
         guard let h = zmq_socket(context.handle, kind.rawValue) else { throw ZMQError.last("zmq_socket") }
         handle = h
         self.context = context
-        try setInt(17 /* ZMQ_LINGER */, 0)  // never block process exit on unsent messages
+        try setLinger(milliseconds: 0)  // never block process exit on unsent messages
         try setKeepalive(idleSeconds: Self.keepaliveIdleSeconds, intervalSeconds: Self.keepaliveIntervalSeconds, probes: Self.keepaliveProbes)
     }
 
@@ -69,6 +69,10 @@ public final class ZMQSocket: @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// How long closing the socket (and terminating its context) waits to deliver queued messages;
+    /// sockets start at 0, so that nothing unsent holds up a process's exit.
+    public func setLinger(milliseconds: Int32) throws { try setInt(17 /* ZMQ_LINGER */, milliseconds) }
 
     public func close() {
         if !closed { zmq_close(handle); closed = true }
