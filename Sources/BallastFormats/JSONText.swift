@@ -44,19 +44,36 @@ public enum JSONText {
 
     public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
         out.append(0x22)
+        // Names and numbers need no escape: copied whole (byte by byte was a visible share of every frame).
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x2F }) {
+            out.append(contentsOf: s.utf8)
+            out.append(0x22)
+            return
+        }
         for b in s.utf8 {
+            let escape: UInt8?
             switch b {
-            case 0x22: out.append(contentsOf: [0x5C, 0x22])
-            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-            case 0x2F: out.append(contentsOf: [0x5C, 0x2F])
-            case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
-            case 0x0D: out.append(contentsOf: [0x5C, 0x72])
-            case 0x09: out.append(contentsOf: [0x5C, 0x74])
-            case 0x08: out.append(contentsOf: [0x5C, 0x62])
-            case 0x0C: out.append(contentsOf: [0x5C, 0x66])
+            case 0x22, 0x5C, 0x2F: escape = b
+            case 0x0A: escape = 0x6E
+            case 0x0D: escape = 0x72
+            case 0x09: escape = 0x74
+            case 0x08: escape = 0x62
+            case 0x0C: escape = 0x66
             case ..<0x20:
-                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigits[Int(b >> 4)], hexDigits[Int(b & 15)]])
-            default: out.append(b)
+                out.append(0x5C)
+                out.append(0x75)
+                out.append(0x30)
+                out.append(0x30)
+                out.append(hexDigits[Int(b >> 4)])
+                out.append(hexDigits[Int(b & 15)])
+                continue
+            default: escape = nil
+            }
+            if let escape {
+                out.append(0x5C)
+                out.append(escape)
+            } else {
+                out.append(b)
             }
         }
         out.append(0x22)

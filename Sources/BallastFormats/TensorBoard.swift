@@ -91,6 +91,8 @@ public enum CRC32C {
         data.withUnsafeBytes { ballast_crc32c(0, $0.baseAddress, $0.count) }
     }
 
+    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 { ballast_crc32c(0, bytes.baseAddress, bytes.count) }
+
     /// Checksum of a Data buffer without copying it.
     public static func checksum(_ data: Data) -> UInt32 {
         data.withUnsafeBytes { ballast_crc32c(0, $0.baseAddress, $0.count) }

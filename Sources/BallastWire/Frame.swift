@@ -87,16 +87,18 @@ public struct Frame: Sendable {
     /// Envelope and payload as separate buffers (the two parts of a ZeroMQ multipart message).
     public func encode() -> (envelope: Data, payload: Data) {
         let payload = tensors.isEmpty && metadata.isEmpty ? Data() : SafeTensorsWriter.encode(tensors, metadata: metadata)
-        var env = [UInt8](repeating: 0, count: Self.envelopeSize)
-        env.replaceSubrange(0..<4, with: Self.magic)
-        Self.put(&env, 4, UInt64(Self.version), 2)
-        Self.put(&env, 6, UInt64(kind.rawValue), 2)
-        Self.put(&env, 8, sequence, 8)
-        Self.put(&env, 16, policyVersion, 8)
-        Self.put(&env, 24, UInt64(payload.count), 8)
-        Self.put(&env, 32, UInt64(CRC32C.checksum(payload)), 4)
-        Self.put(&env, 36, UInt64(CRC32C.checksum(Array(env[0..<36]))), 4)
-        return (Data(env), payload)
+        var env = Data(count: Self.envelopeSize)
+        env.withUnsafeMutableBytes { b in
+            b.copyBytes(from: Self.magic)
+            b.storeBytes(of: Self.version.littleEndian, toByteOffset: 4, as: UInt16.self)
+            b.storeBytes(of: kind.rawValue.littleEndian, toByteOffset: 6, as: UInt16.self)
+            b.storeBytes(of: sequence.littleEndian, toByteOffset: 8, as: UInt64.self)
+            b.storeBytes(of: policyVersion.littleEndian, toByteOffset: 16, as: UInt64.self)
+            b.storeBytes(of: UInt64(payload.count).littleEndian, toByteOffset: 24, as: UInt64.self)
+            b.storeBytes(of: CRC32C.checksum(payload).littleEndian, toByteOffset: 32, as: UInt32.self)
+            b.storeBytes(of: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<36])).littleEndian, toByteOffset: 36, as: UInt32.self)
+        }
+        return (env, payload)
     }
 
     /// Envelope followed by payload in one buffer (what a frame looks like on disk).
@@ -105,30 +107,39 @@ public struct Frame: Sendable {
         return e + p
     }
 
-    static func put(_ b: inout [UInt8], _ at: Int, _ v: UInt64, _ n: Int) {
-        for i in 0..<n { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
-    }
+    /// The envelope's fields, read in place (little-endian, unaligned).
+    struct Envelope {
+        var magicOK: Bool, headerCRC: UInt32, computedHeaderCRC: UInt32, reserved: UInt64
+        var version: UInt16, kind: UInt16, sequence: UInt64, policyVersion: UInt64, length: UInt64, payloadCRC: UInt32
 
-    static func get(_ b: [UInt8], _ at: Int, _ n: Int) -> UInt64 {
-        (0..<n).reduce(UInt64(0)) { $0 | UInt64(b[at + $1]) << (8 * UInt64($1)) }
+        init(_ b: UnsafeRawBufferPointer) {
+            func load<T: FixedWidthInteger>(_ at: Int, _: T.Type) -> T { T(littleEndian: b.loadUnaligned(fromByteOffset: at, as: T.self)) }
+            magicOK = b[0] == Frame.magic[0] && b[1] == Frame.magic[1] && b[2] == Frame.magic[2] && b[3] == Frame.magic[3]
+            headerCRC = load(36, UInt32.self)
+            computedHeaderCRC = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<36]))
+            reserved = load(40, UInt64.self)
+            version = load(4, UInt16.self)
+            kind = load(6, UInt16.self)
+            sequence = load(8, UInt64.self)
+            policyVersion = load(16, UInt64.self)
+            length = load(24, UInt64.self)
+            payloadCRC = load(32, UInt32.self)
+        }
     }
 
     /// Decodes and validates a frame; returns the frame and its payload as a readable safetensors file.
     public static func decode(envelope: Data, payload: Data, maxPayload: Int = defaultMaxPayload) throws -> (Frame, SafeTensorsFile?) {
-        let env = [UInt8](envelope)
-        guard env.count >= envelopeSize else { throw WireError.tooShort(env.count) }
-        guard Array(env[0..<4]) == magic else { throw WireError.badMagic }
-        guard UInt32(get(env, 36, 4)) == CRC32C.checksum(Array(env[0..<36])) else { throw WireError.headerChecksum }
-        guard get(env, 40, 8) == 0 else { throw WireError.reservedNotZero }
-        let version = UInt16(get(env, 4, 2))
-        guard version == Self.version else { throw WireError.unsupportedVersion(version) }
-        let rawKind = UInt16(get(env, 6, 2))
-        guard let kind = MessageKind(rawValue: rawKind) else { throw WireError.unknownKind(rawKind) }
-        let length = get(env, 24, 8)
-        guard length <= UInt64(maxPayload) else { throw WireError.oversize(length, limit: maxPayload) }
-        guard length == UInt64(payload.count) else { throw WireError.lengthMismatch(declared: length, received: payload.count) }
-        guard UInt32(get(env, 32, 4)) == CRC32C.checksum(payload) else { throw WireError.payloadChecksum }
-        var frame = Frame(kind: kind, sequence: get(env, 8, 8), policyVersion: get(env, 16, 8))
+        guard envelope.count >= envelopeSize else { throw WireError.tooShort(envelope.count) }
+        let env = envelope.withUnsafeBytes { Envelope($0) }
+        guard env.magicOK else { throw WireError.badMagic }
+        guard env.headerCRC == env.computedHeaderCRC else { throw WireError.headerChecksum }
+        guard env.reserved == 0 else { throw WireError.reservedNotZero }
+        guard env.version == Self.version else { throw WireError.unsupportedVersion(env.version) }
+        guard let kind = MessageKind(rawValue: env.kind) else { throw WireError.unknownKind(env.kind) }
+        guard env.length <= UInt64(maxPayload) else { throw WireError.oversize(env.length, limit: maxPayload) }
+        guard env.length == UInt64(payload.count) else { throw WireError.lengthMismatch(declared: env.length, received: payload.count) }
+        guard env.payloadCRC == CRC32C.checksum(payload) else { throw WireError.payloadChecksum }
+        var frame = Frame(kind: kind, sequence: env.sequence, policyVersion: env.policyVersion)
         guard !payload.isEmpty else { return (frame, nil) }
         let file: SafeTensorsFile
         do { file = try SafeTensorsFile(data: payload, name: "frame \(frame.sequence)") } catch let e as FileError {

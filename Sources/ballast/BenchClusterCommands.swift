@@ -38,12 +38,12 @@ func loopbackThroughput(messages: Int, encode: @escaping @Sendable () -> [Data],
 struct BenchTransfer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transfer",
-        abstract: "Rollout and weight transfer over tcp loopback: Ballast frames (encode, send, receive, decode + validate) against raw libzmq with the same bytes.")
+        abstract: "Rollout, control-message and weight transfer over tcp loopback: Ballast frames (encode, send, receive, decode + validate) against raw libzmq with the same bytes.")
     @Option(help: "Rollout rows per message.") var rows = 64
     @Option(help: "Tokens per rollout row.") var tokens = 160
     @Option(help: "Model preset whose weights are sent.") var preset = "small"
     @Option var repeats = 3
-    @Option(help: "Measure only this payload (rollout or weights).") var only: String?
+    @Option(help: "Measure only this payload (rollout, consumption or weights).") var only: String?
 
     func run() throws {
         try failing {
@@ -70,6 +70,11 @@ struct BenchTransfer: ParsableCommand {
                     let (e, p) = RolloutMessage(rollout, promptIDs: Array(0..<rows), epoch: 0, lease: 1, actor: "bench").frame(sequence: 1).encode()
                     return [e, p] },
                  { @Sendable (parts: [Data]) throws in _ = RolloutBatch(try RolloutMessage(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0)) }),
+                // A small control message (the coordinator's traffic: per-message costs, not bytes).
+                ("consumption", 20000, { @Sendable () -> [Data] in
+                    let (e, p) = Consumption(policyVersion: 3, id: "learner-0f3c", epoch: 0, promptIDs: Array(8..<16), request: "e0-l1-p8-8", step: 4).frame(sequence: 1).encode()
+                    return [e, p] },
+                 { @Sendable (parts: [Data]) throws in _ = try Consumption(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0) }),
                 ("weights", 60, { @Sendable () -> [Data] in let (e, p) = weights.encode(); return [e, p] },
                  { @Sendable (parts: [Data]) throws in
                      // into the model, as an actor receives a new policy version
@@ -86,7 +91,7 @@ struct BenchTransfer: ParsableCommand {
                 for _ in 0..<codecRuns { try check(parts) }
                 let decodeMicros = Double(DispatchTime.now().uptimeNanoseconds - t) / 1e3 / Double(codecRuns)
                 print("\(name): encode \(fmt(encodeMicros, 1)) µs, decode \(fmt(decodeMicros, 1)) µs per message on one thread")
-                let raw = name == "rollout" ? [rolloutParts.envelope, rolloutParts.payload] : [weightParts.envelope, weightParts.payload]
+                let raw = name == "weights" ? [weightParts.envelope, weightParts.payload] : make()
                 var ours: [Double] = [], base: [Double] = []
                 for _ in 0..<repeats {
                     let a = try loopbackThroughput(messages: count, encode: make, decode: check)
