@@ -1,3 +1,4 @@
+import CCRC32C
 import Foundation
 import Synchronization
 
@@ -66,6 +67,33 @@ public struct TensorData: Sendable {
             }
             done = n
         }
+    }
+}
+
+/// Large encode buffers kept for reuse. A fresh multi-megabyte allocation comes from mmap (or a thread
+/// arena trimmed back to the OS), so every weights frame paid a page fault per 4 KiB as it was written:
+/// half of encoding a 13 MB policy. At most two buffers are kept (one being sent while the next is written).
+enum PayloadBuffers {
+    struct Buffer: @unchecked Sendable { let pointer: UnsafeMutableRawPointer, capacity: Int }
+    static let reuseFrom = 1 << 20, kept = 2
+    static let free = Mutex<[Buffer]>([])
+
+    static func take(_ bytes: Int) -> Buffer {
+        if bytes >= reuseFrom, let b = free.withLock({ list -> Buffer? in
+            // one that fits without wasting more than half of it
+            guard let i = list.firstIndex(where: { $0.capacity >= bytes && $0.capacity <= 2 * bytes }) else { return nil }
+            return list.remove(at: i)
+        }) { return b }
+        return Buffer(pointer: .allocate(byteCount: max(bytes, 1), alignment: 64), capacity: max(bytes, 1))
+    }
+
+    static func give(_ b: Buffer) {
+        let kept = b.capacity >= reuseFrom && free.withLock { list -> Bool in
+            if list.count >= Self.kept { list.removeFirst().pointer.deallocate() }  // the oldest goes
+            list.append(b)
+            return true
+        }
+        if !kept { b.pointer.deallocate() }
     }
 }
 
@@ -248,6 +276,16 @@ public enum SafeTensorsWriter {
     /// Serialises tensors (in the given order) with optional string metadata. The header is padded with
     /// spaces to a multiple of 8 bytes so that the data buffer is aligned.
     public static func encode(_ tensors: [(String, TensorData)], metadata: [String: String] = [:]) -> Data {
+        encode(tensors, metadata: metadata, checksummed: false).payload
+    }
+
+    /// The payload and its CRC-32C, computed while the bytes are copied (block by block, so the checksum
+    /// reads what the copy just left in cache instead of making a second pass over a large payload).
+    public static func encodeChecksummed(_ tensors: [(String, TensorData)], metadata: [String: String] = [:]) -> (payload: Data, crc32c: UInt32) {
+        encode(tensors, metadata: metadata, checksummed: true)
+    }
+
+    static func encode(_ tensors: [(String, TensorData)], metadata: [String: String], checksummed: Bool) -> (payload: Data, crc32c: UInt32) {
         // Each top-level member's JSON text, then written in key order: the header is built as bytes
         // because every wire frame carries one (string building was a visible share of a coordinator).
         var entries: [(key: String, value: [UInt8])] = []
@@ -289,11 +327,25 @@ public enum SafeTensorsWriter {
         }
         json.append(0x7D)
         while json.count % 8 != 0 { json.append(0x20) }
-        var out = Data(capacity: 8 + json.count + offset)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: json)
-        for (_, t) in tensors { out.append(t.bytes) }
-        return out
+        let total = 8 + json.count + offset
+        let buffer = PayloadBuffers.take(total)
+        var at = 0, crc: UInt32 = 0
+        func put(_ source: UnsafeRawBufferPointer) {
+            let block = 16 << 10
+            var done = 0
+            while done < source.count {
+                let n = min(block, source.count - done)
+                let target = UnsafeMutableRawBufferPointer(start: buffer.pointer + at, count: n)
+                target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[done..<(done + n)]))
+                if checksummed { crc = ballast_crc32c(crc, target.baseAddress, n) }
+                at += n
+                done += n
+            }
+        }
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { put($0) }
+        json.withUnsafeBytes { put($0) }
+        for (_, t) in tensors { t.bytes.withUnsafeBytes { put($0) } }
+        return (Data(bytesNoCopy: buffer.pointer, count: total, deallocator: .custom { _, _ in PayloadBuffers.give(buffer) }), crc)
     }
 
     /// The order JSONSerialization's `sortedKeys` gives (the system locale's collation with numeric

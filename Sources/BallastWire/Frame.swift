@@ -86,7 +86,8 @@ public struct Frame: Sendable {
 
     /// Envelope and payload as separate buffers (the two parts of a ZeroMQ multipart message).
     public func encode() -> (envelope: Data, payload: Data) {
-        let payload = tensors.isEmpty && metadata.isEmpty ? Data() : SafeTensorsWriter.encode(tensors, metadata: metadata)
+        let (payload, payloadCRC) = tensors.isEmpty && metadata.isEmpty ? (Data(), CRC32C.checksum(Data()))
+                                                                        : SafeTensorsWriter.encodeChecksummed(tensors, metadata: metadata)
         var env = Data(count: Self.envelopeSize)
         env.withUnsafeMutableBytes { b in
             b.copyBytes(from: Self.magic)
@@ -95,7 +96,7 @@ public struct Frame: Sendable {
             b.storeBytes(of: sequence.littleEndian, toByteOffset: 8, as: UInt64.self)
             b.storeBytes(of: policyVersion.littleEndian, toByteOffset: 16, as: UInt64.self)
             b.storeBytes(of: UInt64(payload.count).littleEndian, toByteOffset: 24, as: UInt64.self)
-            b.storeBytes(of: CRC32C.checksum(payload).littleEndian, toByteOffset: 32, as: UInt32.self)
+            b.storeBytes(of: payloadCRC.littleEndian, toByteOffset: 32, as: UInt32.self)
             b.storeBytes(of: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<36])).littleEndian, toByteOffset: 36, as: UInt32.self)
         }
         return (env, payload)

@@ -51,6 +51,24 @@ struct SafeTensorsTests {
         #expect(throws: FileError.self) { try f.floats("missing") }
     }
 
+    @Test("large payloads: the checksum taken while copying is the payload's, and reused buffers never alias a live payload")
+    func checksummedAndReused() throws {
+        func tensor(_ seed: Float) -> [(String, TensorData)] {
+            [("w", TensorData(floats: (0..<400_000).map { Float($0) * seed }, shape: [400_000]))]  // 1.6 MB: above the reuse size
+        }
+        var a: Data? = SafeTensorsWriter.encodeChecksummed(tensor(1)).payload
+        let (b, crc) = SafeTensorsWriter.encodeChecksummed(tensor(2), metadata: ["k": "v"])
+        #expect(crc == CRC32C.checksum(b))
+        #expect(CRC32C.checksum(a!) == SafeTensorsWriter.encodeChecksummed(tensor(1)).crc32c)
+        let bBefore = Data(b)  // a copy, to compare after the buffers change hands
+        a = nil  // a's buffer goes back for reuse
+        let c = SafeTensorsWriter.encodeChecksummed(tensor(3)).payload
+        #expect(b == bBefore, "a payload still alive is never handed out again")
+        #expect(try SafeTensorsFile(data: c, name: "c").floats("w") == tensor(3)[0].1.elements(Float.self))
+        #expect(try SafeTensorsFile(data: b, name: "b").floats("w") == tensor(2)[0].1.elements(Float.self))
+        #expect(a == nil)
+    }
+
     @Test func truncated() {
         expectRejected(sample.prefix(sample.count - 3), "truncated")
         expectRejected(sample.prefix(5), "shorter than the 8-byte")
