@@ -96,12 +96,7 @@ struct RolloutAssembler {
         return (part { first.contains($0) }, part { !first.contains($0) })
     }
 
-    static func merge(_ rows: [(RolloutBatch, Int)]) -> RolloutBatch {
-        RolloutBatch(sequences: rows.map { $0.0.sequences[$0.1] }, promptTokens: rows.map { $0.0.promptTokens[$0.1] },
-                     logp: rows.map { $0.0.logp[$0.1] }, refLogp: rows.map { $0.0.refLogp[$0.1] }, values: rows.map { $0.0.values[$0.1] },
-                     scores: rows.map { $0.0.scores[$0.1] }, gold: rows.map { $0.0.gold[$0.1] }, tasks: rows.map { $0.0.tasks[$0.1] },
-                     policyVersion: rows.map { $0.0.policyVersion }.min() ?? 0)
-    }
+    static func merge(_ rows: [(RolloutBatch, Int)]) -> RolloutBatch { RolloutBatch.gather(rows) }
 
     /// Rows counted for the next step while its batch is still short of `want` prompts (some prompts
     /// taken had counted before: delivered twice, or re-leased while their first rollout was on the

@@ -6,17 +6,16 @@ import Foundation
 /// `PPOUpdater.update` consumes, plus the lease bookkeeping.
 extension RolloutMessage {
     public init(_ batch: RolloutBatch, promptIDs: [Int], epoch: Int, lease: Int, actor: String) {
-        self.init(policyVersion: UInt64(batch.policyVersion), sequences: batch.sequences, promptTokens: batch.promptTokens, logp: batch.logp,
-                  refLogp: batch.refLogp, values: batch.values, scores: batch.scores, gold: batch.gold, tasks: batch.tasks,
-                  promptIDs: promptIDs, epoch: epoch, lease: lease, actor: actor)
+        self.init(policyVersion: UInt64(batch.policyVersion), tokens: batch.tokens, tokenOffsets: batch.tokenOffsets, promptTokens: batch.promptTokens,
+                  logp: batch.logp, refLogp: batch.refLogp, values: batch.values, responseOffsets: batch.responseOffsets, scores: batch.scores,
+                  gold: batch.gold, tasks: batch.tasks, promptIDs: promptIDs, epoch: epoch, lease: lease, actor: actor)
     }
 }
 
 extension RolloutBatch {
     /// The batch a decoded (hence validated) message carries.
     public init(_ m: RolloutMessage) {
-        func rows<T>(_ column: [T], _ offsets: [Int]) -> [[T]] { RolloutMessage.rows(of: column, at: offsets) }
-        self.init(sequences: m.sequences, promptTokens: m.promptTokens, logp: rows(m.logp, m.responseOffsets), refLogp: rows(m.refLogp, m.responseOffsets),
-                  values: rows(m.values, m.responseOffsets), scores: m.scores, gold: m.gold, tasks: m.tasks, policyVersion: Int(m.policyVersion))
+        self.init(tokens: m.tokens, tokenOffsets: m.tokenOffsets, promptTokens: m.promptTokens, logp: m.logp, refLogp: m.refLogp, values: m.values,
+                  responseOffsets: m.responseOffsets, scores: m.scores, gold: m.gold, tasks: m.tasks, policyVersion: Int(m.policyVersion))
     }
 }

@@ -1,6 +1,7 @@
 import BallastBenchmark
 import BallastConfig
 import BallastData
+import BallastFormats
 import BallastKernels
 import BallastModel
 import BallastOptim
@@ -9,36 +10,79 @@ import BallastTraining
 import Foundation
 
 /// Rollouts with everything PPO needs, as plain data: the distributed issue ships these between
-/// actor and learner processes unchanged.
+/// actor and learner processes unchanged. Ragged fields are held as columns (`Ragged`): a batch moves
+/// between the wire, the learner's queue and the trainer in bulk copies, and the trainer cuts rows once.
 public struct RolloutBatch: Sendable {
-    /// [BOS] prompt response, per row (response includes EOS when the policy stopped on it).
-    public var sequences: [[Int32]]
+    /// [BOS] prompt response of every row, flattened: row r is `tokens[tokenOffsets[r]..<tokenOffsets[r + 1]]`
+    /// (the response includes EOS when the policy stopped on it).
+    public var tokens: [Int32]
+    public var tokenOffsets: [Int]
     /// Tokens of [BOS] + prompt per row; response token j sits at index promptTokens + j.
     public var promptTokens: [Int]
-    /// Per response token: log π_old, log π_ref, V_old.
-    public var logp: [[Double]]
-    public var refLogp: [[Double]]
-    public var values: [[Double]]
+    /// Per response token, flattened over rows (row r at `responseOffsets[r]..<responseOffsets[r + 1]`):
+    /// log π_old, log π_ref, V_old.
+    public var logp: [Double]
+    public var refLogp: [Double]
+    public var values: [Double]
+    public var responseOffsets: [Int]
     /// Sequence-level score (the AM's advantage a, or RM reward r; see `ScoreHeads`) and gold score for logging.
     public var scores: [Double]
     public var gold: [Double]
     public var tasks: [String]
     public var policyVersion: Int
 
-    public var count: Int { sequences.count }
-    public var responseLengths: [Int] { logp.map(\.count) }
+    public var count: Int { promptTokens.count }
+    public var responseLengths: [Int] { (0..<count).map { responseOffsets[$0 + 1] - responseOffsets[$0] } }
+    /// Row r's tokens.
+    public func sequence(_ r: Int) -> ArraySlice<Int32> { tokens[tokenOffsets[r]..<tokenOffsets[r + 1]] }
+    /// Every row's tokens (cut on each call).
+    public var sequences: [[Int32]] { Ragged.rows(of: tokens, at: tokenOffsets) }
+    /// A per-response-token column (`logp`, `refLogp`, `values`) cut into rows.
+    public func responseRows(_ column: [Double]) -> [[Double]] { Ragged.rows(of: column, at: responseOffsets) }
 
-    public init(sequences: [[Int32]], promptTokens: [Int], logp: [[Double]], refLogp: [[Double]], values: [[Double]],
-                scores: [Double], gold: [Double], tasks: [String], policyVersion: Int) {
-        self.sequences = sequences
+    /// From columns, as they are held.
+    public init(tokens: [Int32], tokenOffsets: [Int], promptTokens: [Int], logp: [Double], refLogp: [Double], values: [Double],
+                responseOffsets: [Int], scores: [Double], gold: [Double], tasks: [String], policyVersion: Int) {
+        self.tokens = tokens
+        self.tokenOffsets = tokenOffsets
         self.promptTokens = promptTokens
         self.logp = logp
         self.refLogp = refLogp
         self.values = values
+        self.responseOffsets = responseOffsets
         self.scores = scores
         self.gold = gold
         self.tasks = tasks
         self.policyVersion = policyVersion
+    }
+
+    /// From rows.
+    public init(sequences: [[Int32]], promptTokens: [Int], logp: [[Double]], refLogp: [[Double]], values: [[Double]],
+                scores: [Double], gold: [Double], tasks: [String], policyVersion: Int) {
+        let (tokens, tokenOffsets) = Ragged.flatten(sequences), (flatLogp, responseOffsets) = Ragged.flatten(logp)
+        self.init(tokens: tokens, tokenOffsets: tokenOffsets, promptTokens: promptTokens, logp: flatLogp, refLogp: Ragged.flatten(refLogp).column,
+                  values: Ragged.flatten(values).column, responseOffsets: responseOffsets, scores: scores, gold: gold, tasks: tasks,
+                  policyVersion: policyVersion)
+    }
+
+    /// The rows `picks` names (batch, row), in that order, as one batch; its policy version is the oldest.
+    public static func gather(_ picks: [(RolloutBatch, Int)]) -> RolloutBatch {
+        var out = RolloutBatch(tokens: [], tokenOffsets: [0], promptTokens: [], logp: [], refLogp: [], values: [], responseOffsets: [0],
+                               scores: [], gold: [], tasks: [], policyVersion: picks.map { $0.0.policyVersion }.min() ?? 0)
+        for (b, r) in picks {
+            out.tokens.append(contentsOf: b.sequence(r))
+            out.tokenOffsets.append(out.tokens.count)
+            let span = b.responseOffsets[r]..<b.responseOffsets[r + 1]
+            out.logp.append(contentsOf: b.logp[span])
+            out.refLogp.append(contentsOf: b.refLogp[span])
+            out.values.append(contentsOf: b.values[span])
+            out.responseOffsets.append(out.logp.count)
+            out.promptTokens.append(b.promptTokens[r])
+            out.scores.append(b.scores[r])
+            out.gold.append(b.gold[r])
+            out.tasks.append(b.tasks[r])
+        }
+        return out
     }
 }
 
@@ -100,7 +144,12 @@ public enum RolloutMaker {
         let batch = SequenceBatch.make(seqs)
         critic.forward(batch, computeLogits: false, inferenceOnly: true)
         let hv = critic.config.scalarHeads.firstIndex(of: "value_head")!, hc = critic.config.scalarHeads.count
-        rollout.values = seqs.indices.map { r in (pt[r]..<seqs[r].count).map { i in Double(critic.headOutputs[(batch.start(ofRow: r) + i - 1) * hc + hv]) } }
+        var values: [Double] = []
+        values.reserveCapacity(rollout.logp.count)
+        for r in seqs.indices {
+            for i in pt[r]..<seqs[r].count { values.append(Double(critic.headOutputs[(batch.start(ofRow: r) + i - 1) * hc + hv])) }
+        }
+        rollout.values = values
     }
 }
 
@@ -151,10 +200,13 @@ public struct PPOUpdater {
     public func update(rollout: RolloutBatch, policy: GPT, critic: GPT, policyOpt: AdamW, criticOpt: AdamW, lr: Float, criticLR: Float,
                        beta: Double, maxGradNorm: Float, nextRehearsal: () -> [EncodedExample]?, rowWeights: [Double]? = nil,
                        updatePolicy: Bool = true, rng: inout SeededRNG) -> Stats {
-        let mask = rollout.logp.map { $0.map { _ in 1.0 } }
-        let rewards = PPOMath.tokenRewards(logp: rollout.logp, refLogp: rollout.refLogp, mask: mask, scores: rollout.scores,
+        // The trainer's per-row views, cut once per update.
+        let sequences = rollout.sequences, oldLogp = rollout.responseRows(rollout.logp), refLogp = rollout.responseRows(rollout.refLogp)
+        let oldValues = rollout.responseRows(rollout.values)
+        let mask = oldLogp.map { $0.map { _ in 1.0 } }
+        let rewards = PPOMath.tokenRewards(logp: oldLogp, refLogp: refLogp, mask: mask, scores: rollout.scores,
                                            beta: beta, scoreClip: hyper.scoreClip, estimator: hyper.klEstimator)
-        let (adv, ret) = PPOMath.gae(rewards: rewards, values: rollout.values, mask: mask, gamma: hyper.gamma, lambda: hyper.lambda)
+        let (adv, ret) = PPOMath.gae(rewards: rewards, values: oldValues, mask: mask, gamma: hyper.gamma, lambda: hyper.lambda)
         var white = PPOMath.whiten(adv, mask)
         // The clipped surrogate is positively homogeneous in the advantage (min(ρ·wA, clip(ρ)·wA) =
         // w·min(ρA, clip(ρ)A) for w > 0), so scaling a row's advantages scales its loss by w.
@@ -162,7 +214,7 @@ public struct PPOUpdater {
         var stats = Stats()
         let n = rollout.count
         // Sequence-level KL estimate: Σ_t (log π − log π_ref) per response, mean over the batch.
-        stats.kl = (0..<n).reduce(0) { $0 + zip(rollout.logp[$1], rollout.refLogp[$1]).reduce(0) { $0 + $1.0 - $1.1 } } / Double(n)
+        stats.kl = zip(rollout.logp, rollout.refLogp).reduce(0) { $0 + $1.0 - $1.1 } / Double(n)
         stats.score = rollout.scores.reduce(0, +) / Double(n)
         let golds = rollout.gold.filter { !$0.isNaN }
         stats.gold = golds.reduce(0, +) / Double(max(golds.count, 1))
@@ -173,7 +225,7 @@ public struct PPOUpdater {
             for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
             for mbStart in stride(from: 0, to: n, by: hyper.minibatch) {
                 let idx = Array(order[mbStart..<min(mbStart + hyper.minibatch, n)])
-                let seqs = idx.map { rollout.sequences[$0] }, pt = idx.map { rollout.promptTokens[$0] }
+                let seqs = idx.map { sequences[$0] }, pt = idx.map { rollout.promptTokens[$0] }
                 let batch = SequenceBatch.make(seqs)
                 // Policy: clipped surrogate on response tokens (skipped while the critic warms up).
                 if updatePolicy {
@@ -181,7 +233,7 @@ public struct PPOUpdater {
                 policy.forward(batch)
                 let logits = policy.logits
                 let newLogp = idx.indices.map { k in (pt[k]..<seqs[k].count).map { i in SequenceBatch.logProb(logits, row: batch.start(ofRow: k) + i - 1, v: v, target: seqs[k][i]) } }
-                let p = PPOMath.policyLoss(logp: newLogp, oldLogp: idx.map { rollout.logp[$0] }, advantages: idx.map { white[$0] },
+                let p = PPOMath.policyLoss(logp: newLogp, oldLogp: idx.map { oldLogp[$0] }, advantages: idx.map { white[$0] },
                                            mask: idx.map { mask[$0] }, clip: hyper.clip)
                 policy.clearOutputGradients()
                 var entropy = 0.0, tokens = 0.0
@@ -231,7 +283,7 @@ public struct PPOUpdater {
                 critic.forward(batch, computeLogits: false)
                 let hv = critic.config.scalarHeads.firstIndex(of: "value_head")!, hc = critic.config.scalarHeads.count
                 let newValues = idx.indices.map { k in (pt[k]..<seqs[k].count).map { i in Double(critic.headOutputs[(batch.start(ofRow: k) + i - 1) * hc + hv]) } }
-                let vl = PPOMath.valueLoss(values: newValues, oldValues: idx.map { rollout.values[$0] }, returns: idx.map { ret[$0] },
+                let vl = PPOMath.valueLoss(values: newValues, oldValues: idx.map { oldValues[$0] }, returns: idx.map { ret[$0] },
                                            mask: idx.map { mask[$0] }, clip: hyper.valueClip)
                 critic.clearOutputGradients()
                 for k in idx.indices {

@@ -250,7 +250,7 @@ public final class PPOTrainer {
     /// replaced by `no_eos_score` for a response that ran out of tokens without EOS.
     public func shapedScores(_ rollout: RolloutBatch) -> [Double] {
         rollout.scores.indices.map { r in
-            if let penalty = config.hyper.noEOSScore, rollout.sequences[r].last != policy.codec.eos { return penalty }
+            if let penalty = config.hyper.noEOSScore, rollout.sequence(r).last != policy.codec.eos { return penalty }
             guard let mean = state.scoreMean, let std = state.scoreStd else { return rollout.scores[r] }
             return (rollout.scores[r] - mean) / std
         }
@@ -271,7 +271,7 @@ public final class PPOTrainer {
             rowWeights: rowWeights, rng: &rng)
         if config.hyper.adaptiveKL { kl.update(currentKL: s.kl, steps: rollout.count) }
         state.step += 1
-        let noEOS = Double(rollout.sequences.filter { $0.last != policy.codec.eos }.count) / Double(max(rollout.count, 1))
+        let noEOS = Double((0..<rollout.count).filter { rollout.sequence($0).last != policy.codec.eos }.count) / Double(max(rollout.count, 1))
         let rawScore = rollout.scores.reduce(0, +) / Double(max(rollout.count, 1))
         var record: [String: Any] = ["step": state.step, "score": rawScore, "shaped_score": s.score, "no_eos": noEOS, "gold": s.gold, "kl": s.kl, "kl_coef": kl.beta,
                                      "policy_loss": s.policyLoss, "value_loss": s.valueLoss, "clip_fraction": s.clipFraction,

@@ -244,7 +244,7 @@ enum PPOStepBench {
             seconds.append(dt)
             rolloutSeconds.append(Double(t1 - t0) / 1e9)
             tokens.append(rollout.responseLengths.reduce(0, +))
-            eos += rollout.sequences.filter { $0.last == policy.codec.eos }.count
+            eos += (0..<rollout.count).filter { rollout.sequence($0).last == policy.codec.eos }.count
             rows += rollout.count
         }
         let median = Bench.median(seconds)

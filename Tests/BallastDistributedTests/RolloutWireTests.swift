@@ -22,7 +22,8 @@ struct RolloutWireTests {
         let (env, payload) = message().frame(sequence: 4).encode()
         let decoded = try RolloutMessage(frame: try Frame.decode(envelope: env, payload: payload).0)
         let back = RolloutBatch(decoded)
-        #expect(back.sequences == b.sequences && back.promptTokens == b.promptTokens && back.logp == b.logp)
+        #expect(back.sequences == [[256, 1, 2, 9, 8, 257], [256, 5, 7]] && back.promptTokens == b.promptTokens)
+        #expect(back.responseRows(back.logp) == [[-0.1, -0.2, -0.3], [-1.5]] && back.logp == b.logp && back.responseOffsets == [0, 3, 4])
         #expect(back.refLogp == b.refLogp && back.values == b.values && back.scores == b.scores && back.tasks == b.tasks)
         #expect(back.gold[0] == 1 && back.gold[1].isNaN && back.policyVersion == 9)
         #expect(decoded.promptIDs == [11, 4] && decoded.epoch == 2 && decoded.lease == 5 && decoded.actor == "actor-1")
@@ -30,17 +31,23 @@ struct RolloutWireTests {
 
     @Test("tasks travel as indices into the distinct names, in order of first appearance")
     func taskIndices() throws {
-        var b = batch()
-        b.sequences.append(b.sequences[0])
-        b.promptTokens.append(3)
-        for keyPath in [\RolloutBatch.logp, \RolloutBatch.refLogp, \RolloutBatch.values] { b[keyPath: keyPath].append(b[keyPath: keyPath][0]) }
-        b.scores.append(0)
-        b.gold.append(0)
+        var b = RolloutBatch.gather([(batch(), 0), (batch(), 1), (batch(), 0)])
         b.tasks = ["sort", "qa", "sort"]
         let frame = RolloutMessage(b, promptIDs: [1, 2, 3], epoch: 0, lease: 1, actor: "a").frame(sequence: 1)
         #expect(frame.metadata["task_names"] == #"["sort","qa"]"#)
         #expect(frame.tensors.first { $0.0 == "task_ids" }?.1.elements(Int32.self) == [0, 1, 0])
         #expect(try RolloutMessage(frame: frame).tasks == ["sort", "qa", "sort"])
+    }
+
+    @Test("gathering rows keeps each row whole, in the order asked, at the oldest policy version")
+    func gather() {
+        var newer = batch()
+        newer.policyVersion = 12
+        let g = RolloutBatch.gather([(newer, 1), (batch(), 0), (newer, 1)])
+        #expect(g.sequences == [[256, 5, 7], [256, 1, 2, 9, 8, 257], [256, 5, 7]] && g.promptTokens == [2, 3, 2])
+        #expect(g.responseRows(g.refLogp) == [[-1.0], [-0.2, -0.2, -0.25], [-1.0]] && g.responseRows(g.values) == [[0.7], [0.1, 0.2, 0.3], [0.7]])
+        #expect(g.scores == [-0.5, 1.25, -0.5] && g.tasks == ["sort", "qa", "sort"] && g.policyVersion == 9 && g.responseLengths == [1, 3, 1])
+        #expect(RolloutBatch.gather([]).count == 0)
     }
 
     @Test("inconsistent frames are rejected with a reason")

@@ -102,19 +102,20 @@ struct EvaluationProtocolTests {
         sampling.seed = 5
         let rollout = try RolloutMaker.make(policy: policy, reference: reference, critic: nil, scorer: nil, prompts: prompts,
                                             sampling: sampling, policyVersion: 0, rule: .length)
-        let batch = TokenBatch.packed(rollout.sequences)
+        let sequences = rollout.sequences, logp = rollout.responseRows(rollout.logp)
+        let batch = TokenBatch.packed(sequences)
         policy.forward(batch)
         var worst = 0.0
         for r in 0..<rollout.count {
-            for (j, i) in (rollout.promptTokens[r]..<rollout.sequences[r].count).enumerated() {
+            for (j, i) in (rollout.promptTokens[r]..<sequences[r].count).enumerated() {
                 let full = SequenceBatch.logProb(policy.logits, row: batch.start(ofRow: r) + i - 1, v: policy.config.vocabSize,
-                                                 target: rollout.sequences[r][i])
-                worst = max(worst, abs(full - rollout.logp[r][j]))
+                                                 target: sequences[r][i])
+                worst = max(worst, abs(full - logp[r][j]))
             }
         }
         // at temperature 1.3 the sampler's distribution differs; the log-probs must still be the model's own
         #expect(worst < 1e-4, "largest difference \(worst)")
-        #expect(rollout.logp.joined().count > prompts.count)
+        #expect(rollout.logp.count > prompts.count)
     }
 
     @Test("critic warm-up updates: the critic moves, the policy does not")
@@ -128,7 +129,7 @@ struct EvaluationProtocolTests {
     @Test("a minibatch whose gradients are not finite is skipped and counted; the weights stay as they were")
     func nonFiniteGradientsSkipTheUpdate() throws {
         let r = try ppoUpdate { rollout in
-            for k in rollout.logp.indices { rollout.logp[k][0] = .nan; rollout.values[k][0] = .nan }
+            for r in 0..<rollout.count { rollout.logp[rollout.responseOffsets[r]] = .nan; rollout.values[rollout.responseOffsets[r]] = .nan }
         }
         #expect(r.stats.skippedUpdates == 2 * r.stats.updates && r.stats.updates > 0)
         #expect(!r.policyMoved && !r.criticMoved)

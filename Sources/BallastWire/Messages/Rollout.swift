@@ -33,11 +33,31 @@ public struct RolloutMessage: WireMessage, Equatable {
     public init(policyVersion: UInt64, sequences: [[Int32]], promptTokens: [Int], logp: [[Double]], refLogp: [[Double]], values: [[Double]],
                 scores: [Double], gold: [Double], tasks: [String], promptIDs: [Int], epoch: Int, lease: Int, actor: String) {
         self.policyVersion = policyVersion
-        (tokens, tokenOffsets) = Self.flatten(sequences)
+        (tokens, tokenOffsets) = Ragged.flatten(sequences)
         self.promptTokens = promptTokens
-        (self.logp, responseOffsets) = Self.flatten(logp)
-        self.refLogp = Self.flatten(refLogp).0
-        self.values = Self.flatten(values).0
+        (self.logp, responseOffsets) = Ragged.flatten(logp)
+        self.refLogp = Ragged.flatten(refLogp).column
+        self.values = Ragged.flatten(values).column
+        self.scores = scores
+        self.gold = gold
+        self.tasks = tasks
+        self.promptIDs = promptIDs
+        self.epoch = epoch
+        self.lease = lease
+        self.actor = actor
+    }
+
+    /// From columns, as they are held (no per-row work).
+    public init(policyVersion: UInt64, tokens: [Int32], tokenOffsets: [Int], promptTokens: [Int], logp: [Double], refLogp: [Double], values: [Double],
+                responseOffsets: [Int], scores: [Double], gold: [Double], tasks: [String], promptIDs: [Int], epoch: Int, lease: Int, actor: String) {
+        self.policyVersion = policyVersion
+        self.tokens = tokens
+        self.tokenOffsets = tokenOffsets
+        self.promptTokens = promptTokens
+        self.logp = logp
+        self.refLogp = refLogp
+        self.values = values
+        self.responseOffsets = responseOffsets
         self.scores = scores
         self.gold = gold
         self.tasks = tasks
@@ -51,24 +71,8 @@ public struct RolloutMessage: WireMessage, Equatable {
 
     /// The token rows (setting them rewrites `tokens` and `tokenOffsets`).
     public var sequences: [[Int32]] {
-        get { Self.rows(of: tokens, at: tokenOffsets) }
-        set { (tokens, tokenOffsets) = Self.flatten(newValue) }
-    }
-
-    /// Splits a column at its offsets (n + 1 of them) into n rows.
-    @inlinable public static func rows<T>(of column: [T], at offsets: [Int]) -> [[T]] {
-        (0..<max(offsets.count - 1, 0)).map { Array(column[offsets[$0]..<offsets[$0 + 1]]) }
-    }
-
-    @usableFromInline static func flatten<T>(_ rows: [[T]]) -> ([T], [Int]) {
-        var column: [T] = [], offsets = [0]
-        column.reserveCapacity(rows.reduce(0) { $0 + $1.count })
-        offsets.reserveCapacity(rows.count + 1)
-        for row in rows {
-            column.append(contentsOf: row)
-            offsets.append(column.count)
-        }
-        return (column, offsets)
+        get { Ragged.rows(of: tokens, at: tokenOffsets) }
+        set { (tokens, tokenOffsets) = Ragged.flatten(newValue) }
     }
 
     /// Whether no element is NaN or ±∞ (all exponent bits set), as a branch-free integer max that the
@@ -162,20 +166,8 @@ public struct RolloutMessage: WireMessage, Equatable {
             }
         }
         guard policyVersion <= UInt64(Int.max) else { throw r.fail("policy_version", "is out of range: \(policyVersion)") }
-        self.policyVersion = policyVersion
-        self.tokens = tokens
-        self.tokenOffsets = tokOff
-        self.promptTokens = prompt.map(Int.init)
-        self.logp = logp
-        self.refLogp = ref
-        self.values = values
-        self.responseOffsets = respOff
-        self.scores = scores
-        self.gold = gold
-        self.tasks = taskIDs.map { names[Int($0)] }
-        self.promptIDs = ids
-        self.epoch = try r.int("epoch")
-        self.lease = try r.int("lease")
-        self.actor = try r.string("actor")
+        self.init(policyVersion: policyVersion, tokens: tokens, tokenOffsets: tokOff, promptTokens: prompt.map(Int.init), logp: logp, refLogp: ref,
+                  values: values, responseOffsets: respOff, scores: scores, gold: gold, tasks: taskIDs.map { names[Int($0)] }, promptIDs: ids,
+                  epoch: try r.int("epoch"), lease: try r.int("lease"), actor: try r.string("actor"))
     }
 }
