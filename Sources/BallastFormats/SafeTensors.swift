@@ -137,49 +137,13 @@ public struct SafeTensorsFile: Sendable {
         guard Int(headerLen) <= data.count - 8 else {
             throw fail("header length \(headerLen) runs past the end of the file (\(data.count) bytes): truncated?")
         }
-        let members: [(String, JSONText.Value)]
-        do {
-            let parsed = try data.withUnsafeBytes { raw in
-                try JSONText.parse(UnsafeRawBufferPointer(rebasing: raw[8 ..< 8 + Int(headerLen)]))
-            }
-            guard case .object(let m) = parsed else { throw fail("header is not a JSON object") }
-            members = m
-        } catch let e as JSONText.SyntaxError {
-            throw fail("header is not valid JSON (\(e.description))")
-        }
-        /// A JSON number that is a whole count (2.0 is accepted, as JSONSerialization's NSNumber did).
-        func count(_ v: JSONText.Value) -> Int? {
-            guard case .number(let d, let exact) = v else { return nil }
-            if let exact { return exact }
-            return d == d.rounded() && abs(d) < 9e15 ? Int(d) : nil
-        }
-        func field(_ entry: [(String, JSONText.Value)], _ name: String) -> JSONText.Value? { entry.last { $0.0 == name }?.1 }
         let dataStart = 8 + Int(headerLen)
         let dataSize = data.count - dataStart
         var tensors: [String: Info] = [:]
         var metadata: [String: String] = [:]
-        for (key, value) in members {
-            if key == "__metadata__" {
-                guard case .object(let m) = value else { throw fail("__metadata__ is not an object") }
-                for (k, v) in m {
-                    guard case .string(let s) = v else { throw fail("__metadata__ value for \"\(k)\" is not a string") }
-                    metadata[k] = s
-                }
-                continue
-            }
-            guard case .object(let entry) = value else { throw fail("entry \"\(key)\" is not an object") }
-            guard case .string(let dt)? = field(entry, "dtype") else { throw fail("tensor \"\(key)\" has no dtype") }
+        /// The checks every tensor entry passes, however its header was read.
+        func add(_ key: String, dtype dt: String, shape: [Int], begin b: Int, end e: Int) throws {
             guard let dtype = DType(rawValue: dt) else { throw fail("tensor \"\(key)\" has unknown dtype \"\(dt)\"") }
-            guard case .array(let dims)? = field(entry, "shape") else { throw fail("tensor \"\(key)\" has no shape list") }
-            var shape: [Int] = []
-            for d in dims {
-                guard let n = count(d), n >= 0 else { throw fail("tensor \"\(key)\" has an invalid shape \(dims.map { count($0).map(String.init) ?? "?" })") }
-                shape.append(n)
-            }
-            guard case .array(let offs)? = field(entry, "data_offsets"), offs.count == 2,
-                  let b = count(offs[0]), let e = count(offs[1]) else {
-                throw fail("tensor \"\(key)\" has no valid data_offsets pair")
-            }
             guard b >= 0, b <= e else { throw fail("tensor \"\(key)\" has data_offsets [\(b), \(e)] out of order") }
             guard e <= dataSize else {
                 throw fail("tensor \"\(key)\" data_offsets [\(b), \(e)] run past the data buffer of \(dataSize) bytes: truncated?")
@@ -197,6 +161,15 @@ public struct SafeTensorsFile: Sendable {
             }
             tensors[key] = Info(dtype: dtype, shape: shape, range: b..<e)
         }
+        let header = { (raw: UnsafeRawBufferPointer) in UnsafeRawBufferPointer(rebasing: raw[8 ..< 8 + Int(headerLen)]) }
+        // Headers as writers lay them out are read straight into entries; anything else (or anything the
+        // fast reader does not take) goes through the JSON value tree, which gives the precise complaint.
+        if let fast = data.withUnsafeBytes({ Self.readPlainHeader(header($0)) }) {
+            for t in fast.tensors { try add(t.key, dtype: t.dtype, shape: t.shape, begin: t.begin, end: t.end) }
+            metadata = fast.metadata
+        } else {
+            try Self.readHeaderValues(data.withUnsafeBytes { try JSONText.parse(header($0)) }, fail: fail, add: add, metadata: &metadata)
+        }
         // Zero-size tensors occupy no bytes and cannot overlap anything.
         let sorted = tensors.filter { !$0.value.range.isEmpty }.sorted { $0.value.range.lowerBound < $1.value.range.lowerBound }
         for i in sorted.indices.dropFirst() {
@@ -210,6 +183,124 @@ public struct SafeTensorsFile: Sendable {
         self.metadata = metadata
         self.data = data
         self.dataStart = dataStart
+    }
+
+    /// The header through the JSON value tree, entry by entry into `add` and `metadata`.
+    static func readHeaderValues(_ parsed: @autoclosure () throws -> JSONText.Value, fail: (String) -> FileError,
+                                 add: (String, String, [Int], Int, Int) throws -> Void, metadata: inout [String: String]) throws {
+        let members: [(String, JSONText.Value)]
+        do {
+            guard case .object(let m) = try parsed() else { throw fail("header is not a JSON object") }
+            members = m
+        } catch let e as JSONText.SyntaxError {
+            throw fail("header is not valid JSON (\(e.description))")
+        }
+        /// A JSON number that is a whole count (2.0 is accepted, as JSONSerialization's NSNumber did).
+        func count(_ v: JSONText.Value) -> Int? {
+            guard case .number(let d, let exact) = v else { return nil }
+            if let exact { return exact }
+            return d == d.rounded() && abs(d) < 9e15 ? Int(d) : nil
+        }
+        func field(_ entry: [(String, JSONText.Value)], _ name: String) -> JSONText.Value? { entry.last { $0.0 == name }?.1 }
+        for (key, value) in members {
+            if key == "__metadata__" {
+                guard case .object(let m) = value else { throw fail("__metadata__ is not an object") }
+                for (k, v) in m {
+                    guard case .string(let s) = v else { throw fail("__metadata__ value for \"\(k)\" is not a string") }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard case .object(let entry) = value else { throw fail("entry \"\(key)\" is not an object") }
+            guard case .string(let dt)? = field(entry, "dtype") else { throw fail("tensor \"\(key)\" has no dtype") }
+            guard DType(rawValue: dt) != nil else { throw fail("tensor \"\(key)\" has unknown dtype \"\(dt)\"") }
+            guard case .array(let dims)? = field(entry, "shape") else { throw fail("tensor \"\(key)\" has no shape list") }
+            var shape: [Int] = []
+            for d in dims {
+                guard let n = count(d), n >= 0 else { throw fail("tensor \"\(key)\" has an invalid shape \(dims.map { count($0).map(String.init) ?? "?" })") }
+                shape.append(n)
+            }
+            guard case .array(let offs)? = field(entry, "data_offsets"), offs.count == 2,
+                  let b = count(offs[0]), let e = count(offs[1]) else {
+                throw fail("tensor \"\(key)\" has no valid data_offsets pair")
+            }
+            try add(key, dt, shape, b, e)
+        }
+    }
+
+    struct PlainTensor { var key: String, dtype: String, shape: [Int], begin: Int, end: Int }
+
+    /// Reads a header laid out as writers lay it out: one object of tensor entries with exactly the fields
+    /// dtype (a string), shape (non-negative integers) and data_offsets (two of them), each key once, and
+    /// an optional `__metadata__` object of strings. Nil for anything else: the value tree then reads it.
+    /// Frames are small, so this was most of decoding one (no tree, no per-entry arrays).
+    static func readPlainHeader(_ bytes: UnsafeRawBufferPointer) -> (tensors: [PlainTensor], metadata: [String: String])? {
+        var p = JSONText.Parser(bytes: bytes)
+        func skip(_ c: UInt8) -> Bool {
+            p.skipSpace()
+            guard p.peek == c else { return false }
+            p.at += 1
+            p.skipSpace()
+            return true
+        }
+        func string() -> String? { p.peek == 0x22 ? try? p.string() : nil }
+        func integer() -> Int? {
+            let start = p.at
+            var v = 0
+            while let c = p.peek, (0x30...0x39).contains(c) {
+                let (m, o1) = v.multipliedReportingOverflow(by: 10), (a, o2) = m.addingReportingOverflow(Int(c - 0x30))
+                guard !o1, !o2 else { return nil }
+                v = a
+                p.at += 1
+            }
+            let digits = p.at - start
+            guard digits > 0, digits == 1 || bytes[start] != 0x30 else { return nil }  // no leading zeros
+            guard let c = p.peek, c != 0x2E, c != 0x65, c != 0x45 else { return nil }  // not a fraction or exponent
+            return v
+        }
+        func integers() -> [Int]? {
+            guard skip(0x5B) else { return nil }
+            var out: [Int] = []
+            if skip(0x5D) { return out }
+            repeat {
+                guard let v = integer() else { return nil }
+                out.append(v)
+            } while skip(0x2C)
+            return skip(0x5D) ? out : nil
+        }
+        /// `{ "k": v, … }` with each member read by `member`; false on any deviation.
+        func object(_ member: (String) -> Bool) -> Bool {
+            guard skip(0x7B) else { return false }
+            if skip(0x7D) { return true }
+            repeat {
+                guard let key = string(), skip(0x3A), member(key) else { return false }
+            } while skip(0x2C)
+            return skip(0x7D)
+        }
+        var tensors: [PlainTensor] = [], seen = Set<String>(), metadata: [String: String] = [:]
+        let ok = object { key in
+            guard seen.insert(key).inserted else { return false }
+            if key == "__metadata__" {
+                return object { k in
+                    guard metadata[k] == nil, let v = string() else { return false }
+                    metadata[k] = v
+                    return true
+                }
+            }
+            var dtype: String?, shape: [Int]?, offsets: [Int]?
+            guard object({ field in
+                switch field {
+                case "dtype" where dtype == nil: dtype = string(); return dtype != nil
+                case "shape" where shape == nil: shape = integers(); return shape != nil
+                case "data_offsets" where offsets == nil: offsets = integers(); return offsets?.count == 2
+                default: return false
+                }
+            }), let dtype, let shape, let offsets else { return false }
+            tensors.append(PlainTensor(key: key, dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1]))
+            return true
+        }
+        p.skipSpace()
+        return ok && p.at == bytes.count ? (tensors, metadata) : nil
     }
 
     public var names: [String] { tensors.keys.sorted() }

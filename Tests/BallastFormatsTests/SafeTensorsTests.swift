@@ -1,4 +1,4 @@
-import BallastFormats
+@testable import BallastFormats
 import BallastKernels
 import BallastRandom
 import Foundation
@@ -67,6 +67,34 @@ struct SafeTensorsTests {
         #expect(try SafeTensorsFile(data: c, name: "c").floats("w") == tensor(3)[0].1.elements(Float.self))
         #expect(try SafeTensorsFile(data: b, name: "b").floats("w") == tensor(2)[0].1.elements(Float.self))
         #expect(a == nil)
+    }
+
+    @Test("headers as writers lay them out are read without the JSON tree, to the same tensors; others fall back to it")
+    func plainHeaderReader() throws {
+        func plain(_ json: String) -> [String: String]? {
+            json.utf8.withContiguousStorageIfAvailable { b in
+                SafeTensorsFile.readPlainHeader(UnsafeRawBufferPointer(b)).map { r in
+                    Dictionary(uniqueKeysWithValues: r.tensors.map { ($0.key, "\($0.dtype) \($0.shape) \($0.begin)..<\($0.end)") }).merging(r.metadata) { a, _ in a }
+                }
+            }!
+        }
+        let written = String(decoding: sample.dropFirst(8).prefix(Int(sample.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })), as: UTF8.self)
+        #expect(plain(written) == ["a": "F32 [2, 3] 0..<24", "b": "I32 [2] 24..<32", "format": "pt"])
+        #expect(plain(" {\n \"x\" : { \"shape\" : [ ] , \"data_offsets\":[0,4],\"dtype\":\"F32\"} } ") == ["x": "F32 [] 0..<4"])
+        #expect(plain(#"{"__metadata__":{"a\"b":"c\u00e9\/"}}"#) == ["a\"b": "cé/"])
+        // Left to the value tree (which accepts some and explains the rest).
+        for json in [#"{"x":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, #"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"extra":1}}"#,
+                     #"{"x":{"dtype":"F32","shape":[01],"data_offsets":[0,4]}}"#, #"{"x":{"dtype":"F32","shape":[1e0],"data_offsets":[0,4]}}"#,
+                     #"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                     #"{"x":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, #"{"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#,
+                     #"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}}"#, #"{"__metadata__":{"k":1}}"#, "[1]", #"{"x":{}} x"#,
+                     #"{"x":{"dtype":"F32","shape":[99999999999999999999],"data_offsets":[0,4]}}"#] {
+            #expect(plain(json) == nil, "\(json)")
+        }
+        // What the tree accepts of those still reads (the duplicate: the last entry wins, as before).
+        #expect(try SafeTensorsFile(data: header(#"{"x":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: Data(count: 8)), name: "t").info("x").shape == [2])
+        #expect(try SafeTensorsFile(data: header(#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"extra":1}}"#, data: Data(count: 4)), name: "t")
+            .info("x").range == 0..<4)
     }
 
     @Test func truncated() {
