@@ -78,4 +78,23 @@ struct GroupCommitTests {
         #expect(j.syncs == 2, "an empty group costs nothing")
         #expect(try FileJournal(path: path).records().count == 21)
     }
+
+    @Test("a group's records reach the file together when it commits; a compaction inside a group replaces those before it")
+    func groupWrittenAtCommit() throws {
+        let path = NSTemporaryDirectory() + "ballast-group-write-\(getpid()).journal"
+        try? FileManager.default.removeItem(atPath: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let j = try FileJournal(path: path)
+        j.beginGroup()
+        for i in 0..<3 { try j.append(["t": "g", "i": i]) }
+        #expect(try j.records().isEmpty, "nothing written before the commit")
+        try j.commitGroup()
+        #expect(try j.records().compactMap { $0["i"] as? Int } == [0, 1, 2])
+        j.beginGroup()
+        try j.append(["t": "covered"])
+        try j.rewrite([["t": "snapshot"]])
+        try j.append(["t": "after"])
+        try j.commitGroup()
+        #expect(try FileJournal(path: path).records().compactMap { $0["t"] as? String } == ["snapshot", "after"])
+    }
 }
