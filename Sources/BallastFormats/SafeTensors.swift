@@ -230,35 +230,46 @@ public struct SafeTensorsFile: Sendable {
 
     struct PlainTensor { var key: String, dtype: String, shape: [Int], begin: Int, end: Int }
 
-    /// Reads a header laid out as writers lay it out: one object of tensor entries with exactly the fields
-    /// dtype (a string), shape (non-negative integers) and data_offsets (two of them), each key once, and
-    /// an optional `__metadata__` object of strings. Nil for anything else: the value tree then reads it.
-    /// Frames are small, so this was most of decoding one (no tree, no per-entry arrays).
+    /// Reads a header laid out as writers lay it out: one object of tensor entries with the fields dtype
+    /// (a string), shape (non-negative integers) and data_offsets (two of them) and nothing else, and an
+    /// optional `__metadata__` object of strings; a repeated key counts last, as in the value tree. Nil for
+    /// anything else: the value tree then reads it. Frames are small, so the tree was most of decoding one.
     static func readPlainHeader(_ bytes: UnsafeRawBufferPointer) -> (tensors: [PlainTensor], metadata: [String: String])? {
-        var p = JSONText.Parser(bytes: bytes)
-        func skip(_ c: UInt8) -> Bool {
+        var r = PlainHeaderReader(p: JSONText.Parser(bytes: bytes))
+        return r.header()
+    }
+
+    /// The fast reader's steps (a struct with mutating methods: nested closures over the parser boxed it
+    /// on the heap at every call).
+    struct PlainHeaderReader {
+        var p: JSONText.Parser
+
+        mutating func skip(_ c: UInt8) -> Bool {
             p.skipSpace()
             guard p.peek == c else { return false }
             p.at += 1
             p.skipSpace()
             return true
         }
-        func string() -> String? { p.peek == 0x22 ? try? p.string() : nil }
-        func integer() -> Int? {
+
+        mutating func string() -> String? { p.peek == 0x22 ? try? p.string() : nil }
+
+        /// A non-negative integer without sign, leading zeros, fraction or exponent.
+        mutating func integer() -> Int? {
             let start = p.at
             var v = 0
-            while let c = p.peek, (0x30...0x39).contains(c) {
+            while let c = p.peek, c >= 0x30, c <= 0x39 {
                 let (m, o1) = v.multipliedReportingOverflow(by: 10), (a, o2) = m.addingReportingOverflow(Int(c - 0x30))
                 guard !o1, !o2 else { return nil }
                 v = a
                 p.at += 1
             }
             let digits = p.at - start
-            guard digits > 0, digits == 1 || bytes[start] != 0x30 else { return nil }  // no leading zeros
-            guard let c = p.peek, c != 0x2E, c != 0x65, c != 0x45 else { return nil }  // not a fraction or exponent
+            guard digits > 0, digits == 1 || p.bytes[start] != 0x30, let c = p.peek, c != 0x2E, c != 0x65, c != 0x45 else { return nil }
             return v
         }
-        func integers() -> [Int]? {
+
+        mutating func integers() -> [Int]? {
             guard skip(0x5B) else { return nil }
             var out: [Int] = []
             if skip(0x5D) { return out }
@@ -268,39 +279,56 @@ public struct SafeTensorsFile: Sendable {
             } while skip(0x2C)
             return skip(0x5D) ? out : nil
         }
-        /// `{ "k": v, … }` with each member read by `member`; false on any deviation.
-        func object(_ member: (String) -> Bool) -> Bool {
+
+        /// `"key":` at the start of a member.
+        mutating func key() -> String? {
+            guard let k = string(), skip(0x3A) else { return nil }
+            return k
+        }
+
+        mutating func readMetadata(into out: inout [String: String]) -> Bool {
             guard skip(0x7B) else { return false }
             if skip(0x7D) { return true }
             repeat {
-                guard let key = string(), skip(0x3A), member(key) else { return false }
+                guard let k = key(), let v = string() else { return false }
+                out[k] = v
             } while skip(0x2C)
             return skip(0x7D)
         }
-        var tensors: [PlainTensor] = [], seen = Set<String>(), metadata: [String: String] = [:]
-        let ok = object { key in
-            guard seen.insert(key).inserted else { return false }
-            if key == "__metadata__" {
-                return object { k in
-                    guard metadata[k] == nil, let v = string() else { return false }
-                    metadata[k] = v
-                    return true
-                }
-            }
+
+        mutating func tensor(_ name: String) -> PlainTensor? {
+            guard skip(0x7B) else { return nil }
             var dtype: String?, shape: [Int]?, offsets: [Int]?
-            guard object({ field in
-                switch field {
-                case "dtype" where dtype == nil: dtype = string(); return dtype != nil
-                case "shape" where shape == nil: shape = integers(); return shape != nil
-                case "data_offsets" where offsets == nil: offsets = integers(); return offsets?.count == 2
-                default: return false
+            repeat {
+                switch key() {
+                case "dtype": dtype = string(); if dtype == nil { return nil }
+                case "shape": shape = integers(); if shape == nil { return nil }
+                case "data_offsets": offsets = integers(); if offsets?.count != 2 { return nil }
+                default: return nil
                 }
-            }), let dtype, let shape, let offsets else { return false }
-            tensors.append(PlainTensor(key: key, dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1]))
-            return true
+            } while skip(0x2C)
+            guard skip(0x7D), let dtype, let shape, let offsets else { return nil }
+            return PlainTensor(key: name, dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1])
         }
-        p.skipSpace()
-        return ok && p.at == bytes.count ? (tensors, metadata) : nil
+
+        mutating func header() -> (tensors: [PlainTensor], metadata: [String: String])? {
+            var tensors: [PlainTensor] = [], metadata: [String: String] = [:]
+            guard skip(0x7B) else { return nil }
+            if !skip(0x7D) {
+                repeat {
+                    guard let name = key() else { return nil }
+                    if name == "__metadata__" {
+                        guard readMetadata(into: &metadata) else { return nil }
+                    } else {
+                        guard let t = tensor(name) else { return nil }
+                        tensors.append(t)
+                    }
+                } while skip(0x2C)
+                guard skip(0x7D) else { return nil }
+            }
+            p.skipSpace()
+            return p.at == p.bytes.count ? (tensors, metadata) : nil
+        }
     }
 
     public var names: [String] { tensors.keys.sorted() }
