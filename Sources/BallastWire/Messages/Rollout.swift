@@ -32,19 +32,10 @@ public struct RolloutMessage: WireMessage, Equatable {
     /// From rows (flattened here: the one copy an actor makes).
     public init(policyVersion: UInt64, sequences: [[Int32]], promptTokens: [Int], logp: [[Double]], refLogp: [[Double]], values: [[Double]],
                 scores: [Double], gold: [Double], tasks: [String], promptIDs: [Int], epoch: Int, lease: Int, actor: String) {
-        self.policyVersion = policyVersion
-        (tokens, tokenOffsets) = Ragged.flatten(sequences)
-        self.promptTokens = promptTokens
-        (self.logp, responseOffsets) = Ragged.flatten(logp)
-        self.refLogp = Ragged.flatten(refLogp).column
-        self.values = Ragged.flatten(values).column
-        self.scores = scores
-        self.gold = gold
-        self.tasks = tasks
-        self.promptIDs = promptIDs
-        self.epoch = epoch
-        self.lease = lease
-        self.actor = actor
+        let (tokens, tokenOffsets) = Ragged.flatten(sequences), (flatLogp, responseOffsets) = Ragged.flatten(logp)
+        self.init(policyVersion: policyVersion, tokens: tokens, tokenOffsets: tokenOffsets, promptTokens: promptTokens, logp: flatLogp,
+                  refLogp: Ragged.flatten(refLogp).column, values: Ragged.flatten(values).column, responseOffsets: responseOffsets,
+                  scores: scores, gold: gold, tasks: tasks, promptIDs: promptIDs, epoch: epoch, lease: lease, actor: actor)
     }
 
     /// From columns, as they are held (no per-row work).
