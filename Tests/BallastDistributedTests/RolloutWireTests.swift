@@ -23,8 +23,10 @@ struct RolloutWireTests {
         let decoded = try RolloutMessage(frame: try Frame.decode(envelope: env, payload: payload).0)
         let back = RolloutBatch(decoded)
         #expect(back.sequences == [[256, 1, 2, 9, 8, 257], [256, 5, 7]] && back.promptTokens == b.promptTokens)
-        #expect(back.responseRows(back.logp) == [[-0.1, -0.2, -0.3], [-1.5]] && back.logp == b.logp && back.responseOffsets == [0, 3, 4])
-        #expect(back.refLogp == b.refLogp && back.values == b.values && back.scores == b.scores && back.tasks == b.tasks)
+        // Per-token numbers travel as F32 (the models compute them in F32), scores and gold as F64.
+        func f32(_ xs: [Double]) -> [Double] { xs.map { Double(Float($0)) } }
+        #expect(back.responseRows(back.logp) == [f32([-0.1, -0.2, -0.3]), [-1.5]] && back.logp == f32(b.logp) && back.responseOffsets == [0, 3, 4])
+        #expect(back.refLogp == f32(b.refLogp) && back.values == f32(b.values) && back.scores == b.scores && back.tasks == b.tasks)
         #expect(back.gold[0] == 1 && back.gold[1].isNaN && back.policyVersion == 9)
         #expect(decoded.promptIDs == [11, 4] && decoded.epoch == 2 && decoded.lease == 5 && decoded.actor == "actor-1")
     }
@@ -72,8 +74,13 @@ struct RolloutWireTests {
         func f64(_ name: String, _ xs: [Double]) -> (inout Frame) -> Void {
             { f in f.tensors = f.tensors.map { $0.0 == name ? ($0.0, TensorData(dtype: .f64, shape: [xs.count], bytes: xs.withUnsafeBufferPointer { Data(buffer: $0) })) : $0 } }
         }
-        #expect(rejected(f64("logp", [-0.1, .nan, -0.3, -1.5])))
-        #expect(rejected(f64("values", [0.1, 0.2, .infinity, 0.7])))
+        func f32(_ name: String, _ xs: [Float]) -> (inout Frame) -> Void {
+            { f in f.tensors = f.tensors.map { $0.0 == name ? ($0.0, TensorData(floats: xs, shape: [xs.count])) : $0 } }
+        }
+        #expect(rejected(f32("logp", [-0.1, .nan, -0.3, -1.5])))
+        #expect(rejected(f32("values", [0.1, 0.2, .infinity, 0.7])))
+        #expect(!rejected(f32("values", [0.1, 0.2, 0.3, 0.7])), "the F32 edit alone is accepted")
+        #expect(rejected(f64("logp", [-0.1, -0.2, -0.3, -1.5])), "per-token numbers are F32")
         #expect(rejected(f64("scores", [-.infinity, 1])))
         #expect(rejected(f64("gold", [1, .infinity])))
         #expect(!rejected(f64("gold", [.nan, .nan])))  // NaN gold: no gold score for the row
@@ -92,7 +99,7 @@ struct RolloutWireTests {
             f.tensors = f.tensors.map { t -> (String, TensorData) in
                 switch t.0 {
                 case "prompt_tokens": return (t.0, TensorData(int32s: [6, 2], shape: [2]))
-                case "logp", "ref_logp", "values": return (t.0, TensorData(dtype: .f64, shape: [1], bytes: Data(count: 8)))
+                case "logp", "ref_logp", "values": return (t.0, TensorData(floats: [0], shape: [1]))
                 case "response_offsets": return (t.0, TensorData(int64s: [0, 0, 1]))
                 default: return t
                 }

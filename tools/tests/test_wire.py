@@ -25,7 +25,7 @@ def test_python_reader_decodes_a_ballast_frame(tmp_path):
     assert t["tokens"].tolist() == [256, 72, 105, 257, 256, 79, 107, 33, 257] and t["token_offsets"].tolist() == [0, 4, 9]
     assert t["prompt_tokens"].tolist() == [2, 2] and t["response_offsets"].tolist() == [0, 2, 5] and t["prompt_ids"].tolist() == [4, 9]
     assert t["task_ids"].dtype == np.int32 and t["task_ids"].tolist() == [0, 1]
-    assert t["logp"].dtype == np.float64 and t["logp"].tolist() == [-0.5, -1.25, -0.125, -2, -0.75]
+    assert t["logp"].dtype == np.float32 and t["logp"].tolist() == [-0.5, -1.25, -0.125, -2, -0.75]
     assert t["scores"].tolist() == [1.5, -0.25] and t["gold"].tolist() == [1, 0]
     assert wire_reader.crc32c(b"123456789") == 0xE3069283
 

@@ -7,7 +7,8 @@ import Foundation
 /// few bulk copies rather than one per row and field:
 ///
 /// tensors `tokens` I32 [Σ len] (prompt + response per row), `token_offsets` I64 [n+1],
-/// `prompt_tokens` I32 [n], `logp`, `ref_logp`, `values` F64 [Σ response len], `response_offsets`
+/// `prompt_tokens` I32 [n], `logp`, `ref_logp`, `values` F32 [Σ response len] (the models compute them in
+/// F32; held as Double on either side), `response_offsets`
 /// I64 [n+1], `scores`, `gold` F64 [n], `prompt_ids` I64 [n] (the prompt file index of each row),
 /// `task_ids` I32 [n] (each row's task as an index into `task_names`); metadata `task_names` (JSON
 /// array of the distinct task names, in order of first appearance), `epoch`, `lease`, `actor`. The
@@ -75,6 +76,26 @@ public struct RolloutMessage: WireMessage, Equatable {
         return most != exponent
     }
 
+    /// A Double column as an F32 tensor, converted straight into the tensor's bytes.
+    static func narrowed(_ xs: [Double]) -> TensorData {
+        var bytes = Data(count: xs.count * 4)
+        bytes.withUnsafeMutableBytes { raw in
+            xs.withUnsafeBufferPointer { src in for i in src.indices { raw.storeBytes(of: Float(src[i]), toByteOffset: i * 4, as: Float.self) } }
+        }
+        return TensorData(dtype: .f32, shape: [xs.count], bytes: bytes)
+    }
+
+    /// An F32 tensor (a view into a received payload: not aligned) as a Double column.
+    static func widened(_ t: TensorData) -> [Double] {
+        let n = t.bytes.count / 4
+        return [Double](unsafeUninitializedCapacity: n) { out, done in
+            t.bytes.withUnsafeBytes { raw in
+                for i in 0..<n { out[i] = Double(raw.loadUnaligned(fromByteOffset: i * 4, as: Float.self)) }
+            }
+            done = n
+        }
+    }
+
     public var payload: WirePayload {
         func tensor<T: BitwiseCopyable>(_ xs: [T], _ dtype: DType) -> TensorData {
             TensorData(dtype: dtype, shape: [xs.count], bytes: xs.withUnsafeBufferPointer { Data(buffer: $0) })
@@ -98,9 +119,9 @@ public struct RolloutMessage: WireMessage, Equatable {
             ("tokens", tensor(tokens, .i32)),
             ("token_offsets", TensorData(int64s: tokenOffsets)),
             ("prompt_tokens", tensor(promptTokens.map(Int32.init), .i32)),
-            ("logp", tensor(logp, .f64)),
-            ("ref_logp", tensor(refLogp, .f64)),
-            ("values", tensor(values, .f64)),
+            ("logp", Self.narrowed(logp)),
+            ("ref_logp", Self.narrowed(refLogp)),
+            ("values", Self.narrowed(values)),
             ("response_offsets", TensorData(int64s: responseOffsets)),
             ("scores", tensor(scores, .f64)),
             ("gold", tensor(gold, .f64)),
@@ -118,8 +139,8 @@ public struct RolloutMessage: WireMessage, Equatable {
             return x
         }
         let tokens = try need("tokens", .i32).elements(Int32.self)
-        let logp = try need("logp", .f64).elements(Double.self), ref = try need("ref_logp", .f64).elements(Double.self)
-        let values = try need("values", .f64).elements(Double.self)
+        func perToken(_ name: String) throws -> [Double] { Self.widened(try need(name, .f32)) }
+        let logp = try perToken("logp"), ref = try perToken("ref_logp"), values = try perToken("values")
         let tokOff = try r.int64s("token_offsets"), respOff = try r.int64s("response_offsets")
         let scores = try need("scores", .f64).elements(Double.self), gold = try need("gold", .f64).elements(Double.self)
         let prompt = try need("prompt_tokens", .i32).elements(Int32.self), ids = try r.int64s("prompt_ids")
