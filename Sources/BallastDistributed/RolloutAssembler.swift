@@ -39,7 +39,7 @@ struct RolloutAssembler {
         /// [epoch, prompt id] of each prompt trained on, once each (the learner logs them per step).
         var trained: [[Int]]
 
-        static let empty = Assembled(batch: RolloutAssembler.merge([]), weights: [], prompts: 0, lags: [], trained: [])
+        static let empty = Assembled(batch: RolloutBatch.gather([]), weights: [], prompts: 0, lags: [], trained: [])
     }
 
     var queue: BoundedRolloutQueue<Incoming>
@@ -91,12 +91,10 @@ struct RolloutAssembler {
         let first = Set(seen.prefix(n))
         func part(_ keep: (Int) -> Bool) -> Incoming {
             let rows = item.promptIDs.indices.filter { keep(item.promptIDs[$0]) }
-            return Incoming(batch: merge(rows.map { (item.batch, $0) }), promptIDs: rows.map { item.promptIDs[$0] }, epoch: item.epoch, lease: item.lease)
+            return Incoming(batch: RolloutBatch.gather(rows.map { (item.batch, $0) }), promptIDs: rows.map { item.promptIDs[$0] }, epoch: item.epoch, lease: item.lease)
         }
         return (part { first.contains($0) }, part { !first.contains($0) })
     }
-
-    static func merge(_ rows: [(RolloutBatch, Int)]) -> RolloutBatch { RolloutBatch.gather(rows) }
 
     /// Rows counted for the next step while its batch is still short of `want` prompts (some prompts
     /// taken had counted before: delivered twice, or re-leased while their first rollout was on the
@@ -155,7 +153,7 @@ struct RolloutAssembler {
                     rows.append((item.batch, r, weight))
                 }
             }
-            held = Assembled(batch: Self.merge(rows.map { ($0.0, $0.1) }), weights: rows.map(\.2), prompts: held.prompts + prompts,
+            held = Assembled(batch: RolloutBatch.gather(rows.map { ($0.0, $0.1) }), weights: rows.map(\.2), prompts: held.prompts + prompts,
                              lags: held.lags + taken.map { learnerVersion - $0.item.batch.policyVersion },
                              trained: (held.trained + owner.filter { accepted.contains($0.key) }.keys).sorted { ($0[0], $0[1]) < ($1[0], $1[1]) })
         }

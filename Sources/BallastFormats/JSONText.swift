@@ -38,10 +38,10 @@ public enum JSONText {
 
     // MARK: Writing
 
-    /// Appends `s` as a JSON string literal, escaped as JSONSerialization escapes it (including `\/`),
-    /// so that frame headers keep the bytes the golden wire frames pin.
     static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// Appends `s` as a JSON string literal, escaped as JSONSerialization escapes it (including `\/`),
+    /// so that frame headers keep the bytes the golden wire frames pin.
     public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
         out.append(0x22)
         // Names and numbers need no escape: copied whole (byte by byte was a visible share of every frame).

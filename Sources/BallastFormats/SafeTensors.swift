@@ -70,16 +70,17 @@ public struct TensorData: Sendable {
     }
 }
 
-/// Large encode buffers kept for reuse. A fresh multi-megabyte allocation comes from mmap (or a thread
-/// arena trimmed back to the OS), so every weights frame paid a page fault per 4 KiB as it was written:
-/// half of encoding a 13 MB policy. At most two buffers are kept (one being sent while the next is written).
+/// Large wire-frame buffers kept for reuse. A fresh multi-megabyte allocation comes from mmap (or a
+/// thread arena trimmed back to the OS), so every weights frame paid a page fault per 4 KiB as it was
+/// written: half of encoding a 13 MB policy. At most two buffers of 1–256 MiB are kept (one being sent
+/// while the next is written); files written to disk do not use them, so a checkpoint leaves nothing held.
 enum PayloadBuffers {
     struct Buffer: @unchecked Sendable { let pointer: UnsafeMutableRawPointer, capacity: Int }
-    static let reuseFrom = 1 << 20, kept = 2
+    static let reused = (1 << 20)...(256 << 20), kept = 2
     static let free = Mutex<[Buffer]>([])
 
     static func take(_ bytes: Int) -> Buffer {
-        if bytes >= reuseFrom, let b = free.withLock({ list -> Buffer? in
+        if reused.contains(bytes), let b = free.withLock({ list -> Buffer? in
             // one that fits without wasting more than half of it
             guard let i = list.firstIndex(where: { $0.capacity >= bytes && $0.capacity <= 2 * bytes }) else { return nil }
             return list.remove(at: i)
@@ -88,7 +89,7 @@ enum PayloadBuffers {
     }
 
     static func give(_ b: Buffer) {
-        let kept = b.capacity >= reuseFrom && free.withLock { list -> Bool in
+        let kept = reused.contains(b.capacity) && free.withLock { list -> Bool in
             if list.count >= Self.kept { list.removeFirst().pointer.deallocate() }  // the oldest goes
             list.append(b)
             return true
@@ -395,16 +396,17 @@ public enum SafeTensorsWriter {
     /// Serialises tensors (in the given order) with optional string metadata. The header is padded with
     /// spaces to a multiple of 8 bytes so that the data buffer is aligned.
     public static func encode(_ tensors: [(String, TensorData)], metadata: [String: String] = [:]) -> Data {
-        encode(tensors, metadata: metadata, checksummed: false).payload
+        encode(tensors, metadata: metadata, frame: false).payload
     }
 
-    /// The payload and its CRC-32C, computed while the bytes are copied (block by block, so the checksum
-    /// reads what the copy just left in cache instead of making a second pass over a large payload).
+    /// A wire frame's payload and its CRC-32C, computed while the bytes are copied (block by block, so the
+    /// checksum reads what the copy just left in cache instead of making a second pass over a large
+    /// payload), into a reused buffer (`PayloadBuffers`).
     public static func encodeChecksummed(_ tensors: [(String, TensorData)], metadata: [String: String] = [:]) -> (payload: Data, crc32c: UInt32) {
-        encode(tensors, metadata: metadata, checksummed: true)
+        encode(tensors, metadata: metadata, frame: true)
     }
 
-    static func encode(_ tensors: [(String, TensorData)], metadata: [String: String], checksummed: Bool) -> (payload: Data, crc32c: UInt32) {
+    static func encode(_ tensors: [(String, TensorData)], metadata: [String: String], frame: Bool) -> (payload: Data, crc32c: UInt32) {
         // Each top-level member's JSON text, then written in key order: the header is built as bytes
         // because every wire frame carries one (string building was a visible share of a coordinator).
         var entries: [(key: String, value: [UInt8])] = []
@@ -447,7 +449,8 @@ public enum SafeTensorsWriter {
         json.append(0x7D)
         while json.count % 8 != 0 { json.append(0x20) }
         let total = 8 + json.count + offset
-        let buffer = PayloadBuffers.take(total)
+        let buffer = frame ? PayloadBuffers.take(total)
+                           : PayloadBuffers.Buffer(pointer: .allocate(byteCount: max(total, 1), alignment: 64), capacity: max(total, 1))
         var at = 0, crc: UInt32 = 0
         func put(_ source: UnsafeRawBufferPointer) {
             let block = 16 << 10
@@ -456,7 +459,7 @@ public enum SafeTensorsWriter {
                 let n = min(block, source.count - done)
                 let target = UnsafeMutableRawBufferPointer(start: buffer.pointer + at, count: n)
                 target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[done..<(done + n)]))
-                if checksummed { crc = ballast_crc32c(crc, target.baseAddress, n) }
+                if frame { crc = ballast_crc32c(crc, target.baseAddress, n) }
                 at += n
                 done += n
             }
@@ -464,7 +467,10 @@ public enum SafeTensorsWriter {
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { put($0) }
         json.withUnsafeBytes { put($0) }
         for (_, t) in tensors { t.bytes.withUnsafeBytes { put($0) } }
-        return (Data(bytesNoCopy: buffer.pointer, count: total, deallocator: .custom { _, _ in PayloadBuffers.give(buffer) }), crc)
+        let payload = Data(bytesNoCopy: buffer.pointer, count: total, deallocator: .custom { _, _ in
+            if frame { PayloadBuffers.give(buffer) } else { buffer.pointer.deallocate() }
+        })
+        return (payload, crc)
     }
 
     /// The order JSONSerialization's `sortedKeys` gives (the system locale's collation with numeric

@@ -87,16 +87,12 @@ public enum CRC32C {
         return c
     }
 
-    public static func checksum(_ data: [UInt8]) -> UInt32 {
-        data.withUnsafeBytes { ballast_crc32c(0, $0.baseAddress, $0.count) }
-    }
-
     public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 { ballast_crc32c(0, bytes.baseAddress, bytes.count) }
 
+    public static func checksum(_ data: [UInt8]) -> UInt32 { data.withUnsafeBytes { checksum($0) } }
+
     /// Checksum of a Data buffer without copying it.
-    public static func checksum(_ data: Data) -> UInt32 {
-        data.withUnsafeBytes { ballast_crc32c(0, $0.baseAddress, $0.count) }
-    }
+    public static func checksum(_ data: Data) -> UInt32 { data.withUnsafeBytes { checksum($0) } }
 
     /// The bytewise table version, kept as the reference the hardware path is tested against.
     public static func checksumReference(_ data: [UInt8]) -> UInt32 {
