@@ -159,13 +159,17 @@ public final class ZMQSocket: @unchecked Sendable {
     public private(set) var peerRole: String?
 
     /// Receives one multipart message, or nil when the receive timeout expired.
-    public func receive() throws -> [Data]? {
+    public func receive() throws -> [Data]? { try receive(flags: 0) }
+
+    /// `flags` apply to the first part: ZMQ_DONTWAIT returns nil at once when no message is waiting (the
+    /// other parts of a multipart message arrive with the first).
+    func receive(flags: Int32) throws -> [Data]? {
         var parts: [Data] = []
         while true {
             var msg = zmq_msg_t()
             zmq_msg_init(&msg)
             defer { zmq_msg_close(&msg) }
-            let rc = zmq_msg_recv(&msg, handle, 0)
+            let rc = zmq_msg_recv(&msg, handle, parts.isEmpty ? flags : 0)
             if rc < 0 {
                 // A timeout, or a signal (SIGINT/SIGTERM) interrupting the wait: report "no message" so
                 // the caller's loop can check whether it should stop.
@@ -200,11 +204,7 @@ public final class ZMQSocket: @unchecked Sendable {
     }
 
     /// One multipart message if one is waiting, else nil (never blocks).
-    public func receiveNow() throws -> [Data]? {
-        var items = [zmq_pollitem_t(socket: handle, fd: 0, events: 1, revents: 0)]
-        guard zmq_poll(&items, 1, 0) > 0 else { return nil }
-        return try receive()
-    }
+    public func receiveNow() throws -> [Data]? { try receive(flags: ZMQ_DONTWAIT) }
 
     /// Waits up to `timeoutMS` for any of `sockets` to be readable; returns their indices.
     public static func poll(_ sockets: [ZMQSocket], timeoutMS: Int) throws -> [Int] {

@@ -118,13 +118,16 @@ struct BenchCoordinator: ParsableCommand {
     @Option(help: "Compact the journal into a snapshot every this many records (0: never, to compare).") var compactEvery = 10_000
     @Option(help: "Journal file (fsync'd on every record).") var journal = NSTemporaryDirectory() + "ballast-bench-coordinator.journal"
     @Option(help: "Open loop: lease requests offered per second over all actors (default: closed loop, each actor always waiting on one).") var rate: Double?
+    @Option(help: "Prompts per consumption report. One learner socket counts the leased prompts in reports of this many, as the learner counts each step's batch (32: the quickstart's batch). The lease size sends one report per lease, the load of earlier sessions.") var consumptionBatch = 32
 
     func run() throws {
         try failing {
             if let rate, !(rate > 0) { throw ValidationError("--rate must be > 0") }
             try? FileManager.default.removeItem(atPath: journal)
             defer { try? FileManager.default.removeItem(atPath: journal) }
-            guard prompts > 0, actors > 0, lease > 0, compactEvery >= 0 else { throw ValidationError("--prompts, --actors and --lease must be > 0, --compact-every >= 0") }
+            guard prompts > 0, actors > 0, lease > 0, consumptionBatch > 0, compactEvery >= 0 else {
+                throw ValidationError("--prompts, --actors, --lease and --consumption-batch must be > 0, --compact-every >= 0")
+            }
             let compaction = compactEvery == 0 ? Int.max : compactEvery
             let epochs = max(2, 100_000_000 / prompts)  // enough that the run never runs out of work
             let ledger = try PromptLedger(promptCount: prompts, shards: 8, epochs: epochs, journal: FileJournal(path: journal), compactEvery: compaction)
@@ -145,8 +148,27 @@ struct BenchCoordinator: ParsableCommand {
                 try s.connect(endpoint)
                 sockets.append(s)
             }
-            // A lease is answered by a consumption report (one journal record each way, as in a real run)
-            // without waiting for its answer: the client never blocks on one socket while others have replies.
+            // The learner: counts leased prompts with the coordinator in reports of `consumptionBatch` (one
+            // journal record each way, as in a real run), without waiting for the answers, so the client
+            // never blocks on one socket while others have replies.
+            let learner = try ctx.socket(.dealer)
+            try learner.setRoutingID("learner")
+            try learner.connect(endpoint)
+            sockets.append(learner)
+            var unreported: (epoch: Int, ids: [Int]) = (0, [])
+            func report(_ ids: [Int], epoch: Int) throws {
+                let (e, p) = Consumption(policyVersion: 0, id: "learner", epoch: epoch, promptIDs: ids).frame().encode()
+                try learner.send([e, p])
+            }
+            func consumed(_ ids: [Int], epoch: Int) throws {
+                if epoch != unreported.epoch, !unreported.ids.isEmpty { try report(unreported.ids, epoch: unreported.epoch); unreported.ids = [] }
+                unreported.epoch = epoch
+                unreported.ids += ids
+                while unreported.ids.count >= consumptionBatch {
+                    try report(Array(unreported.ids.prefix(consumptionBatch)), epoch: epoch)
+                    unreported.ids.removeFirst(consumptionBatch)
+                }
+            }
             var sentAt = [UInt64](repeating: 0, count: actors)
             var latencies: [Double] = []
             // An actor's ready request is the same message every time: encoded once, as a real actor could.
@@ -179,14 +201,12 @@ struct BenchCoordinator: ParsableCommand {
                 let wait = rate == nil || idle.isEmpty ? 100 : max(1, Int((nextDue - Double(DispatchTime.now().uptimeNanoseconds)) / 1e6))
                 for i in try ZMQSocket.poll(sockets, timeoutMS: wait) {
                     while let parts = try sockets[i].receiveNow(), parts.count == 2 {
-                        let frame = try Frame.decode(envelope: parts[0], payload: parts[1]).0
-                        guard frame.kind != .consumption else { continue }  // the answer to a report: nothing waits on it
+                        guard i < actors else { continue }  // the answer to a report: nothing waits on it
                         latencies.append(Double(DispatchTime.now().uptimeNanoseconds - sentAt[i]) / 1e6)
-                        let answer = try LeaseReply(frame: frame)
+                        let answer = try LeaseReply(frame: try Frame.decode(envelope: parts[0], payload: parts[1]).0)
                         if let grant = answer.grant {
                             leases += 1
-                            let (e, p) = Consumption(policyVersion: 0, id: "sim-\(i)", epoch: answer.epoch, promptIDs: grant.promptIDs).frame().encode()
-                            try sockets[i].send([e, p])
+                            try consumed(grant.promptIDs, epoch: answer.epoch)
                         }
                         if rate == nil { try ready(i) } else { idle.append(i) }
                     }
@@ -197,7 +217,7 @@ struct BenchCoordinator: ParsableCommand {
             flag.stop = true
             latencies.sort()
             func pct(_ q: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(q * Double(latencies.count)))] }
-            print((rate.map { "open loop at \(fmt($0, 0)) requests/s: " } ?? "closed loop: ") + "\(actors) simulated actors, leases of \(lease) prompts, journal with group commit (\(service.groups) fsync'd groups, \(fmt(Double(service.groupedMessages) / Double(max(service.groups, 1)), 1)) messages each): \(leases) leases in \(fmt(elapsed, 1)) s = \(fmt(Double(leases) / elapsed, 0)) leases/s "
+            print((rate.map { "open loop at \(fmt($0, 0)) requests/s: " } ?? "closed loop: ") + "\(actors) simulated actors, leases of \(lease) prompts, a consumption report per \(consumptionBatch) prompts, journal with group commit (\(service.groups) fsync'd groups, \(fmt(Double(service.groupedMessages) / Double(max(service.groups, 1)), 1)) messages each): \(leases) leases in \(fmt(elapsed, 1)) s = \(fmt(Double(leases) / elapsed, 0)) leases/s "
                   + "(\(fmt(Double(leases * lease) / elapsed, 0)) prompts/s); ready→lease latency p50 \(fmt(pct(0.5), 2)) ms, p99 \(fmt(pct(0.99), 2)) ms")
             Thread.sleep(forTimeInterval: 0.2)
             // What a restarted coordinator pays before it answers anyone: replaying the journal just written.
