@@ -67,7 +67,7 @@ public struct WireErrorCounters: Sendable {
 public struct Frame: Sendable {
     public static let envelopeSize = 48
     public static let magic: [UInt8] = Array("BLWF".utf8)
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     public static let defaultMaxPayload = 1 << 30
 
     public var kind: MessageKind

@@ -76,7 +76,7 @@ struct FrameTests {
         let (env, payload) = sample().encode()
         expectRejected(env.prefix(20), payload, "too_short")
         expectRejected(patched(env, 0, Array("XXXX".utf8)), payload, "bad_magic")
-        expectRejected(patched(env, 4, le(2, 2)), payload, "bad_version")
+        expectRejected(patched(env, 4, le(1, 2)), payload, "bad_version")  // version 1: the pre-columnar rollout layout
         expectRejected(patched(env, 6, le(99, 2)), payload, "unknown_kind")
         var flipped = [UInt8](env)
         flipped[10] ^= 1  // sequence changed, header checksum now wrong

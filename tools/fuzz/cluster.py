@@ -50,7 +50,7 @@ def frame(kind, metadata=None, tensors=None, version=0, sequence=1, header_lie=N
         h = json.dumps(header, ensure_ascii=False).encode()
         n = len(h) if header_lie is None else header_lie
         payload = struct.pack("<Q", n) + h + data
-    head = struct.pack("<4sHHQQQI", b"BLWF", 1, kind, sequence, version, len(payload), crc32c(payload))
+    head = struct.pack("<4sHHQQQI", b"BLWF", 2, kind, sequence, version, len(payload), crc32c(payload))
     return head + struct.pack("<IQ", crc32c(head), 0), payload
 
 

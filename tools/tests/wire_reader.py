@@ -52,7 +52,7 @@ def decode(envelope: bytes, payload: bytes, max_payload: int = 1 << 30) -> dict:
         raise WireError("header checksum")
     if reserved != 0:
         raise WireError("reserved not zero")
-    if version != 1:
+    if version != 2:
         raise WireError(f"unsupported version {version}")
     if kind not in KINDS:
         raise WireError(f"unknown kind {kind}")
