@@ -236,7 +236,7 @@ public final class CoordinatorService: @unchecked Sendable {
 
     /// Serves until `shouldStop()`: receive, handle, reply to the sender, expire silent actors. Group
     /// commit: every message already waiting (up to `maxGroup`) is handled, the journal records they
-    /// caused are made durable with one fsync, and only then do their answers leave, so no peer ever acts
+    /// caused are made durable with one fdatasync, and only then do their answers leave, so no peer ever acts
     /// on a lease or a count the journal could lose. `afterEach` runs after every group or timeout (the
     /// HTTP status snapshot is refreshed there).
     public func serve(_ socket: MessageSocket, clock: () -> Double, shouldStop: () -> Bool, afterEach: () -> Void = {},

@@ -116,7 +116,7 @@ struct BenchCoordinator: ParsableCommand {
     @Option(help: "Prompts per lease.") var lease = 8
     @Option(help: "Prompts in the run's prompt set.") var prompts = 4096
     @Option(help: "Compact the journal into a snapshot every this many records (0: never, to compare).") var compactEvery = 10_000
-    @Option(help: "Journal file (fsync'd on every record).") var journal = NSTemporaryDirectory() + "ballast-bench-coordinator.journal"
+    @Option(help: "Journal file (written and flushed to disk once per group of messages).") var journal = NSTemporaryDirectory() + "ballast-bench-coordinator.journal"
     @Option(help: "Open loop: lease requests offered per second over all actors (default: closed loop, each actor always waiting on one).") var rate: Double?
     @Option(help: "Prompts per consumption report. One learner socket counts the leased prompts in reports of this many, as the learner counts each step's batch (32: the quickstart's batch). The lease size sends one report per lease, the load of earlier sessions.") var consumptionBatch = 32
 
