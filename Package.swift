@@ -96,7 +96,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "BallastFormatsTests", dependencies: ["BallastFormats", "BallastKernels", "BallastRandom"]),
         .testTarget(name: "BallastBenchmarkTests", dependencies: ["BallastBenchmark", "BallastData", "BallastRandom"]),
-        .testTarget(name: "BallastClusterTests", dependencies: ["BallastCluster", "BallastKernels", "BallastWire", "BallastTransport", "BallastFormats", "BallastRandom"]),
+        .testTarget(name: "BallastClusterTests", dependencies: ["BallastCluster", "BallastKernels", "BallastWire", "BallastTransport", "BallastFormats", "BallastRandom", "BallastTestSupport"]),
         .testTarget(name: "BallastTransportTests", dependencies: ["BallastTransport", "BallastTestSupport"]),
         .testTarget(name: "BallastHTTPTests", dependencies: ["BallastHTTP"]),
         .testTarget(name: "BallastDistributedTests", dependencies: [

@@ -1,5 +1,6 @@
 import BallastCluster
 import BallastFormats
+import BallastTestSupport
 import BallastTransport
 import BallastWire
 import Foundation
@@ -62,9 +63,7 @@ struct GroupCommitTests {
 
     @Test("a file journal syncs once per group, and every grouped record is there after reopening")
     func fileJournalSyncsOncePerGroup() throws {
-        let path = NSTemporaryDirectory() + "ballast-group-\(getpid()).journal"
-        try? FileManager.default.removeItem(atPath: path)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = scratchDirectory() + "/journal"
         let j = try FileJournal(path: path)
         try j.append(["t": "solo"])
         #expect(j.syncs == 1)
@@ -81,9 +80,7 @@ struct GroupCommitTests {
 
     @Test("a group's records reach the file together when it commits; a compaction inside a group replaces those before it")
     func groupWrittenAtCommit() throws {
-        let path = NSTemporaryDirectory() + "ballast-group-write-\(getpid()).journal"
-        try? FileManager.default.removeItem(atPath: path)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = scratchDirectory() + "/journal"
         let j = try FileJournal(path: path)
         j.beginGroup()
         for i in 0..<3 { try j.append(["t": "g", "i": i]) }
