@@ -46,8 +46,6 @@ def log(msg):
 
 
 def ballast(*args, cwd=ROOT):
-    if not Path(BIN).is_file():
-        sys.exit(f"no ballast binary at {BIN}: build it with `swift build -c release` or set BALLAST_BIN")
     log("ballast " + " ".join(str(a) for a in args))
     r = subprocess.run([BIN, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
@@ -203,6 +201,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     if not args.report_only:
+        if not Path(BIN).is_file():
+            sys.exit(f"no ballast binary at {BIN}: build it with `swift build -c release` or set BALLAST_BIN")
         run_all(args, cfg, out)
     res = collect(args, out, cfg)
     figs = figures(res, out / "figures")
