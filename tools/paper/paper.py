@@ -14,7 +14,8 @@ What it runs (every step is a `ballast` command; finished steps are skipped when
               reward model trained on labels from the zero-length-bias annotator; each with its curve
   ablations   (first seed) each AM term off in turn; the rehearsal coefficient γ ∈ {0, 0.1, 0.3, 1}
               (0 and the config's γ are the main AM-PPO and AM-PPO + SR arms); rehearsal with a random
-              subset of the same size; other cluster counts
+              subset of the same size; other cluster counts. With --rehearsal-seeds, γ = 1 and the random
+              subset on those seeds too (the rehearsal table over seeds in results.md)
 Outputs in OUT: results.json, table1.csv, table2.csv, ablations.csv, figures/*.svg and results.md
 (means and 95% t confidence intervals over seeds, the failure-mode checks per seed, verdicts, figures
 linked). --publish DIR copies results.md, the CSVs, results.json and the figures there.
@@ -32,7 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from figures import figures  # noqa: E402
-from report import AM_TERMS, GAMMAS, collect, read_jsonl, write_outputs  # noqa: E402
+from report import AM_TERMS, GAMMAS, STRONGEST_GAMMA, collect, read_jsonl, write_outputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 # Trainer seeds of the published suite. The recipe was fixed on pilot data seed 11; suites with seeds 1-3
@@ -168,6 +169,21 @@ def run_all(args, cfg, out):
             ballast("select", "--sft", base / "sft/checkpoint", "--am", am, "--prompts", base / "data/rl_prompts.jsonl",
                     "--out", sd, "--seed", s, "--max-new-tokens", sel.get("max_new_tokens", 48), *flags)
         run_ppo(cfg, ab / f"rehearsal-{name}", base, rm, am, sd / "ppo_prompts.jsonl", sd / "rehearsal.jsonl", s)
+    # The two rehearsal ablations that decide a claim, on further seeds (each seed's own RM, AM and
+    # selection): the strongest γ, and a random subset of the selection's size at the config's γ.
+    for r in args.rehearsal_seeds:
+        if r == s:
+            continue
+        dr, abr = out / f"seed-{r}", ab / f"seed-{r}"
+        rm_r, am_r = dr / "rm/checkpoint", dr / "am/checkpoint"
+        run_ppo(cfg, abr / f"gamma-{STRONGEST_GAMMA}", base, rm_r, am_r, dr / "select/ppo_prompts.jsonl", dr / "select/rehearsal.jsonl", r,
+                gamma=STRONGEST_GAMMA)
+        sd = abr / "select-random"
+        if not (sd / "rehearsal.jsonl").exists():
+            ballast("select", "--sft", base / "sft/checkpoint", "--am", am_r, "--prompts", base / "data/rl_prompts.jsonl",
+                    "--out", sd, "--seed", r, "--max-new-tokens", sel.get("max_new_tokens", 48), "--random", "--clusters", clusters,
+                    "--per-cluster", per)
+        run_ppo(cfg, abr / "rehearsal-random", base, rm_r, am_r, sd / "ppo_prompts.jsonl", sd / "rehearsal.jsonl", r)
 
 
 def main():
@@ -177,6 +193,9 @@ def main():
     ap.add_argument("--out", default="runs/paper")
     ap.add_argument("--clusters", type=int, nargs="+", default=[4, 16, 64], help="cluster counts of the ablation")
     ap.add_argument("--no-ablations", action="store_true")
+    ap.add_argument("--rehearsal-seeds", type=int, nargs="*", default=[],
+                    help="further seeds (of --seeds) on which to run the γ = 1 and random-subset rehearsal ablations too, "
+                         "so that those comparisons get intervals over seeds (the first seed always runs them)")
     ap.add_argument("--no-controls", action="store_true", help="skip the gold, length-only and zero-bias controls")
     ap.add_argument("--ci", action="store_true", help="configs/paper/ci.yaml, one seed, runs/paper-ci: the reduced suite CI runs")
     ap.add_argument("--publish", help="copy results.md, CSVs, results.json and figures here")
@@ -196,6 +215,8 @@ def main():
     if args.ci:
         args.config, args.out = "configs/paper/ci.yaml", ("runs/paper-ci" if args.out == "runs/paper" else args.out)
         args.seeds, args.clusters = args.seeds[:1] if args.seeds != PUBLISHED_SEEDS else [1], [2, 4]
+    if not set(args.rehearsal_seeds) <= set(args.seeds):
+        sys.exit(f"--rehearsal-seeds {args.rehearsal_seeds}: each must be one of --seeds {args.seeds} (they reuse its RM, AM and selection)")
     cfg = yaml.safe_load((ROOT / args.config).read_text())
     out = (ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ ARMS = ["rm-ppo", "am-ppo", "am-ppo-sr"]
 CONTROLS = ["gold-ppo", "length-ppo", "zero-bias-rm-ppo"]
 AM_TERMS = ["expected", "bound", "task_mean", "task_spread"]
 GAMMAS = [0.0, 0.1, 0.3, 1.0]
+STRONGEST_GAMMA = max(GAMMAS)
 SPLITS = ["test", "forget", "forget_sft_only"]  # greedy win / lose against SFT, per curve point
 MIN_PAIRS = 10  # tasks with fewer test pairs are left out of the per-task spreads
 # The issue's failure-mode thresholds for the RM-PPO baseline (sampled gold on the test prompts).
@@ -283,6 +284,24 @@ def write_outputs(res, out, figs, args):
                 t, fg = v["test"], v.get(f, {"win": float("nan"), "lose": float("nan"), "tie": float("nan")})
                 md.append(f"| {name} | {100 * t['win']:.1f} / {100 * t['lose']:.1f} / {100 * t['tie']:.1f}% | "
                           f"{100 * fg['win']:.1f} / {100 * fg['lose']:.1f} / {100 * fg['tie']:.1f}% | {v['sampled']['gold']:.3f} | {v['sampled']['kl']:.2f} |")
+    if res.get("rehearsal_seeds"):
+        rs = res["rehearsal_seeds"]
+        names = list(next(iter(rs.values())))
+        md.append(f"\n## Rehearsal ablations over seeds ({', '.join(rs)})\n")
+        md.append("Final policies: expert-aligned forget set greedy win − lose against SFT, and sampled gold. "
+                  "Differences are paired by seed, with the 95% t interval.\n")
+        md.append("| seed | " + " | ".join(names) + " |")
+        md.append("|---|" + "---|" * len(names))
+        for s, row in rs.items():
+            wl = lambda x: "–" if x is None else f"{100 * x:+.1f}%"
+            md.append(f"| {s} | " + " | ".join(f"{wl(row[n]['forget_win_minus_lose'])}, gold {row[n]['gold']:.3f}" for n in names) + " |")
+        md.append("")
+        def diff(a, b, key):
+            return mean_ci([row[a][key] - row[b][key] for row in rs.values() if row[a][key] is not None and row[b][key] is not None])
+        for a, b in ((names[2], names[0]), (names[1], names[0]), (names[1], names[3]), (names[2], names[1])):
+            fw, gd = diff(a, b, "forget_win_minus_lose"), diff(a, b, "gold")
+            md.append(f"- {a} − {b}: forget win − lose {fmt(*fw, pct=True)}, gold {fmt(*gd)}")
+        md.append("")
     md.append("\n## Figures\n")
     for fig in figs:
         md.append(f"![{fig}](figures/{fig})\n")
@@ -360,7 +379,29 @@ def collect(args, out, cfg):
                 res["ablations"][d.name] = {split: dict(zip(("win", "lose", "tie"), greedy(last, split)))
                                             for split in SPLITS if greedy(last, split)}
                 res["ablations"][d.name]["sampled"] = {k: last.get(k) for k in ("gold", "proxy", "kl")}
+    res["rehearsal_seeds"] = rehearsal_over_seeds(args, out, cfg)
     return res
+
+
+def rehearsal_over_seeds(args, out, cfg):
+    """Per seed that has them all: the final greedy forget-set win − lose and sampled gold of AM-PPO (γ = 0),
+    AM-PPO + SR at the config's γ, at the strongest γ, and with a random rehearsal subset at the config's γ.
+    The first seed's ablations live in ablations/, further seeds' in ablations/seed-S/."""
+    main_gamma = cfg["ppo"].get("ppo", {}).get("rehearsal_coef", 0.01)
+    rows = {}
+    for i, s in enumerate(args.seeds):
+        ab = out / "ablations" if i == 0 else out / "ablations" / f"seed-{s}"
+        runs = {"γ = 0": out / f"seed-{s}/am-ppo", f"γ = {main_gamma} (selected)": out / f"seed-{s}/am-ppo-sr",
+                f"γ = {STRONGEST_GAMMA} (selected)": ab / f"gamma-{STRONGEST_GAMMA}", f"γ = {main_gamma} (random)": ab / "rehearsal-random"}
+        if not all((d / "curve.jsonl").exists() for d in runs.values()):
+            continue
+        row = {}
+        for name, d in runs.items():
+            last = read_jsonl(d / "curve.jsonl")[-1]
+            wl = greedy(last, "forget")
+            row[name] = {"forget_win_minus_lose": None if wl is None else wl[0] - wl[1], "gold": last["gold"], "kl": last["kl"]}
+        rows[str(s)] = row
+    return rows
 
 
 # ---------------------------------------------------------------- figures (plain SVG)

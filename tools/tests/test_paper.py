@@ -39,6 +39,13 @@ def test_reduced_suite_produces_tables_and_figures(tmp_path):
     expected = {f"AM without {t}" for t in ("expected", "bound", "task_mean", "task_spread")} | \
                {"rehearsal-random", "rehearsal-clusters-2", "rehearsal-clusters-4"}
     assert expected <= set(res["ablations"])
+    # The rehearsal comparisons per seed: the main arms' and the first seed's ablations' final points.
+    row = res["rehearsal_seeds"]["1"]
+    assert set(row) == {"γ = 0", "γ = 0.01 (selected)", "γ = 1.0 (selected)", "γ = 0.01 (random)"}  # ci.yaml: γ = 0.01
+    assert row["γ = 0"]["gold"] == res["curves"]["am-ppo"][0][-1]["gold"]
+    assert row["γ = 0.01 (selected)"]["gold"] == res["curves"]["am-ppo-sr"][0][-1]["gold"]
+    assert row["γ = 1.0 (selected)"]["gold"] == res["gammas"]["1.0"]["final"]["gold"]
+    assert row["γ = 0.01 (random)"]["gold"] == res["ablations"]["rehearsal-random"]["sampled"]["gold"]
     rows = list(csv.DictReader(open(out / "table1.csv")))
     assert len(rows) == 27 and {r["model"] for r in rows} == {"RM r", "AM r", "AM a"}
     rows = list(csv.DictReader(open(out / "table2.csv")))
@@ -47,7 +54,7 @@ def test_reduced_suite_produces_tables_and_figures(tmp_path):
     assert len(list(csv.DictReader(open(out / "ablations.csv")))) > 20
     md = (out / "results.md").read_text()
     for heading in ("## Table 1 analogue", "## Over-optimisation", "## Table 2 analogue", "matched KL", "## Claims",
-                    "## Rehearsal strength", "## Ablations", "The gold-score control changes gold by"):
+                    "## Rehearsal strength", "## Ablations", "## Rehearsal ablations over seeds (1)", "The gold-score control changes gold by"):
         assert heading in md
     figs = sorted((out / "figures").glob("*.svg"))
     assert {f.name for f in figs} == {"scores-rm-r.svg", "scores-am-a.svg", "gold-vs-sqrt-kl.svg", "proxy-vs-sqrt-kl.svg",
@@ -59,3 +66,9 @@ def test_reduced_suite_produces_tables_and_figures(tmp_path):
     # The gold figure carries the three arms and the three PPO controls.
     labels = {t.text for t in ET.parse(out / "figures/gold-vs-sqrt-kl.svg").getroot().iter("{http://www.w3.org/2000/svg}text")}
     assert {"rm-ppo", "am-ppo", "am-ppo-sr", "gold-ppo", "length-ppo", "zero-bias-rm-ppo"} <= labels
+
+
+def test_rehearsal_seeds_must_be_suite_seeds():
+    r = subprocess.run([sys.executable, "tools/paper/paper.py", "--report-only", "--seeds", "7", "8", "--rehearsal-seeds", "9"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--rehearsal-seeds [9]: each must be one of --seeds [7, 8]" in r.stderr
