@@ -296,6 +296,13 @@ def write_outputs(res, out, figs, args):
             wl = lambda x: "–" if x is None else f"{100 * x:+.1f}%"
             md.append(f"| {s} | " + " | ".join(f"{wl(row[n]['forget_win_minus_lose'])}, gold {row[n]['gold']:.3f}" for n in names) + " |")
         md.append("")
+        for s, row in rs.items():
+            sel, rnd = row[names[1]], row[names[3]]
+            if "rehearsal_examples" in sel and "rehearsal_examples" in rnd:
+                md.append(f"Seed {s}: rehearsal answers with a line after the answer {100 * sel['rehearsal_extra_line_share']:.0f}% selected "
+                          f"against {100 * rnd['rehearsal_extra_line_share']:.0f}% random (mean length {sel['rehearsal_mean_chars']:.1f} against "
+                          f"{rnd['rehearsal_mean_chars']:.1f} characters, {sel['rehearsal_examples']} examples each).")
+        md.append("")
         def diff(a, b, key):
             return mean_ci([row[a][key] - row[b][key] for row in rs.values() if row[a][key] is not None and row[b][key] is not None])
         for a, b in ((names[2], names[0]), (names[1], names[0]), (names[1], names[3]), (names[2], names[1])):
@@ -400,6 +407,14 @@ def rehearsal_over_seeds(args, out, cfg):
             last = read_jsonl(d / "curve.jsonl")[-1]
             wl = greedy(last, "forget")
             row[name] = {"forget_win_minus_lose": None if wl is None else wl[0] - wl[1], "gold": last["gold"], "kl": last["kl"]}
+        # What was rehearsed: the selection ranks by the AM, which carries the annotators' length preference.
+        for name, f in ((f"γ = {main_gamma} (selected)", out / f"seed-{s}/select/rehearsal.jsonl"),
+                        (f"γ = {main_gamma} (random)", ab / "select-random/rehearsal.jsonl")):
+            if f.exists():
+                examples = read_jsonl(f)
+                row[name]["rehearsal_examples"] = len(examples)
+                row[name]["rehearsal_mean_chars"] = sum(len(e["completion"]) for e in examples) / max(len(examples), 1)
+                row[name]["rehearsal_extra_line_share"] = sum("\n" in e["completion"].strip() for e in examples) / max(len(examples), 1)
         rows[str(s)] = row
     return rows
 

@@ -46,6 +46,9 @@ def test_reduced_suite_produces_tables_and_figures(tmp_path):
     assert row["γ = 0.01 (selected)"]["gold"] == res["curves"]["am-ppo-sr"][0][-1]["gold"]
     assert row["γ = 1.0 (selected)"]["gold"] == res["gammas"]["1.0"]["final"]["gold"]
     assert row["γ = 0.01 (random)"]["gold"] == res["ablations"]["rehearsal-random"]["sampled"]["gold"]
+    selected = [json.loads(l) for l in (out / "seed-1/select/rehearsal.jsonl").read_text().splitlines()]
+    assert row["γ = 0.01 (selected)"]["rehearsal_examples"] == len(selected) > 0
+    assert row["γ = 0.01 (selected)"]["rehearsal_extra_line_share"] == sum("\n" in e["completion"].strip() for e in selected) / len(selected)
     rows = list(csv.DictReader(open(out / "table1.csv")))
     assert len(rows) == 27 and {r["model"] for r in rows} == {"RM r", "AM r", "AM a"}
     rows = list(csv.DictReader(open(out / "table2.csv")))
