@@ -8,7 +8,9 @@
 # --set ppo.train.steps=10, --actors 3).
 #
 # One actor and a two-thread learner: on 2 cores the learner is the bottleneck (busy 98% of the time)
-# and a second actor only generates rollouts that go stale. Measured on the quickstart's RM-PPO arm:
+# and a second actor only generates rollouts that go stale. Measured on the quickstart's RM-PPO arm at
+# 35 PPO steps (before the 45-step recipe and issue 12's speed-ups; at 45 steps an arm now takes 1 min 43 s
+# to 1 min 48 s with 1 actor and a 2-thread learner):
 # 3 min 38 s with 2 actors (1 thread each, learner 1 thread; 59% of the rollouts sent were dropped as
 # stale), 2 min 58 s with 1 actor (1 thread each), 2 min 31 s with 1 actor and a 2-thread learner.
 set -euo pipefail

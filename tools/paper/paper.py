@@ -176,8 +176,9 @@ def run_all(args, cfg, out):
             continue
         dr, abr = out / f"seed-{r}", ab / f"seed-{r}"
         rm_r, am_r = dr / "rm/checkpoint", dr / "am/checkpoint"
-        run_ppo(cfg, abr / f"gamma-{STRONGEST_GAMMA}", base, rm_r, am_r, dr / "select/ppo_prompts.jsonl", dr / "select/rehearsal.jsonl", r,
-                gamma=STRONGEST_GAMMA)
+        if main_gamma != STRONGEST_GAMMA:  # otherwise the seed's AM-PPO + SR arm is that run
+            run_ppo(cfg, abr / f"gamma-{STRONGEST_GAMMA}", base, rm_r, am_r, dr / "select/ppo_prompts.jsonl", dr / "select/rehearsal.jsonl",
+                    r, gamma=STRONGEST_GAMMA)
         sd = abr / "select-random"
         if not (sd / "rehearsal.jsonl").exists():
             ballast("select", "--sft", base / "sft/checkpoint", "--am", am_r, "--prompts", base / "data/rl_prompts.jsonl",
@@ -217,7 +218,11 @@ def main():
         args.seeds, args.clusters = args.seeds[:1] if args.seeds != PUBLISHED_SEEDS else [1], [2, 4]
     if not set(args.rehearsal_seeds) <= set(args.seeds):
         sys.exit(f"--rehearsal-seeds {args.rehearsal_seeds}: each must be one of --seeds {args.seeds} (they reuse its RM, AM and selection)")
+    if args.rehearsal_seeds and args.no_ablations:
+        sys.exit("--rehearsal-seeds runs rehearsal ablations: it cannot be combined with --no-ablations")
     cfg = yaml.safe_load((ROOT / args.config).read_text())
+    if args.rehearsal_seeds and cfg["ppo"].get("ppo", {}).get("rehearsal_coef", 0.01) == 0:
+        sys.exit(f"--rehearsal-seeds compares rehearsal variants at the config's γ, but {args.config} sets ppo.ppo.rehearsal_coef = 0")
     out = (ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()

@@ -5,7 +5,10 @@ experiments and calls `write_outputs` here.
 import csv
 import json
 import math
+import sys
 from pathlib import Path
+
+import yaml
 
 
 ARMS = ["rm-ppo", "am-ppo", "am-ppo-sr"]
@@ -285,34 +288,38 @@ def write_outputs(res, out, figs, args):
                 md.append(f"| {name} | {100 * t['win']:.1f} / {100 * t['lose']:.1f} / {100 * t['tie']:.1f}% | "
                           f"{100 * fg['win']:.1f} / {100 * fg['lose']:.1f} / {100 * fg['tie']:.1f}% | {v['sampled']['gold']:.3f} | {v['sampled']['kl']:.2f} |")
     if res.get("rehearsal_seeds"):
-        rs = res["rehearsal_seeds"]
-        names = list(next(iter(rs.values())))
-        md.append(f"\n## Rehearsal ablations over seeds ({', '.join(rs)})\n")
-        md.append("Final policies: expert-aligned forget set greedy win − lose against SFT, and sampled gold. "
-                  "Differences are paired by seed, with the 95% t interval.\n")
-        md.append("| seed | " + " | ".join(names) + " |")
-        md.append("|---|" + "---|" * len(names))
-        for s, row in rs.items():
-            wl = lambda x: "–" if x is None else f"{100 * x:+.1f}%"
-            md.append(f"| {s} | " + " | ".join(f"{wl(row[n]['forget_win_minus_lose'])}, gold {row[n]['gold']:.3f}" for n in names) + " |")
-        md.append("")
-        for s, row in rs.items():
-            sel, rnd = row[names[1]], row[names[3]]
-            if "rehearsal_examples" in sel and "rehearsal_examples" in rnd:
-                md.append(f"Seed {s}: rehearsal answers with a line after the answer {100 * sel['rehearsal_extra_line_share']:.0f}% selected "
-                          f"against {100 * rnd['rehearsal_extra_line_share']:.0f}% random (mean length {sel['rehearsal_mean_chars']:.1f} against "
-                          f"{rnd['rehearsal_mean_chars']:.1f} characters, {sel['rehearsal_examples']} examples each).")
-        md.append("")
-        def diff(a, b, key):
-            return mean_ci([row[a][key] - row[b][key] for row in rs.values() if row[a][key] is not None and row[b][key] is not None])
-        for a, b in ((names[2], names[0]), (names[1], names[0]), (names[1], names[3]), (names[2], names[1])):
-            fw, gd = diff(a, b, "forget_win_minus_lose"), diff(a, b, "gold")
-            md.append(f"- {a} − {b}: forget win − lose {fmt(*fw, pct=True)}, gold {fmt(*gd)}")
-        md.append("")
+        md += rehearsal_seeds_md(res["rehearsal_seeds"])
     md.append("\n## Figures\n")
     for fig in figs:
         md.append(f"![{fig}](figures/{fig})\n")
     (out / "results.md").write_text("\n".join(md) + "\n")
+
+
+def rehearsal_seeds_md(rs):
+    """results.md lines of the rehearsal comparisons over seeds (rehearsal_over_seeds's rows)."""
+    md = []
+    first = next(iter(rs.values()))
+    md.append(f"\n## Rehearsal ablations over seeds ({', '.join(rs)})\n")
+    md.append("Final policies: expert-aligned forget set greedy win − lose against SFT, and sampled gold. "
+              "Differences are paired by seed, with the 95% t interval.\n")
+    md.append("| seed | " + " | ".join(first[k]["label"] for k in REHEARSAL_ROWS) + " |")
+    md.append("|---|" + "---|" * len(REHEARSAL_ROWS))
+    wl = lambda x: "–" if x is None else f"{100 * x:+.1f}%"
+    for s, row in rs.items():
+        md.append(f"| {s} | " + " | ".join(f"{wl(row[k]['forget_win_minus_lose'])}, gold {row[k]['gold']:.3f}" for k in REHEARSAL_ROWS) + " |")
+    md.append("")
+    for s, row in rs.items():
+        sel, rnd = row["selected"], row["random"]
+        if "rehearsal_examples" in sel and "rehearsal_examples" in rnd:
+            md.append(f"Seed {s}: rehearsal answers with a line after the answer {100 * sel['rehearsal_extra_line_share']:.0f}% selected "
+                      f"against {100 * rnd['rehearsal_extra_line_share']:.0f}% random (mean length {sel['rehearsal_mean_chars']:.1f} against "
+                      f"{rnd['rehearsal_mean_chars']:.1f} characters; {sel['rehearsal_examples']} selected and "
+                      f"{rnd['rehearsal_examples']} random examples).")
+    md.append("")
+    for (a, b), (fw, gd) in rehearsal_differences(rs).items():
+        md.append(f"- {first[a]['label']} − {first[b]['label']}: forget win − lose {fmt(*fw, pct=True)}, gold {fmt(*gd)}")
+    md.append("")
+    return md
 
 
 def read_jsonl(path):
@@ -367,7 +374,7 @@ def collect(args, out, cfg):
     main_gamma = cfg["ppo"].get("ppo", {}).get("rehearsal_coef", 0.01)
     for g in GAMMAS:
         d = first / "am-ppo" if g == 0 else first / "am-ppo-sr" if g == main_gamma else ab / f"gamma-{g}"
-        if (d / "curve.jsonl").exists():
+        if (d / "curve.jsonl").exists() and seed_matches(d, args.seeds[0]):
             pts = read_jsonl(d / "curve.jsonl")
             metrics = read_jsonl(d / "metrics.jsonl") if (d / "metrics.jsonl").exists() else []
             nll = [m["rehearsal_nll"] for m in metrics if "rehearsal_nll" in m]
@@ -378,10 +385,10 @@ def collect(args, out, cfg):
     if ab.exists():
         for term in AM_TERMS:
             p = ab / f"am-no-{term}/am/eval.json"
-            if p.exists():
+            if p.exists() and seed_matches(ab / f"am-no-{term}", args.seeds[0]):
                 res["ablations"][f"AM without {term}"] = {"r": reward_summary(p, "r"), "a": reward_summary(p, "a")}
         for d in sorted(ab.glob("rehearsal-*")):
-            if (d / "curve.jsonl").exists():
+            if (d / "curve.jsonl").exists() and seed_matches(d, args.seeds[0]):
                 last = read_jsonl(d / "curve.jsonl")[-1]
                 res["ablations"][d.name] = {split: dict(zip(("win", "lose", "tie"), greedy(last, split)))
                                             for split in SPLITS if greedy(last, split)}
@@ -390,31 +397,87 @@ def collect(args, out, cfg):
     return res
 
 
+def run_seed(d):
+    """The trainer seed a run folder was made with: a PPO run's from the config saved next to it (D.yaml), a
+    pipeline run's from its AM checkpoint; None when neither is there."""
+    conf = d.parent / f"{d.name}.yaml"
+    if conf.exists():
+        return (yaml.safe_load(conf.read_text()).get("train") or {}).get("seed")
+    state = d / "am/checkpoint/trainer_state.json"
+    if state.exists():
+        return json.loads(state.read_text()).get("seed")
+    return None
+
+
+def seed_matches(d, seed):
+    """Whether run folder d belongs to `seed` (or says nothing of its seed); says so on stderr when it does not.
+    The first seed's ablations live in ablations/ whatever the seed list, so a report over other seeds must
+    not pick them up."""
+    s = run_seed(d)
+    if s is not None and s != seed:
+        print(f"[report] leaving out {d}: trained with seed {s}, not {seed}", file=sys.stderr)
+        return False
+    return True
+
+
+# The rehearsal comparisons over seeds, by fixed key (results.json sorts keys, so their order means nothing).
+REHEARSAL_ROWS = ("none", "selected", "strongest", "random")
+# Paired differences reported in results.md: (a, b) is a − b.
+REHEARSAL_DIFFS = (("strongest", "none"), ("selected", "none"), ("selected", "random"), ("strongest", "selected"))
+
+
+def rehearsal_runs(out, s, main_gamma):
+    """Seed s's four rehearsal runs by key and the ablations folder they came from, or (None, None) when one is
+    missing. The strongest-γ and random-subset runs come from ablations/seed-S, or from ablations/ when that
+    folder's runs were trained with seed s."""
+    base = {"none": out / f"seed-{s}/am-ppo", "selected": out / f"seed-{s}/am-ppo-sr"}
+    for ab in (out / "ablations" / f"seed-{s}", out / "ablations"):
+        strongest = base["selected"] if main_gamma == STRONGEST_GAMMA else ab / f"gamma-{STRONGEST_GAMMA}"
+        runs = dict(base, strongest=strongest, random=ab / "rehearsal-random")
+        if all((d / "curve.jsonl").exists() and run_seed(d) in (s, None) for d in runs.values()):
+            return runs, ab
+    return None, None
+
+
+def rehearsal_differences(rs):
+    """{(a, b): (forget win − lose interval, gold interval)} of a − b paired by seed, for each pair of
+    REHEARSAL_DIFFS that names two different runs (with γ = 1 in the config, the strongest run is the selected one)."""
+    out = {}
+    for a, b in REHEARSAL_DIFFS:
+        if any(row[a]["run"] == row[b]["run"] for row in rs.values()):
+            continue
+        d = lambda key: mean_ci([row[a][key] - row[b][key] for row in rs.values() if row[a][key] is not None and row[b][key] is not None])
+        out[(a, b)] = (d("forget_win_minus_lose"), d("gold"))
+    return out
+
+
 def rehearsal_over_seeds(args, out, cfg):
-    """Per seed that has them all: the final greedy forget-set win − lose and sampled gold of AM-PPO (γ = 0),
-    AM-PPO + SR at the config's γ, at the strongest γ, and with a random rehearsal subset at the config's γ.
-    The first seed's ablations live in ablations/, further seeds' in ablations/seed-S/."""
+    """Per seed that has them all: the final greedy forget-set win − lose and sampled gold of AM-PPO (no
+    rehearsal), AM-PPO + SR at the config's γ, at the strongest γ, and with a random rehearsal subset at the
+    config's γ, keyed by REHEARSAL_ROWS with a `label` each. Empty when the config's γ is 0 (no rehearsal arm)."""
     main_gamma = cfg["ppo"].get("ppo", {}).get("rehearsal_coef", 0.01)
+    if main_gamma == 0:
+        return {}
+    labels = {"none": "γ = 0", "selected": f"γ = {main_gamma} (selected)", "strongest": f"γ = {STRONGEST_GAMMA} (selected)",
+              "random": f"γ = {main_gamma} (random)"}
     rows = {}
-    for i, s in enumerate(args.seeds):
-        ab = out / "ablations" if i == 0 else out / "ablations" / f"seed-{s}"
-        runs = {"γ = 0": out / f"seed-{s}/am-ppo", f"γ = {main_gamma} (selected)": out / f"seed-{s}/am-ppo-sr",
-                f"γ = {STRONGEST_GAMMA} (selected)": ab / f"gamma-{STRONGEST_GAMMA}", f"γ = {main_gamma} (random)": ab / "rehearsal-random"}
-        if not all((d / "curve.jsonl").exists() for d in runs.values()):
+    for s in args.seeds:
+        runs, ab = rehearsal_runs(out, s, main_gamma)
+        if runs is None:
             continue
         row = {}
-        for name, d in runs.items():
+        for key, d in runs.items():
             last = read_jsonl(d / "curve.jsonl")[-1]
             wl = greedy(last, "forget")
-            row[name] = {"forget_win_minus_lose": None if wl is None else wl[0] - wl[1], "gold": last["gold"], "kl": last["kl"]}
+            row[key] = {"label": labels[key], "run": str(d.relative_to(out)), "forget_win_minus_lose": None if wl is None else wl[0] - wl[1],
+                        "gold": last["gold"], "kl": last["kl"]}
         # What was rehearsed: the selection ranks by the AM, which carries the annotators' length preference.
-        for name, f in ((f"γ = {main_gamma} (selected)", out / f"seed-{s}/select/rehearsal.jsonl"),
-                        (f"γ = {main_gamma} (random)", ab / "select-random/rehearsal.jsonl")):
+        for key, f in (("selected", out / f"seed-{s}/select/rehearsal.jsonl"), ("random", ab / "select-random/rehearsal.jsonl")):
             if f.exists():
                 examples = read_jsonl(f)
-                row[name]["rehearsal_examples"] = len(examples)
-                row[name]["rehearsal_mean_chars"] = sum(len(e["completion"]) for e in examples) / max(len(examples), 1)
-                row[name]["rehearsal_extra_line_share"] = sum("\n" in e["completion"].strip() for e in examples) / max(len(examples), 1)
+                row[key]["rehearsal_examples"] = len(examples)
+                row[key]["rehearsal_mean_chars"] = sum(len(e["completion"]) for e in examples) / max(len(examples), 1)
+                row[key]["rehearsal_extra_line_share"] = sum("\n" in e["completion"].strip() for e in examples) / max(len(examples), 1)
         rows[str(s)] = row
     return rows
 

@@ -41,14 +41,15 @@ def test_reduced_suite_produces_tables_and_figures(tmp_path):
     assert expected <= set(res["ablations"])
     # The rehearsal comparisons per seed: the main arms' and the first seed's ablations' final points.
     row = res["rehearsal_seeds"]["1"]
-    assert set(row) == {"γ = 0", "γ = 0.01 (selected)", "γ = 1.0 (selected)", "γ = 0.01 (random)"}  # ci.yaml: γ = 0.01
-    assert row["γ = 0"]["gold"] == res["curves"]["am-ppo"][0][-1]["gold"]
-    assert row["γ = 0.01 (selected)"]["gold"] == res["curves"]["am-ppo-sr"][0][-1]["gold"]
-    assert row["γ = 1.0 (selected)"]["gold"] == res["gammas"]["1.0"]["final"]["gold"]
-    assert row["γ = 0.01 (random)"]["gold"] == res["ablations"]["rehearsal-random"]["sampled"]["gold"]
+    assert {k: v["label"] for k, v in row.items()} == {"none": "γ = 0", "selected": "γ = 0.01 (selected)",  # ci.yaml: γ = 0.01
+                                                       "strongest": "γ = 1.0 (selected)", "random": "γ = 0.01 (random)"}
+    assert row["none"]["gold"] == res["curves"]["am-ppo"][0][-1]["gold"]
+    assert row["selected"]["gold"] == res["curves"]["am-ppo-sr"][0][-1]["gold"]
+    assert row["strongest"]["gold"] == res["gammas"]["1.0"]["final"]["gold"]
+    assert row["random"]["gold"] == res["ablations"]["rehearsal-random"]["sampled"]["gold"]
     selected = [json.loads(l) for l in (out / "seed-1/select/rehearsal.jsonl").read_text().splitlines()]
-    assert row["γ = 0.01 (selected)"]["rehearsal_examples"] == len(selected) > 0
-    assert row["γ = 0.01 (selected)"]["rehearsal_extra_line_share"] == sum("\n" in e["completion"].strip() for e in selected) / len(selected)
+    assert row["selected"]["rehearsal_examples"] == len(selected) > 0
+    assert row["selected"]["rehearsal_extra_line_share"] == sum("\n" in e["completion"].strip() for e in selected) / len(selected)
     rows = list(csv.DictReader(open(out / "table1.csv")))
     assert len(rows) == 27 and {r["model"] for r in rows} == {"RM r", "AM r", "AM a"}
     rows = list(csv.DictReader(open(out / "table2.csv")))
@@ -75,3 +76,9 @@ def test_rehearsal_seeds_must_be_suite_seeds():
     r = subprocess.run([sys.executable, "tools/paper/paper.py", "--report-only", "--seeds", "7", "8", "--rehearsal-seeds", "9"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "--rehearsal-seeds [9]: each must be one of --seeds [7, 8]" in r.stderr
+
+
+def test_rehearsal_seeds_need_the_ablations():
+    r = subprocess.run([sys.executable, "tools/paper/paper.py", "--report-only", "--no-ablations", "--rehearsal-seeds", "8"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "cannot be combined with --no-ablations" in r.stderr
