@@ -234,14 +234,19 @@ public final class CoordinatorService: @unchecked Sendable {
         s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
+    /// Seconds between the expiry passes of `serve`. The timeouts are seconds long, and a pass walks every
+    /// leased prompt: after every group it cost more than handling the group once many were out.
+    public static let tickInterval = 0.05
+
     /// Serves until `shouldStop()`: receive, handle, reply to the sender, expire silent actors. Group
     /// commit: every message already waiting (up to `maxGroup`) is handled, the journal records they
     /// caused are made durable with one fdatasync, and only then do their answers leave, so no peer ever acts
     /// on a lease or a count the journal could lose. `afterEach` runs after every group or timeout (the
     /// HTTP status snapshot is refreshed there).
     public func serve(_ socket: MessageSocket, clock: () -> Double, shouldStop: () -> Bool, afterEach: () -> Void = {},
-                      maxGroup: Int = 256) throws {
+                      maxGroup: Int = 256, tickInterval: Double = CoordinatorService.tickInterval) throws {
         var answers: [[Data]] = []
+        var lastTick = -Double.infinity
         while !shouldStop() {
             if var parts = try socket.receive() {
                 ledger.beginGroup()
@@ -258,7 +263,11 @@ public final class CoordinatorService: @unchecked Sendable {
                 for a in answers { try socket.send(a) }
                 answers.removeAll(keepingCapacity: true)
             }
-            try tick(now: clock())
+            let now = clock()
+            if now - lastTick >= tickInterval || now < lastTick {
+                lastTick = now
+                try tick(now: now)
+            }
             afterEach()
         }
     }

@@ -107,6 +107,30 @@ struct BenchTransfer: ParsableCommand {
     }
 }
 
+/// The coordinator benchmark's learner: counts leased prompts in consumption reports of `batch` ids (one
+/// epoch per report), as the learner counts each step's batch.
+struct SimulatedLearner {
+    let batch: Int
+    var unreported: (epoch: Int, ids: [Int]) = (0, [])
+
+    /// The reports (encoded frames) that `ids`, just leased in `epoch`, complete.
+    mutating func consumed(_ ids: [Int], epoch: Int) -> [(envelope: Data, payload: Data)] {
+        var out: [(envelope: Data, payload: Data)] = []
+        func report(_ ids: [Int], _ epoch: Int) { out.append(Consumption(policyVersion: 0, id: "learner", epoch: epoch, promptIDs: ids).frame().encode()) }
+        if epoch != unreported.epoch, !unreported.ids.isEmpty {
+            report(unreported.ids, unreported.epoch)
+            unreported.ids = []
+        }
+        unreported.epoch = epoch
+        unreported.ids += ids
+        while unreported.ids.count >= batch {
+            report(Array(unreported.ids.prefix(batch)), epoch)
+            unreported.ids.removeFirst(batch)
+        }
+        return out
+    }
+}
+
 struct BenchCoordinator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
@@ -118,7 +142,48 @@ struct BenchCoordinator: ParsableCommand {
     @Option(help: "Compact the journal into a snapshot every this many records (0: never, to compare).") var compactEvery = 10_000
     @Option(help: "Journal file (written and flushed to disk once per group of messages).") var journal = NSTemporaryDirectory() + "ballast-bench-coordinator.journal"
     @Option(help: "Open loop: lease requests offered per second over all actors (default: closed loop, each actor always waiting on one).") var rate: Double?
+    @Option(help: "Seconds between the coordinator's expiry passes (0: after every group, as before the fifty-millisecond default), to compare.") var tickInterval = CoordinatorService.tickInterval
     @Option(help: "Prompts per consumption report. One learner socket counts the leased prompts in reports of this many, as the learner counts each step's batch (32: the quickstart's batch). The lease size sends one report per lease, the load of earlier sessions.") var consumptionBatch = 32
+
+    /// The coordinator's own cost without sockets: the closed loop's messages (every actor's lease
+    /// request, then the learner's consumption reports) handled by `CoordinatorService` in groups of
+    /// `actors` + reports, each group committed to the journal file as `serve` does. What the socket
+    /// run adds on top is ZeroMQ, TCP and the simulated actors sharing the two cores.
+    func coreAlone(epochs: Int, compaction: Int) throws {
+        try? FileManager.default.removeItem(atPath: journal)
+        let ledger = try PromptLedger(promptCount: prompts, shards: 8, epochs: epochs, journal: FileJournal(path: journal), compactEvery: compaction)
+        let service = CoordinatorService(ledger: ledger, heartbeatTimeout: 1e9, leaseTimeout: 1e9)
+        let peers = (0..<actors).map { Data("sim-\($0)".utf8) }
+        let requests = (0..<actors).map { i in LeaseRequest(id: "sim-\(i)", capacity: lease).frame().encode() }
+        var learner = SimulatedLearner(batch: consumptionBatch)
+        var reports: [[Data]] = []
+        var handleNs: UInt64 = 0, commitNs: UInt64 = 0, messages = 0, leases = 0, groups = 0
+        let start = Date()
+        while Date().timeIntervalSince(start) < min(seconds, 2) {
+            let group = (0..<actors).map { [peers[$0], requests[$0].envelope, requests[$0].payload] } + reports
+            reports.removeAll()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            ledger.beginGroup()
+            var answers: [[Data]] = []
+            for parts in group { if let out = try service.handle(parts, now: 0) { answers.append(out) } }
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            try ledger.commitGroup()
+            commitNs += DispatchTime.now().uptimeNanoseconds - t1
+            handleNs += t1 - t0
+            messages += group.count
+            groups += 1
+            for out in answers.prefix(actors) {
+                let answer = try LeaseReply(frame: try Frame.decode(envelope: out[0], payload: out[1]).0)
+                guard let grant = answer.grant else { continue }
+                leases += 1
+                reports += learner.consumed(grant.promptIDs, epoch: answer.epoch).map { [Data("learner".utf8), $0.envelope, $0.payload] }
+            }
+        }
+        let busy = Double(handleNs + commitNs) / 1e9
+        print("core alone (no sockets): \(messages) messages (\(leases) leases) in \(groups) groups: "
+              + "handling \(fmt(Double(handleNs) / 1e3 / Double(messages), 1)) µs per message, journal commit \(fmt(Double(commitNs) / 1e3 / Double(groups), 0)) µs per group; "
+              + "\(fmt(Double(leases) / busy, 0)) leases/s of coordinator time")
+    }
 
     func run() throws {
         try failing {
@@ -130,6 +195,8 @@ struct BenchCoordinator: ParsableCommand {
             }
             let compaction = compactEvery == 0 ? Int.max : compactEvery
             let epochs = max(2, 100_000_000 / prompts)  // enough that the run never runs out of work
+            try coreAlone(epochs: epochs, compaction: compaction)
+            try? FileManager.default.removeItem(atPath: journal)
             let ledger = try PromptLedger(promptCount: prompts, shards: 8, epochs: epochs, journal: FileJournal(path: journal), compactEvery: compaction)
             let service = CoordinatorService(ledger: ledger, heartbeatTimeout: 1e9, leaseTimeout: 1e9)
             let ctx = try ZMQContext()
@@ -139,7 +206,7 @@ struct BenchCoordinator: ParsableCommand {
             let endpoint = router.lastEndpoint
             final class Flag: @unchecked Sendable { var stop = false }
             let flag = Flag()
-            let server = Thread { try? service.serve(router, clock: { Date().timeIntervalSince1970 }, shouldStop: { flag.stop }) }
+            let server = Thread { try? service.serve(router, clock: { Date().timeIntervalSince1970 }, shouldStop: { flag.stop }, tickInterval: tickInterval) }
             server.start()
             var sockets: [ZMQSocket] = []
             for i in 0..<actors {
@@ -155,19 +222,9 @@ struct BenchCoordinator: ParsableCommand {
             try learner.setRoutingID("learner")
             try learner.connect(endpoint)
             sockets.append(learner)
-            var unreported: (epoch: Int, ids: [Int]) = (0, [])
-            func report(_ ids: [Int], epoch: Int) throws {
-                let (e, p) = Consumption(policyVersion: 0, id: "learner", epoch: epoch, promptIDs: ids).frame().encode()
-                try learner.send([e, p])
-            }
+            var counting = SimulatedLearner(batch: consumptionBatch)
             func consumed(_ ids: [Int], epoch: Int) throws {
-                if epoch != unreported.epoch, !unreported.ids.isEmpty { try report(unreported.ids, epoch: unreported.epoch); unreported.ids = [] }
-                unreported.epoch = epoch
-                unreported.ids += ids
-                while unreported.ids.count >= consumptionBatch {
-                    try report(Array(unreported.ids.prefix(consumptionBatch)), epoch: epoch)
-                    unreported.ids.removeFirst(consumptionBatch)
-                }
+                for r in counting.consumed(ids, epoch: epoch) { try learner.send([r.envelope, r.payload]) }
             }
             var sentAt = [UInt64](repeating: 0, count: actors)
             var latencies: [Double] = []

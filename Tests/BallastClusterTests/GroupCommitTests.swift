@@ -61,6 +61,28 @@ struct GroupCommitTests {
         }
     }
 
+    @Test("serve expires a silent actor's leases at its first pass after the timeout, and passes at most once per tick interval")
+    func expiryPassesAreThrottled() throws {
+        // One lease at t = 0, then only receive timeouts while the clock advances 0.4 s per loop.
+        func serveSilence(tickInterval: Double) throws -> (leased: Int, expired: Int) {
+            let log = EventLog()
+            let svc = CoordinatorService(ledger: try PromptLedger(promptCount: 8, journal: MemoryJournal()), heartbeatTimeout: 1)
+            let socket = ScriptedRouter([message("a0", ready("a0", 4))], log)
+            var now = -0.4, loops = 0
+            try svc.serve(socket, clock: { now }, shouldStop: {
+                loops += 1
+                now += 0.4
+                return loops > 6  // the clock reaches 2.0 s: the actor is silent for more than its 1 s timeout
+            }, tickInterval: tickInterval)
+            #expect(socket.sent.count == 1)
+            return (svc.ledger.leasedCount, svc.status(now: now)["actors_expired"] as! Int)
+        }
+        let frequent = try serveSilence(tickInterval: 0.3)
+        #expect(frequent.leased == 0 && frequent.expired == 1, "the lease went back to the queue")
+        let rare = try serveSilence(tickInterval: 10)  // one pass, at t = 0: nothing is late yet
+        #expect(rare.leased == 4 && rare.expired == 0)
+    }
+
     @Test("a file journal syncs once per group, and every grouped record is there after reopening")
     func fileJournalSyncsOncePerGroup() throws {
         let path = scratchDirectory() + "/journal"
