@@ -117,8 +117,10 @@ public final class Pipeline {
         j.seed = UInt64(try s.int("seed", 0))
         j.maxNewTokens = try s.positive("max_new_tokens", 48)
         let mode = try s.string("mode", "selective")!
-        guard ["selective", "random"].contains(mode) else { throw ConfigError("\(doc.file): select.mode must be selective or random") }
-        j.randomSubset = mode == "random"
+        guard let m = SelectionJob.Mode(rawValue: mode) else {
+            throw ConfigError("\(doc.file): select.mode must be one of \(SelectionJob.Mode.allCases.map(\.rawValue).joined(separator: ", ")), not \(mode)")
+        }
+        j.mode = m
         try s.finish()
         return j
     }

@@ -60,8 +60,20 @@ public struct SelectionJob {
     public var seed: UInt64 = 0
     public var maxNewTokens = 48
     public var batchSize = 32
-    /// Ablation: a random rehearsal subset of the same size instead of the top-scored per cluster.
-    public var randomSubset = false
+    /// How the rehearsal set is chosen.
+    public enum Mode: String, Sendable, CaseIterable {
+        /// Each cluster's top `perCluster` by score (the paper's selection).
+        case selective
+        /// Ablation: a random subset of the same size, ignoring clusters and scores.
+        case random
+        /// Each cluster's top `perCluster` by score with its linear dependence on response length removed
+        /// (`SelectiveRehearsal.lengthDebiased`): the scorer inherits the annotators' length preference.
+        case lengthDebiased = "length-debiased"
+        /// Each cluster's top by score, the clusters' shares of the same total in proportion to their
+        /// sizes: k-means can give a uniform task one cluster and a varied one many.
+        case proportional
+    }
+    public var mode = Mode.selective
 
     public init() {}
 
@@ -112,8 +124,11 @@ public struct SelectionJob {
             start += chunk.count
             progress("embedded and scored \(start)/\(examples.count)")
         }
-        var sel = SelectiveRehearsal.select(embeddings: embeddings, scores: scores, clusters: clusters, perCluster: perCluster, seed: seed)
-        if randomSubset { sel = SelectiveRehearsal.randomSubset(of: sel, seed: seed) }
+        // The length the scorer saw: response tokens and the end token.
+        let (debiased, lengthSlope) = SelectiveRehearsal.lengthDebiased(scores: scores, lengths: examples.map { $0.tokens.count - $0.promptTokens })
+        var sel = SelectiveRehearsal.select(embeddings: embeddings, scores: mode == .lengthDebiased ? debiased : scores, clusters: clusters,
+                                            perCluster: perCluster, seed: seed, proportional: mode == .proportional)
+        if mode == .random { sel = SelectiveRehearsal.randomSubset(of: sel, seed: seed) }
         let rehearsal = sel.rehearsal.map { i in
             RehearsalExample(prompt: prompts[i].prompt, completion: responses[i], task: prompts[i].task, id: prompts[i].id,
                              cluster: sel.cluster[i], score: scores[i],
@@ -136,7 +151,7 @@ public struct SelectionJob {
         }
         let summary: [String: Any] = ["clusters": perClusterSummary, "examples": prompts.count, "rehearsal": rehearsal.count,
                                       "ppo_prompts": ppo.count, "per_cluster": perCluster, "seed": seed,
-                                      "mode": randomSubset ? "random" : "selective"]
+                                      "mode": mode.rawValue, "score_per_response_token": lengthSlope]
         return Output(rehearsal: rehearsal, ppo: ppo, summary: summary)
     }
 }

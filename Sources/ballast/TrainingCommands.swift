@@ -104,10 +104,15 @@ struct Select: ParsableCommand {
     @Option var seed: UInt64 = 0
     @Option(name: .customLong("max-new-tokens")) var maxNewTokens = 48
     @Flag(help: "Ablation: a random rehearsal subset of the same size instead of each cluster's top-k.") var random = false
+    @Flag(help: "Rank each cluster by the score with its linear dependence on response length removed (the scorer inherits the annotators' length preference).") var lengthDebiased = false
+    @Flag(help: "Share the rehearsal set's size out over the clusters in proportion to their sizes instead of --per-cluster each.") var proportional = false
     @OptionGroup var threads: ThreadOptions
 
     func validate() throws {
         guard clusters >= 1, perCluster >= 1 else { throw ValidationError("--clusters and --per-cluster must be at least 1") }
+        guard [random, lengthDebiased, proportional].filter({ $0 }).count <= 1 else {
+            throw ValidationError("--random, --length-debiased and --proportional are different selections: give one")
+        }
     }
 
     func run() throws {
@@ -118,7 +123,8 @@ struct Select: ParsableCommand {
             let scorer = try Checkpoint.load(am)
             let records = try PromptRecord.read(prompts)
             var job = SelectionJob()
-            (job.clusters, job.perCluster, job.seed, job.maxNewTokens, job.randomSubset) = (clusters, perCluster, seed, maxNewTokens, random)
+            (job.clusters, job.perCluster, job.seed, job.maxNewTokens) = (clusters, perCluster, seed, maxNewTokens)
+            job.mode = random ? .random : lengthDebiased ? .lengthDebiased : proportional ? .proportional : .selective
             let progress = Progress()
             let result = try job.run(sft: sftModel, encoder: encoderModel, scorer: scorer, prompts: records) { progress.update($0, force: false) }
             try JSONL.write(result.rehearsal, to: out + "/rehearsal.jsonl")

@@ -94,6 +94,54 @@ struct RandomSubsetTests {
     }
 }
 
+@Suite("Proportional rehearsal quotas")
+struct ProportionalQuotaTests {
+    @Test("largest remainder: quotas sum to the total, follow the sizes, and never exceed a cluster")
+    func quotas() {
+        #expect(SelectiveRehearsal.proportionalQuotas(sizes: [200, 200, 10, 60, 30], total: 50) == [20, 20, 1, 6, 3])
+        // 7 × (5, 3, 2) / 10 = 3.5, 2.1, 1.4: floors 3, 2, 1, and the largest remainder (the first cluster's) gets the seventh.
+        #expect(SelectiveRehearsal.proportionalQuotas(sizes: [5, 3, 2], total: 7) == [4, 2, 1])
+        #expect(SelectiveRehearsal.proportionalQuotas(sizes: [3, 3, 3], total: 9) == [3, 3, 3])
+        #expect(SelectiveRehearsal.proportionalQuotas(sizes: [0, 4], total: 2) == [0, 2])
+    }
+
+    @Test("a large uniform cluster gets its share by score instead of the same count as a small one")
+    func largeClusterGetsItsShare() {
+        // Two well-separated groups, 40 and 8 examples; 4 per cluster in the equal selection → 8 in all.
+        let emb = (0..<48).map { [$0 < 40 ? 0.0 : 100.0, Double($0 % 5) * 0.01] }
+        let scores = (0..<48).map { Double($0 % 40) }
+        let equal = SelectiveRehearsal.select(embeddings: emb, scores: scores, clusters: 2, perCluster: 4, seed: 3)
+        let prop = SelectiveRehearsal.select(embeddings: emb, scores: scores, clusters: 2, perCluster: 4, seed: 3, proportional: true)
+        #expect(equal.rehearsal.count == 8 && prop.rehearsal.count == 8)
+        #expect(equal.rehearsal.filter { $0 < 40 }.count == 4)
+        // 8 × 40/48 = 6.67 and 8 × 8/48 = 1.33: 7 and 1, each the cluster's best.
+        #expect(Set(prop.rehearsal.filter { $0 < 40 }) == Set(33..<40))
+        #expect(prop.rehearsal.filter { $0 >= 40 } == [47])
+        #expect(Set(prop.rehearsal).union(prop.ppo) == Set(0..<48) && Set(prop.rehearsal).isDisjoint(with: prop.ppo))
+    }
+}
+
+@Suite("Length-debiased ranking")
+struct LengthDebiasedTests {
+    @Test("removes the least-squares slope on length: a score that is length plus content ranks by content")
+    func removesTheLengthSlope() {
+        let lengths = [2, 4, 6, 8, 10, 12]
+        let content = [0.5, -0.5, 0.3, -0.3, 0.1, -0.1]  // uncorrelated with length: the fit must not absorb it
+        let scores = zip(lengths, content).map { 0.25 * Double($0) + 1 + $1 }
+        let (adjusted, slope) = SelectiveRehearsal.lengthDebiased(scores: scores, lengths: lengths)
+        // 0.25 plus content's own slope: Σ (l − 7) c / Σ (l − 7)² = −1.8 / 70
+        #expect(abs(slope - (0.25 - 1.8 / 70)) < 1e-12)
+        let mean = 7.0
+        for i in lengths.indices { #expect(abs(adjusted[i] - (scores[i] - slope * (Double(lengths[i]) - mean))) < 1e-12) }
+        // The longest example scores highest raw; debiased, the top two are the shortest two with high content.
+        #expect(scores.indices.max { scores[$0] < scores[$1] } == 5)
+        #expect(Array(adjusted.indices.sorted { adjusted[$0] > adjusted[$1] }.prefix(2)) == [0, 2])
+        // Equal lengths: nothing to remove.
+        let flat = SelectiveRehearsal.lengthDebiased(scores: [3, 1, 2], lengths: [5, 5, 5])
+        #expect(flat.slope == 0 && flat.scores == [3, 1, 2])
+    }
+}
+
 @Suite("Gao et al.'s over-optimisation fit R(d) = d(α − β log d)")
 struct OverOptimisationFitTests {
     @Test("recovers planted coefficients exactly and places the peak at exp(α/β − 1)")

@@ -14,8 +14,9 @@ What it runs (every step is a `ballast` command; finished steps are skipped when
               reward model trained on labels from the zero-length-bias annotator; each with its curve
   ablations   (first seed) each AM term off in turn; the rehearsal coefficient γ ∈ {0, 0.1, 0.3, 1}
               (0 and the config's γ are the main AM-PPO and AM-PPO + SR arms); rehearsal with a random
-              subset of the same size; other cluster counts. With --rehearsal-seeds, γ = 1 and the random
-              subset on those seeds too (the rehearsal table over seeds in results.md)
+              subset of the same size, and with the selection ranked by length-debiased scores or with
+              quotas proportional to the cluster sizes; other cluster counts. With --rehearsal-seeds,
+              γ = 1 and those rehearsal sets on those seeds too (the rehearsal table over seeds in results.md)
 Outputs in OUT: results.json, table1.csv, table2.csv, ablations.csv, figures/*.svg and results.md
 (means and 95% t confidence intervals over seeds, the failure-mode checks per seed, verdicts, figures
 linked). --publish DIR copies results.md, the CSVs, results.json and the figures there.
@@ -39,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Trainer seeds of the published suite. The recipe was fixed on pilot data seed 11; suites with seeds 1-3
 # (40 PPO steps) and 4-6 (35 steps) came before the 45-step horizon (tools/paper/README.md).
 PUBLISHED_SEEDS = [7, 8, 9]
+# Rehearsal sets that replace the selection at the config's γ, same size: (run name, `ballast select` flag).
+SELECTION_VARIANTS = [("random", "--random"), ("length-debiased", "--length-debiased"), ("proportional", "--proportional")]
 BIN = os.environ.get("BALLAST_BIN") or str(ROOT / ".build/release/ballast")
 
 
@@ -158,8 +161,9 @@ def run_all(args, cfg, out):
     for g in GAMMAS:
         if g not in (0.0, main_gamma):
             run_ppo(cfg, ab / f"gamma-{g}", base, rm, am, prompts, d / "select/rehearsal.jsonl", s, gamma=g)
-    # Random rehearsal subset of the same size, and other cluster counts at the same rehearsal size.
-    variants = [("random", ["--random", "--clusters", clusters, "--per-cluster", per])]
+    # Random rehearsal subset of the same size, the selection ranked by length-debiased scores or with
+    # quotas proportional to the cluster sizes, and other cluster counts at the same rehearsal size.
+    variants = [(name, [flag, "--clusters", clusters, "--per-cluster", per]) for name, flag in SELECTION_VARIANTS]
     for k in args.clusters:
         if k != clusters:
             variants.append((f"clusters-{k}", ["--clusters", k, "--per-cluster", max(1, clusters * per // k)]))
@@ -169,8 +173,8 @@ def run_all(args, cfg, out):
             ballast("select", "--sft", base / "sft/checkpoint", "--am", am, "--prompts", base / "data/rl_prompts.jsonl",
                     "--out", sd, "--seed", s, "--max-new-tokens", sel.get("max_new_tokens", 48), *flags)
         run_ppo(cfg, ab / f"rehearsal-{name}", base, rm, am, sd / "ppo_prompts.jsonl", sd / "rehearsal.jsonl", s)
-    # The two rehearsal ablations that decide a claim, on further seeds (each seed's own RM, AM and
-    # selection): the strongest γ, and a random subset of the selection's size at the config's γ.
+    # The rehearsal ablations that decide a claim, on further seeds (each seed's own RM, AM and
+    # selection): the strongest γ, and the other rehearsal sets of the selection's size at the config's γ.
     for r in args.rehearsal_seeds:
         if r == s:
             continue
@@ -179,12 +183,13 @@ def run_all(args, cfg, out):
         if main_gamma != STRONGEST_GAMMA:  # otherwise the seed's AM-PPO + SR arm is that run
             run_ppo(cfg, abr / f"gamma-{STRONGEST_GAMMA}", base, rm_r, am_r, dr / "select/ppo_prompts.jsonl", dr / "select/rehearsal.jsonl",
                     r, gamma=STRONGEST_GAMMA)
-        sd = abr / "select-random"
-        if not (sd / "rehearsal.jsonl").exists():
-            ballast("select", "--sft", base / "sft/checkpoint", "--am", am_r, "--prompts", base / "data/rl_prompts.jsonl",
-                    "--out", sd, "--seed", r, "--max-new-tokens", sel.get("max_new_tokens", 48), "--random", "--clusters", clusters,
-                    "--per-cluster", per)
-        run_ppo(cfg, abr / "rehearsal-random", base, rm_r, am_r, sd / "ppo_prompts.jsonl", sd / "rehearsal.jsonl", r)
+        for name, flag in SELECTION_VARIANTS:
+            sd = abr / f"select-{name}"
+            if not (sd / "rehearsal.jsonl").exists():
+                ballast("select", "--sft", base / "sft/checkpoint", "--am", am_r, "--prompts", base / "data/rl_prompts.jsonl",
+                        "--out", sd, "--seed", r, "--max-new-tokens", sel.get("max_new_tokens", 48), flag, "--clusters", clusters,
+                        "--per-cluster", per)
+            run_ppo(cfg, abr / f"rehearsal-{name}", base, rm_r, am_r, sd / "ppo_prompts.jsonl", sd / "rehearsal.jsonl", r)
 
 
 def main():

@@ -288,34 +288,45 @@ def write_outputs(res, out, figs, args):
                 md.append(f"| {name} | {100 * t['win']:.1f} / {100 * t['lose']:.1f} / {100 * t['tie']:.1f}% | "
                           f"{100 * fg['win']:.1f} / {100 * fg['lose']:.1f} / {100 * fg['tie']:.1f}% | {v['sampled']['gold']:.3f} | {v['sampled']['kl']:.2f} |")
     if res.get("rehearsal_seeds"):
-        md += rehearsal_seeds_md(res["rehearsal_seeds"])
+        md += rehearsal_seeds_md(res["rehearsal_seeds"], res.get("forget_tasks"))
     md.append("\n## Figures\n")
     for fig in figs:
         md.append(f"![{fig}](figures/{fig})\n")
     (out / "results.md").write_text("\n".join(md) + "\n")
 
 
-def rehearsal_seeds_md(rs):
-    """results.md lines of the rehearsal comparisons over seeds (rehearsal_over_seeds's rows)."""
+def rehearsal_seeds_md(rs, forget_tasks=None):
+    """results.md lines of the rehearsal comparisons over seeds (rehearsal_over_seeds's rows); `forget_tasks`:
+    the expert-aligned forget set's examples per task."""
     md = []
     first = next(iter(rs.values()))
+    keys = list(REHEARSAL_ROWS) + [k for k in OPTIONAL_REHEARSAL_ROWS if all(k in row for row in rs.values())]
     md.append(f"\n## Rehearsal ablations over seeds ({', '.join(rs)})\n")
     md.append("Final policies: expert-aligned forget set greedy win − lose against SFT, and sampled gold. "
               "Differences are paired by seed, with the 95% t interval.\n")
-    md.append("| seed | " + " | ".join(first[k]["label"] for k in REHEARSAL_ROWS) + " |")
-    md.append("|---|" + "---|" * len(REHEARSAL_ROWS))
+    md.append("| seed | " + " | ".join(first[k]["label"] for k in keys) + " |")
+    md.append("|---|" + "---|" * len(keys))
     wl = lambda x: "–" if x is None else f"{100 * x:+.1f}%"
     for s, row in rs.items():
-        md.append(f"| {s} | " + " | ".join(f"{wl(row[k]['forget_win_minus_lose'])}, gold {row[k]['gold']:.3f}" for k in REHEARSAL_ROWS) + " |")
+        md.append(f"| {s} | " + " | ".join(f"{wl(row[k]['forget_win_minus_lose'])}, gold {row[k]['gold']:.3f}" for k in keys) + " |")
     md.append("")
     for s, row in rs.items():
-        sel, rnd = row["selected"], row["random"]
-        if "rehearsal_examples" in sel and "rehearsal_examples" in rnd:
-            md.append(f"Seed {s}: rehearsal answers with a line after the answer {100 * sel['rehearsal_extra_line_share']:.0f}% selected "
-                      f"against {100 * rnd['rehearsal_extra_line_share']:.0f}% random (mean length {sel['rehearsal_mean_chars']:.1f} against "
-                      f"{rnd['rehearsal_mean_chars']:.1f} characters; {sel['rehearsal_examples']} selected and "
-                      f"{rnd['rehearsal_examples']} random examples).")
+        sets = [(k, row[k]) for k in keys if "rehearsal_examples" in row[k]]
+        if len(sets) > 1:
+            md.append(f"Seed {s}, rehearsal answers with a line after the answer: "
+                      + ", ".join(f"{100 * v['rehearsal_extra_line_share']:.0f}% {SET_NAMES[k]} ({v['rehearsal_examples']} examples, "
+                                  f"mean {v['rehearsal_mean_chars']:.1f} characters)" for k, v in sets) + ".")
     md.append("")
+    tasks = lambda counts: " / ".join(f"{t} {n}" for t, n in counts.items())
+    if forget_tasks:
+        md.append(f"The expert-aligned forget set by task: {tasks(forget_tasks)}. Rehearsal sets by task:\n")
+        md.append("| seed | set | tasks |")
+        md.append("|---|---|---|")
+        for s, row in rs.items():
+            for k in keys:
+                if "rehearsal_tasks" in row[k]:
+                    md.append(f"| {s} | {SET_NAMES[k]} | {tasks(row[k]['rehearsal_tasks'])} |")
+        md.append("")
     for (a, b), (fw, gd) in rehearsal_differences(rs).items():
         md.append(f"- {first[a]['label']} − {first[b]['label']}: forget win − lose {fmt(*fw, pct=True)}, gold {fmt(*gd)}")
     md.append("")
@@ -394,6 +405,8 @@ def collect(args, out, cfg):
                                             for split in SPLITS if greedy(last, split)}
                 res["ablations"][d.name]["sampled"] = {k: last.get(k) for k in ("gold", "proxy", "kl")}
     res["rehearsal_seeds"] = rehearsal_over_seeds(args, out, cfg)
+    forget = out / "base/data/forget.jsonl"
+    res["forget_tasks"] = task_counts(read_jsonl(forget)) if forget.exists() else {}
     return res
 
 
@@ -420,23 +433,42 @@ def seed_matches(d, seed):
     return True
 
 
-# The rehearsal comparisons over seeds, by fixed key (results.json sorts keys, so their order means nothing).
+# The rehearsal comparisons over seeds, by fixed key (results.json sorts keys, so their order means nothing);
+# the optional ones are shown when every seed has them.
 REHEARSAL_ROWS = ("none", "selected", "strongest", "random")
+OPTIONAL_REHEARSAL_ROWS = ("debiased", "proportional")
 # Paired differences reported in results.md: (a, b) is a − b.
-REHEARSAL_DIFFS = (("strongest", "none"), ("selected", "none"), ("selected", "random"), ("strongest", "selected"))
+REHEARSAL_DIFFS = (("strongest", "none"), ("selected", "none"), ("selected", "random"), ("strongest", "selected"),
+                   ("debiased", "selected"), ("debiased", "random"), ("proportional", "selected"), ("proportional", "random"))
+# Rehearsal sets of the selection's size that replace it at the config's γ: key → variant name N (the set in
+# ablations/[seed-S/]select-N, its PPO run in ablations/[seed-S/]rehearsal-N; paper.py's SELECTION_VARIANTS).
+SET_VARIANTS = {"random": "random", "debiased": "length-debiased", "proportional": "proportional"}
+SET_NAMES = {"selected": "selected", **SET_VARIANTS}
 
 
 def rehearsal_runs(out, s, main_gamma):
-    """Seed s's four rehearsal runs by key and the ablations folder they came from, or (None, None) when one is
-    missing. The strongest-γ and random-subset runs come from ablations/seed-S, or from ablations/ when that
-    folder's runs were trained with seed s."""
+    """Seed s's rehearsal runs by key (REHEARSAL_ROWS, and the optional ones that finished) and the ablations
+    folder they came from, or (None, None) when a required one is missing. The ablation runs come from
+    ablations/seed-S, or from ablations/ when that folder's runs were trained with seed s."""
     base = {"none": out / f"seed-{s}/am-ppo", "selected": out / f"seed-{s}/am-ppo-sr"}
+    finished = lambda d: (d / "curve.jsonl").exists() and run_seed(d) in (s, None)
     for ab in (out / "ablations" / f"seed-{s}", out / "ablations"):
         strongest = base["selected"] if main_gamma == STRONGEST_GAMMA else ab / f"gamma-{STRONGEST_GAMMA}"
         runs = dict(base, strongest=strongest, random=ab / "rehearsal-random")
-        if all((d / "curve.jsonl").exists() and run_seed(d) in (s, None) for d in runs.values()):
+        if all(finished(d) for d in runs.values()):
+            for key in OPTIONAL_REHEARSAL_ROWS:
+                if finished(ab / f"rehearsal-{SET_VARIANTS[key]}"):
+                    runs[key] = ab / f"rehearsal-{SET_VARIANTS[key]}"
             return runs, ab
     return None, None
+
+
+def task_counts(examples):
+    """{task: examples} in task order."""
+    counts = {}
+    for e in examples:
+        counts[e.get("task", "?")] = counts.get(e.get("task", "?"), 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def rehearsal_differences(rs):
@@ -444,7 +476,7 @@ def rehearsal_differences(rs):
     REHEARSAL_DIFFS that names two different runs (with γ = 1 in the config, the strongest run is the selected one)."""
     out = {}
     for a, b in REHEARSAL_DIFFS:
-        if any(row[a]["run"] == row[b]["run"] for row in rs.values()):
+        if any(a not in row or b not in row or row[a]["run"] == row[b]["run"] for row in rs.values()):
             continue
         d = lambda key: mean_ci([row[a][key] - row[b][key] for row in rs.values() if row[a][key] is not None and row[b][key] is not None])
         out[(a, b)] = (d("forget_win_minus_lose"), d("gold"))
@@ -459,7 +491,8 @@ def rehearsal_over_seeds(args, out, cfg):
     if main_gamma == 0:
         return {}
     labels = {"none": "γ = 0", "selected": f"γ = {main_gamma} (selected)", "strongest": f"γ = {STRONGEST_GAMMA} (selected)",
-              "random": f"γ = {main_gamma} (random)"}
+              "random": f"γ = {main_gamma} (random)", "debiased": f"γ = {main_gamma} (length-debiased)",
+              "proportional": f"γ = {main_gamma} (proportional)"}
     rows = {}
     for s in args.seeds:
         runs, ab = rehearsal_runs(out, s, main_gamma)
@@ -472,12 +505,14 @@ def rehearsal_over_seeds(args, out, cfg):
             row[key] = {"label": labels[key], "run": str(d.relative_to(out)), "forget_win_minus_lose": None if wl is None else wl[0] - wl[1],
                         "gold": last["gold"], "kl": last["kl"]}
         # What was rehearsed: the selection ranks by the AM, which carries the annotators' length preference.
-        for key, f in (("selected", out / f"seed-{s}/select/rehearsal.jsonl"), ("random", ab / "select-random/rehearsal.jsonl")):
-            if f.exists():
+        for key in SET_NAMES:
+            f = out / f"seed-{s}/select/rehearsal.jsonl" if key == "selected" else ab / f"select-{SET_VARIANTS[key]}/rehearsal.jsonl"
+            if key in row and f.exists():
                 examples = read_jsonl(f)
                 row[key]["rehearsal_examples"] = len(examples)
                 row[key]["rehearsal_mean_chars"] = sum(len(e["completion"]) for e in examples) / max(len(examples), 1)
                 row[key]["rehearsal_extra_line_share"] = sum("\n" in e["completion"].strip() for e in examples) / max(len(examples), 1)
+                row[key]["rehearsal_tasks"] = task_counts(examples)
         rows[str(s)] = row
     return rows
 

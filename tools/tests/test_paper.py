@@ -37,18 +37,25 @@ def test_reduced_suite_produces_tables_and_figures(tmp_path):
     assert set(res["gammas"]) == {"0.0", "0.1", "0.3", "1.0"}
     assert res["gammas"]["0.0"]["rehearsal_nll_first"] is None and res["gammas"]["1.0"]["rehearsal_nll_first"] > 0
     expected = {f"AM without {t}" for t in ("expected", "bound", "task_mean", "task_spread")} | \
-               {"rehearsal-random", "rehearsal-clusters-2", "rehearsal-clusters-4"}
+               {"rehearsal-random", "rehearsal-length-debiased", "rehearsal-proportional", "rehearsal-clusters-2", "rehearsal-clusters-4"}
     assert expected <= set(res["ablations"])
     # The rehearsal comparisons per seed: the main arms' and the first seed's ablations' final points.
     row = res["rehearsal_seeds"]["1"]
     assert {k: v["label"] for k, v in row.items()} == {"none": "γ = 0", "selected": "γ = 0.01 (selected)",  # ci.yaml: γ = 0.01
-                                                       "strongest": "γ = 1.0 (selected)", "random": "γ = 0.01 (random)"}
+                                                       "strongest": "γ = 1.0 (selected)", "random": "γ = 0.01 (random)",
+                                                       "debiased": "γ = 0.01 (length-debiased)", "proportional": "γ = 0.01 (proportional)"}
     assert row["none"]["gold"] == res["curves"]["am-ppo"][0][-1]["gold"]
     assert row["selected"]["gold"] == res["curves"]["am-ppo-sr"][0][-1]["gold"]
     assert row["strongest"]["gold"] == res["gammas"]["1.0"]["final"]["gold"]
     assert row["random"]["gold"] == res["ablations"]["rehearsal-random"]["sampled"]["gold"]
+    assert row["debiased"]["gold"] == res["ablations"]["rehearsal-length-debiased"]["sampled"]["gold"]
     selected = [json.loads(l) for l in (out / "seed-1/select/rehearsal.jsonl").read_text().splitlines()]
     assert row["selected"]["rehearsal_examples"] == len(selected) > 0
+    for variant in ("length-debiased", "proportional"):
+        d = out / f"ablations/select-{variant}"
+        assert json.loads((d / "clusters.json").read_text())["mode"] == variant
+        assert len((d / "rehearsal.jsonl").read_text().splitlines()) == len(selected), "the selection's size"
+    assert row["selected"]["rehearsal_tasks"] == {t: sum(e["task"] == t for e in selected) for t in sorted({e["task"] for e in selected})}
     assert row["selected"]["rehearsal_extra_line_share"] == sum("\n" in e["completion"].strip() for e in selected) / len(selected)
     rows = list(csv.DictReader(open(out / "table1.csv")))
     assert len(rows) == 27 and {r["model"] for r in rows} == {"RM r", "AM r", "AM a"}

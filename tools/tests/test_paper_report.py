@@ -24,9 +24,10 @@ def ppo_run(out, rel, seed, win, lose, gold, kl=1.0):
         (d.parent / f"{d.name}.yaml").write_text(yaml.safe_dump({"train": {"seed": seed}}))
 
 
-def rehearsal_set(path, completions):
+def rehearsal_set(path, completions, tasks=None):
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps({"prompt": "p", "completion": c}) + "\n" for c in completions))
+    tasks = tasks or ["count"] * len(completions)
+    path.write_text("".join(json.dumps({"prompt": "p", "completion": c, "task": t}) + "\n" for c, t in zip(completions, tasks)))
 
 
 def suite(tmp_path):
@@ -74,9 +75,46 @@ def test_rows_come_from_each_seeds_own_ablations_and_survive_results_json(tmp_pa
     md = "\n".join(rehearsal_seeds_md(back))
     assert "| seed | γ = 0 | γ = 0.3 (selected) | γ = 1.0 (selected) | γ = 0.3 (random) |" in md
     assert "| 8 | -99.0%, gold 0.180 | -89.0%, gold 0.240 | -14.0%, gold 0.430 | -10.0%, gold 0.370 |" in md
-    assert "Seed 8: rehearsal answers with a line after the answer 50% selected against 17% random" in md
-    assert "4 selected and 6 random examples" in md
+    assert ("Seed 8, rehearsal answers with a line after the answer: 50% selected (4 examples, mean 5.0 characters), "
+            "17% random (6 examples, mean 2.3 characters).") in md
+    assert "length-debiased" not in md, "no seed has that run"
     assert f"- γ = 0.3 (selected) − γ = 0.3 (random): forget win − lose {100 * mean:.1f}% ± {100 * half:.1f}" in md
+
+
+def test_length_debiased_runs_join_the_table_when_every_seed_has_one(tmp_path):
+    out, numbers = suite(tmp_path)
+    cfg = {"ppo": {"ppo": {"rehearsal_coef": 0.3}}}
+    ppo_run(out, "ablations/seed-8/rehearsal-length-debiased", 8, 0.2, 0.3, 0.40)
+    rehearsal_set(out / "ablations/seed-8/select-length-debiased/rehearsal.jsonl", ["4", "5", "6\nbecause"])
+    rs = json.loads(json.dumps(rehearsal_over_seeds(SimpleNamespace(seeds=[7, 8]), out, cfg), sort_keys=True))
+    assert "debiased" not in rs["7"] and rs["8"]["debiased"]["label"] == "γ = 0.3 (length-debiased)"
+    assert ("debiased", "random") not in rehearsal_differences(rs), "seed 7 has no length-debiased run"
+    assert "length-debiased" not in "\n".join(rehearsal_seeds_md(rs))
+    ppo_run(out, "ablations/rehearsal-length-debiased", 7, 0.1, 0.5, 0.30)
+    rs = json.loads(json.dumps(rehearsal_over_seeds(SimpleNamespace(seeds=[7, 8]), out, cfg), sort_keys=True))
+    diffs = rehearsal_differences(rs)
+    assert math.isclose(diffs[("debiased", "random")][0][0], (((0.1 - 0.5) - (0.3 - 0.42)) + ((0.2 - 0.3) - (0.3 - 0.40))) / 2)
+    md = "\n".join(rehearsal_seeds_md(rs))
+    assert "| γ = 0.3 (random) | γ = 0.3 (length-debiased) |" in md and "-10.0%, gold 0.370 | -10.0%, gold 0.400 |" in md
+    assert "33% length-debiased (3 examples, mean 3.7 characters)." in md, "seed 8's length-debiased set is described"
+    assert "- γ = 0.3 (length-debiased) − γ = 0.3 (selected):" in md
+    assert "proportional" not in md
+
+
+def test_rehearsal_sets_by_task_against_the_forget_set(tmp_path):
+    out, _ = suite(tmp_path)
+    cfg = {"ppo": {"ppo": {"rehearsal_coef": 0.3}}}
+    for s, ab in ((7, "ablations"), (8, "ablations/seed-8")):
+        ppo_run(out, f"{ab}/rehearsal-proportional", s, 0.3, 0.35, 0.38)
+        rehearsal_set(out / f"{ab}/select-proportional/rehearsal.jsonl", ["1", "2", "3", "4"], ["code", "code", "count", "sort"])
+    rs = json.loads(json.dumps(rehearsal_over_seeds(SimpleNamespace(seeds=[7, 8]), out, cfg), sort_keys=True))
+    assert rs["7"]["proportional"]["rehearsal_tasks"] == {"code": 2, "count": 1, "sort": 1}
+    assert list(rs["7"]["proportional"]["rehearsal_tasks"]) == ["code", "count", "sort"], "task order"
+    assert rs["7"]["selected"]["rehearsal_tasks"] == {"count": 4}
+    md = "\n".join(rehearsal_seeds_md(rs, {"code": 60, "count": 20}))
+    assert "The expert-aligned forget set by task: code 60 / count 20." in md
+    assert "| 8 | proportional | code 2 / count 1 / sort 1 |" in md and "| 7 | random | count 6 |" in md
+    assert "| γ = 0.3 (random) | γ = 0.3 (proportional) |" in md and "- γ = 0.3 (proportional) − γ = 0.3 (random):" in md
 
 
 def test_config_gamma_one_compares_the_main_arm_and_gamma_zero_has_no_table(tmp_path):
