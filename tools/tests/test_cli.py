@@ -46,6 +46,14 @@ def test_config_errors_name_key_and_file(tmp_path):
     assert r.returncode == 1 and 'unknown key "run.out_dirr"' in r.stderr
 
 
+def test_selection_mode_errors_name_the_choices(tmp_path):
+    r = run("pipeline", "--config", "configs/pipeline-tiny.yaml", "--set", "select.mode=sideways", "--set", f"run_dir={tmp_path}", check=False)
+    assert r.returncode == 1
+    assert "select.mode must be one of selective, random, length-debiased, proportional, not sideways" in r.stderr
+    r = run("select", "--sft", "x", "--am", "y", "--prompts", "z", "--out", tmp_path, "--random", "--proportional", check=False)
+    assert r.returncode != 0 and "--random, --length-debiased and --proportional are different selections" in r.stderr
+
+
 def test_bad_dataset_line_is_named(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "c"\n')
