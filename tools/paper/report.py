@@ -438,8 +438,9 @@ def seed_matches(d, seed):
 REHEARSAL_ROWS = ("none", "selected", "strongest", "random")
 OPTIONAL_REHEARSAL_ROWS = ("debiased", "proportional")
 # Paired differences reported in results.md: (a, b) is a − b.
-REHEARSAL_DIFFS = (("strongest", "none"), ("selected", "none"), ("selected", "random"), ("strongest", "selected"),
-                   ("debiased", "selected"), ("debiased", "random"), ("proportional", "selected"), ("proportional", "random"))
+REHEARSAL_DIFFS = (("strongest", "none"), ("selected", "none"), ("random", "none"), ("selected", "random"), ("strongest", "selected"),
+                   ("debiased", "selected"), ("debiased", "random"), ("proportional", "none"), ("proportional", "selected"),
+                   ("proportional", "random"))
 # Rehearsal sets of the selection's size that replace it at the config's γ: key → variant name N (the set in
 # ablations/[seed-S/]select-N, its PPO run in ablations/[seed-S/]rehearsal-N; paper.py's SELECTION_VARIANTS).
 SET_VARIANTS = {"random": "random", "debiased": "length-debiased", "proportional": "proportional"}

@@ -66,7 +66,7 @@ def test_rows_come_from_each_seeds_own_ablations_and_survive_results_json(tmp_pa
     # results.json sorts keys; the report must read the same rows back.
     back = json.loads(json.dumps(rs, sort_keys=True))
     diffs = rehearsal_differences(back)
-    assert list(diffs) == [("strongest", "none"), ("selected", "none"), ("selected", "random"), ("strongest", "selected")]
+    assert list(diffs) == [("strongest", "none"), ("selected", "none"), ("random", "none"), ("selected", "random"), ("strongest", "selected")]
     d7 = (0.1 - 0.86) - (0.3 - 0.42)  # selected − random, forget win − lose
     d8 = (0.02 - 0.91) - (0.3 - 0.40)
     mean, half = diffs[("selected", "random")][0]
