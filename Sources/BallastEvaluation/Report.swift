@@ -3,8 +3,9 @@ import Foundation
 
 /// `ballast report RUN_DIR`: one self-contained HTML page with inline SVG charts from a pipeline run —
 /// per-task score distributions of the RM (r) and AM (a) (the paper's Fig. 1a), PPO curves of proxy
-/// score, gold score, KL and response length per arm (Fig. 1b's story), and win / lose / tie bars per
-/// evaluation set. Missing parts of the run are listed rather than failing the page.
+/// score, gold score, KL and response length per arm (Fig. 1b's story), the rehearsal set by task against
+/// the forget set, and win / lose / tie bars per evaluation set. Missing parts of the run are listed
+/// rather than failing the page.
 public enum RunReport {
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
@@ -87,6 +88,9 @@ public enum RunReport {
         }
         body += "</div>"
 
+        // 2c. What was rehearsed, by task, against the forget set it should protect.
+        body += rehearsalSection(runDir: runDir, missing: &missing)
+
         // 3. Win / lose / tie.
         body += "<h2>Policies vs the SFT model (gold judge)</h2><p>Win / lose / tie by the gold scorer (tie within ε) on the test prompts and on the forget set of expert-aligned examples.</p>"
         if let ev = readJSON(runDir + "/eval.json") as? [String: Any] {
@@ -122,6 +126,43 @@ public enum RunReport {
         """
         try html.write(toFile: out, atomically: true, encoding: .utf8)
         return out
+    }
+
+    /// Examples per task of a JSONL file of records with a "task" field, or nil when it cannot be read.
+    static func tasks(ofJSONL path: String) -> [String: Int]? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        var counts: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            guard let r = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            counts[r["task"] as? String ?? "?", default: 0] += 1
+        }
+        return counts
+    }
+
+    /// The rehearsal set and PPO prompts of the selection stage per task, against the expert-aligned forget
+    /// set, with the tasks the rehearsal set covers at less than half their share of the forget set.
+    static func rehearsalSection(runDir: String, missing: inout [String]) -> String {
+        let files = ["data/forget.jsonl", "select/rehearsal.jsonl", "select/ppo_prompts.jsonl"]
+        let counts = files.map { tasks(ofJSONL: runDir + "/" + $0) }
+        for (f, c) in zip(files, counts) where c == nil { missing.append(f) }
+        guard let forget = counts[0], let rehearsal = counts[1], let ppo = counts[2] else { return "" }
+        let mode = (readJSON(runDir + "/select/clusters.json") as? [String: Any])?["mode"] as? String ?? "selective"
+        let share = { (c: [String: Int], t: String) in Double(c[t] ?? 0) / Double(max(c.values.reduce(0, +), 1)) }
+        let all = Set(forget.keys).union(rehearsal.keys).union(ppo.keys).sorted()
+        let under = all.filter { share(rehearsal, $0) < share(forget, $0) / 2 }
+        var html = "<h2>Rehearsal set by task (selection mode: \(escape(mode)))</h2>"
+        html += "<p>Examples per task in the rehearsal set and the PPO prompts the selection stage wrote, against the expert-aligned forget set that rehearsal should protect. The paper's selection takes the same number from every k-means cluster, and a uniform task can fall into a single cluster, so it can be rehearsed far below its share of the forget set (<code>select.mode: proportional</code> shares the set out by cluster size; tools/paper/README.md has the ablation).</p>"
+        html += "<table><tr><th>task</th><th>forget set</th><th>rehearsal set</th><th>PPO prompts</th></tr>"
+        for t in all {
+            html += "<tr><td>\(escape(t))</td><td>\(forget[t] ?? 0)</td><td>\(rehearsal[t] ?? 0)</td><td>\(ppo[t] ?? 0)</td></tr>"
+        }
+        html += "</table>"
+        if !under.isEmpty {
+            html += "<p>Rehearsed at less than half their share of the forget set: " + under.map { t in
+                escape(t) + String(format: " (%.0f%% of the forget set, %.0f%% of the rehearsal set)", 100 * share(forget, t), 100 * share(rehearsal, t))
+            }.joined(separator: "; ") + ".</p>"
+        }
+        return html
     }
 
     static func readJSON(_ path: String) -> Any? {

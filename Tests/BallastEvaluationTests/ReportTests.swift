@@ -32,6 +32,12 @@ struct ReportTests {
             }
             try curve.joined(separator: "\n").write(toFile: "\(dir)/\(arm)/curve.jsonl", atomically: true, encoding: .utf8)
         }
+        // Forget set 3 code + 1 qa; rehearsal 1 code + 3 qa: code is under-rehearsed (75% against 25%).
+        for d in ["data", "select"] { try fm.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        func jsonl(_ tasks: [String]) -> String { tasks.map { "{\"prompt\": \"p\", \"task\": \"\($0)\"}" }.joined(separator: "\n") + "\n" }
+        try jsonl(["code", "code", "code", "qa"]).write(toFile: dir + "/data/forget.jsonl", atomically: true, encoding: .utf8)
+        try jsonl(["code", "qa", "qa", "qa"]).write(toFile: dir + "/select/rehearsal.jsonl", atomically: true, encoding: .utf8)
+        try jsonl(["code", "code", "sort"]).write(toFile: dir + "/select/ppo_prompts.jsonl", atomically: true, encoding: .utf8)
         let row: [String: Any] = ["task": "all", "win": 0.2, "lose": 0.1, "tie": 0.7]
         let ev = ["rm-ppo": ["test": [row], "forget": [row]], "am-ppo": ["test": [row], "forget": [row]], "am-ppo-sr": ["test": [row], "forget": [row]]]
         try JSONSerialization.data(withJSONObject: ev).write(to: URL(fileURLWithPath: dir + "/eval.json"))
@@ -49,12 +55,15 @@ struct ReportTests {
         #expect(html.contains("rm-ppo: α 0.100, β 0.100, peak at √KL 1.00"), "the Gao fit recovers the planted curve: exp(α/β − 1) = 1")
         #expect(html.contains("<polyline") && html.contains("am-ppo-sr") && html.contains("spread of per-task means"))
         #expect(!html.contains("Not available"))
+        #expect(html.contains("Rehearsal set by task (selection mode: selective)"))
+        #expect(html.contains("<tr><td>code</td><td>3</td><td>1</td><td>2</td></tr>") && html.contains("<tr><td>sort</td><td>0</td><td>0</td><td>1</td></tr>"))
+        #expect(html.contains("less than half their share of the forget set: code (75% of the forget set, 25% of the rehearsal set)."))
     }
 
     @Test("missing parts are listed, not fatal")
     func partialRun() throws {
         let dir = scratchDirectory("report-empty")
         let html = try String(contentsOfFile: try RunReport.write(runDir: dir), encoding: .utf8)
-        #expect(html.contains("Not available") && html.contains("eval.json not found"))
+        #expect(html.contains("Not available") && html.contains("eval.json not found") && html.contains("select/rehearsal.jsonl not found"))
     }
 }

@@ -189,6 +189,7 @@ def test_pipeline_tiny_and_report(tmp_path):
     run("report", run_dir)
     html = (run_dir / "report.html").read_text()
     assert "√KL" in html and "expert-aligned forget set" in html
+    assert "Rehearsal set by task (selection mode: selective)" in html
     assert html.count("<svg") >= 12
     bad = run("pipeline", "--config", "configs/pipeline-tiny.yaml", "--set", "ppo.ppo.klcoef=1", check=False)
     assert bad.returncode == 1 and 'unknown key "ppo.klcoef"' in bad.stderr
