@@ -487,7 +487,8 @@ def rehearsal_differences(rs):
 def rehearsal_over_seeds(args, out, cfg):
     """Per seed that has them all: the final greedy forget-set win − lose and sampled gold of AM-PPO (no
     rehearsal), AM-PPO + SR at the config's γ, at the strongest γ, and with a random rehearsal subset at the
-    config's γ, keyed by REHEARSAL_ROWS with a `label` each. Empty when the config's γ is 0 (no rehearsal arm)."""
+    config's γ, keyed by REHEARSAL_ROWS with a `label` each, plus the optional rehearsal sets that finished.
+    Empty when the config's γ is 0 (no rehearsal arm)."""
     main_gamma = cfg["ppo"].get("ppo", {}).get("rehearsal_coef", 0.01)
     if main_gamma == 0:
         return {}
@@ -505,7 +506,8 @@ def rehearsal_over_seeds(args, out, cfg):
             wl = greedy(last, "forget")
             row[key] = {"label": labels[key], "run": str(d.relative_to(out)), "forget_win_minus_lose": None if wl is None else wl[0] - wl[1],
                         "gold": last["gold"], "kl": last["kl"]}
-        # What was rehearsed: the selection ranks by the AM, which carries the annotators' length preference.
+        # What was rehearsed: how verbose each set's answers are (the AM carries the annotators' length
+        # preference) and which tasks they cover (the equal quota per cluster under-covers uniform tasks).
         for key in SET_NAMES:
             f = out / f"seed-{s}/select/rehearsal.jsonl" if key == "selected" else ab / f"select-{SET_VARIANTS[key]}/rehearsal.jsonl"
             if key in row and f.exists():
